@@ -1,0 +1,30 @@
+//! Records how this binary was built (rustc, git commit, profile, target
+//! features) so every result file can say what produced it.
+
+use std::process::Command;
+
+fn run(cmd: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(cmd).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn main() {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let rustc_version = run(&rustc, &["-V"]).unwrap_or_else(|| "unknown".into());
+    let commit = run("git", &["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty = run("git", &["status", "--porcelain", "--untracked-files=no"])
+        .map(|s| if s.is_empty() { "clean" } else { "dirty" })
+        .unwrap_or("unknown");
+    let profile = std::env::var("PROFILE").unwrap_or_else(|_| "unknown".into());
+    let features = std::env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
+    println!("cargo:rustc-env=CAPBENCH_RUSTC_VERSION={rustc_version}");
+    println!("cargo:rustc-env=CAPBENCH_GIT_COMMIT={commit}");
+    println!("cargo:rustc-env=CAPBENCH_GIT_STATE={dirty}");
+    println!("cargo:rustc-env=CAPBENCH_BUILD_PROFILE={profile}");
+    println!("cargo:rustc-env=CAPBENCH_TARGET_FEATURES={features}");
+    println!("cargo:rerun-if-changed=../.git/HEAD");
+    println!("cargo:rerun-if-changed=../.git/index");
+    println!("cargo:rerun-if-changed=build.rs");
+}

@@ -1,0 +1,141 @@
+//! The environment fingerprint: what machine, OS, toolchain and build
+//! produced a run, so results can be compared only when comparable.
+
+use capbench_workloads::backend::{BackendStatus, probe_all};
+use serde::{Deserialize, Serialize};
+use sysinfo::System;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Env {
+    /// FNV-1a of CPU model, logical cores, memory (GiB) and OS: two runs with
+    /// the same id ran on the same kind of machine.
+    pub machine_id: String,
+    pub hostname: String,
+    pub cpu_model: String,
+    pub cpu_vendor: String,
+    pub physical_cores: Option<usize>,
+    pub logical_cores: usize,
+    pub cpu_frequency_mhz: u64,
+    pub memory_total_bytes: u64,
+    pub os_name: String,
+    pub os_version: String,
+    pub kernel_version: String,
+    pub arch: String,
+    pub rustc_version: String,
+    pub capbench_version: String,
+    pub git_commit: String,
+    /// `clean`, `dirty` or `unknown`: whether the build had uncommitted changes.
+    pub git_state: String,
+    pub build_profile: String,
+    pub target_features: Vec<String>,
+    /// Cargo features of capbench this binary was built with.
+    pub capbench_features: Vec<String>,
+    /// `--threads` if given, else what candle/rayon would use.
+    pub threads_used: usize,
+    /// 1, 5, 15-minute load averages.
+    pub load_avg_before: [f64; 3],
+    pub load_avg_after: Option<[f64; 3]>,
+    /// Per-backend availability and devices (wgpu: every adapter).
+    pub backends: Vec<BackendStatus>,
+}
+
+fn fnv1a(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+pub fn load_avg() -> [f64; 3] {
+    let l = System::load_average();
+    [l.one, l.five, l.fifteen]
+}
+
+fn compiled_features() -> Vec<String> {
+    let mut v = vec![];
+    if cfg!(feature = "cuda") {
+        v.push("cuda".to_string());
+    }
+    if cfg!(feature = "metal") {
+        v.push("metal".to_string());
+    }
+    if cfg!(feature = "wgpu") {
+        v.push("wgpu".to_string());
+    }
+    v
+}
+
+impl Env {
+    /// Reads the fingerprint. `threads` is the `--threads` cap, if any.
+    pub fn capture(threads: Option<usize>) -> Env {
+        let mut sys = System::new();
+        sys.refresh_memory();
+        sys.refresh_cpu_all();
+        let cpus = sys.cpus();
+        let cpu_model = cpus
+            .first()
+            .map(|c| c.brand().trim().to_string())
+            .unwrap_or_default();
+        let logical = cpus.len().max(1);
+        let memory = sys.total_memory();
+        let os_name = System::name().unwrap_or_default();
+        let os_version = System::os_version().unwrap_or_default();
+        let machine_key = format!(
+            "{cpu_model}|{logical}|{}|{os_name}|{}",
+            memory.div_ceil(1 << 30),
+            std::env::consts::ARCH
+        );
+        Env {
+            machine_id: format!("{:016x}", fnv1a(&machine_key)),
+            hostname: System::host_name().unwrap_or_default(),
+            cpu_vendor: cpus
+                .first()
+                .map(|c| c.vendor_id().to_string())
+                .unwrap_or_default(),
+            cpu_frequency_mhz: cpus.first().map(|c| c.frequency()).unwrap_or(0),
+            cpu_model,
+            physical_cores: System::physical_core_count(),
+            logical_cores: logical,
+            memory_total_bytes: memory,
+            os_name,
+            os_version,
+            kernel_version: System::kernel_version().unwrap_or_default(),
+            arch: std::env::consts::ARCH.to_string(),
+            rustc_version: env!("CAPBENCH_RUSTC_VERSION").to_string(),
+            capbench_version: env!("CARGO_PKG_VERSION").to_string(),
+            git_commit: env!("CAPBENCH_GIT_COMMIT").to_string(),
+            git_state: env!("CAPBENCH_GIT_STATE").to_string(),
+            build_profile: env!("CAPBENCH_BUILD_PROFILE").to_string(),
+            target_features: env!("CAPBENCH_TARGET_FEATURES")
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            capbench_features: compiled_features(),
+            threads_used: threads.unwrap_or_else(candle_core_threads),
+            load_avg_before: load_avg(),
+            load_avg_after: None,
+            backends: probe_all(),
+        }
+    }
+}
+
+/// Threads candle would use in a worker without `--threads`.
+fn candle_core_threads() -> usize {
+    capbench_workloads::backend::candle::default_threads()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_matches_the_reference_vectors() {
+        // Test vectors from the FNV reference (draft-eastlake-fnv).
+        assert_eq!(fnv1a(""), 0xcbf29ce484222325);
+        assert_eq!(fnv1a("a"), 0xaf63dc4c8601ec8c);
+        assert_eq!(fnv1a("foobar"), 0x85944171f73967e8);
+    }
+}

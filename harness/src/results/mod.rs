@@ -1,0 +1,245 @@
+//! The versioned result schema (documented in results/README.md), the
+//! environment fingerprint, and reading/writing run folders.
+
+pub mod env;
+pub mod io;
+
+use std::collections::BTreeMap;
+
+use capbench_workloads::backend::DeviceRecord;
+use capbench_workloads::spec::WorkloadSpec;
+use capbench_workloads::{Verification, WorkPerIter};
+use serde::{Deserialize, Serialize};
+
+use crate::meter::ProcessUsage;
+use crate::stats::Summary;
+use crate::suite::Sampling;
+
+pub use env::Env;
+
+/// Bumped on any incompatible change of the files below.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    /// The output did not match the CPU reference; nothing was timed.
+    FailedVerification,
+    /// Panicked, aborted, killed by a signal, or exited without a result.
+    Crashed,
+    /// An allocation failed (requested bytes recorded).
+    Oom,
+    /// Ran past `--case-timeout` and was killed.
+    Timeout,
+    /// The workload reported an error (device lost, backend unavailable, …).
+    Error,
+    /// The workload does not run on this backend.
+    Unsupported,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::FailedVerification => "failed_verification",
+            Status::Crashed => "crashed",
+            Status::Oom => "oom",
+            Status::Timeout => "timeout",
+            Status::Error => "error",
+            Status::Unsupported => "unsupported",
+        }
+    }
+}
+
+/// What the worker process writes about itself (one per process).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerOutput {
+    pub status: Status,
+    pub status_detail: String,
+    pub device: Option<DeviceRecord>,
+    pub verification: Option<Verification>,
+    /// How each sample was clocked, e.g. `wall_clock_after_device_sync`.
+    pub timer: String,
+    /// Threads candle/rayon reported inside the worker.
+    pub threads_used: usize,
+    pub work_per_iter: Option<WorkPerIterRecord>,
+    pub prepare_s: f64,
+    pub verify_s: f64,
+    pub warmup_iters: usize,
+    /// Raw per-iteration wall times, seconds, in the order measured.
+    pub samples_wall_s: Vec<f64>,
+    /// `ci_target`, `time_budget` or `max_samples`.
+    pub stop_reason: String,
+    /// Statistics of `samples_wall_s` (within this process only).
+    pub within_wall_s: Option<Summary>,
+    pub usage: ProcessUsage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct WorkPerIterRecord {
+    pub flops: f64,
+    pub bytes: f64,
+}
+
+impl From<WorkPerIter> for WorkPerIterRecord {
+    fn from(w: WorkPerIter) -> Self {
+        WorkPerIterRecord {
+            flops: w.flops,
+            bytes: w.bytes,
+        }
+    }
+}
+
+/// How a worker process ended, as the parent saw it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExitInfo {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub signal_name: Option<String>,
+    pub elapsed_s: f64,
+    /// Last lines the worker wrote to stderr (panic message, abort reason).
+    pub stderr_tail: Vec<String>,
+}
+
+/// One worker process of a case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessRecord {
+    pub index: usize,
+    pub status: Status,
+    pub status_detail: String,
+    pub exit: ExitInfo,
+    /// Bytes of the allocation that failed, for status `oom`.
+    pub oom_requested_bytes: Option<u64>,
+    pub worker: Option<WorkerOutput>,
+}
+
+/// The headline figure of a case, with its 95% CI.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Headline {
+    pub metric: String,
+    pub value: f64,
+    pub ci95_low: f64,
+    pub ci95_high: f64,
+    pub higher_is_better: bool,
+}
+
+/// Statistics across the case's processes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseStats {
+    /// How the headline CI was computed: between processes (hierarchical
+    /// bootstrap) when ≥ 2 processes succeeded, else within one process.
+    pub ci_method: String,
+    pub ci_basis: String,
+    pub processes_ok: usize,
+    /// Point estimate and CI of the per-iteration wall time, seconds.
+    pub wall_s_median: f64,
+    pub wall_s_ci95_low: f64,
+    pub wall_s_ci95_high: f64,
+    /// Median of each successful process, seconds: the between-process spread.
+    pub process_medians_wall_s: Vec<f64>,
+    /// (max − min) / median of the process medians.
+    pub between_process_spread_rel: f64,
+    /// All successful samples pooled (percentiles, outliers).
+    pub pooled_wall_s: Summary,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadRecord {
+    pub name: String,
+    pub version: u32,
+    pub spec: WorkloadSpec,
+}
+
+/// Caps applied to the case (threads only, for now).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CapsRecord {
+    pub threads: Option<usize>,
+}
+
+/// One finished case: one line of cases.jsonl, one entry of run.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseResult {
+    pub schema_version: u32,
+    pub id: String,
+    pub kind: String,
+    pub workload: WorkloadRecord,
+    pub backend: String,
+    pub caps: CapsRecord,
+    pub status: Status,
+    pub status_detail: String,
+    pub device: Option<DeviceRecord>,
+    pub verification: Option<Verification>,
+    pub headline: Option<Headline>,
+    /// Unit-suffixed figures: `gflops_per_s`, `wall_s_median`, …
+    pub metrics: BTreeMap<String, f64>,
+    pub stats: Option<CaseStats>,
+    pub processes: Vec<ProcessRecord>,
+    pub started_at: String,
+    pub elapsed_s: f64,
+}
+
+/// A case as planned, before it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedCase {
+    pub id: String,
+    pub workload: String,
+    pub backend: String,
+    pub caps: CapsRecord,
+}
+
+/// A workload × backend combination the plan left out, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotPlanned {
+    pub workload: String,
+    pub backend: String,
+    pub reason: String,
+}
+
+/// The options a run was started with (kept for `--resume`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunOptions {
+    pub suite: String,
+    pub suite_source: String,
+    pub backends: Vec<String>,
+    pub workload_filter: Vec<String>,
+    pub threads: Option<usize>,
+    pub case_timeout_s: f64,
+    pub sampling: Sampling,
+}
+
+/// `plan.json`: written first, read by `--resume`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub schema_version: u32,
+    pub run_id: String,
+    pub started_at: String,
+    pub options: RunOptions,
+    pub cases: Vec<PlannedCase>,
+    pub not_planned: Vec<NotPlanned>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunTotals {
+    pub cases: usize,
+    pub by_status: BTreeMap<String, usize>,
+}
+
+/// `run.json`: the whole run, written at the end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunFile {
+    pub schema_version: u32,
+    pub run_id: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub env: Env,
+    pub options: RunOptions,
+    pub not_planned: Vec<NotPlanned>,
+    pub totals: RunTotals,
+    pub cases: Vec<CaseResult>,
+}
+
+/// RFC 3339 UTC timestamp of now, to the second.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}

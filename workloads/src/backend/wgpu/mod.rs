@@ -1,0 +1,238 @@
+//! capbench's wgpu engine: adapter choice pinned to the requested API, device
+//! setup, and the WGSL kernels (one file each).
+
+mod gemm;
+
+use wgpu::{Adapter, Backends, DeviceType, Instance, InstanceDescriptor};
+
+use super::{Backend, BackendStatus, DeviceRecord, WgpuApi, WgpuSelector};
+use crate::error::{Result, WorkloadError};
+
+pub(crate) use gemm::prepare_gemm;
+
+/// A device and queue opened on the chosen adapter.
+pub struct WgpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub record: DeviceRecord,
+}
+
+fn instance(backends: Backends) -> Instance {
+    let mut desc = InstanceDescriptor::new_without_display_handle();
+    desc.backends = backends;
+    Instance::new(desc)
+}
+
+fn api_of(b: wgpu::Backend) -> &'static str {
+    match b {
+        wgpu::Backend::Vulkan => "vulkan",
+        wgpu::Backend::Metal => "metal",
+        wgpu::Backend::Dx12 => "dx12",
+        wgpu::Backend::Gl => "gl",
+        wgpu::Backend::BrowserWebGpu => "webgpu",
+        wgpu::Backend::Noop => "noop",
+    }
+}
+
+fn type_name(t: DeviceType) -> &'static str {
+    match t {
+        DeviceType::DiscreteGpu => "discrete_gpu",
+        DeviceType::IntegratedGpu => "integrated_gpu",
+        DeviceType::VirtualGpu => "virtual_gpu",
+        DeviceType::Cpu => "cpu",
+        DeviceType::Other => "other",
+    }
+}
+
+/// Lower is better: the order `wgpu` (no selector) prefers adapters in.
+fn type_rank(t: DeviceType) -> u8 {
+    match t {
+        DeviceType::DiscreteGpu => 0,
+        DeviceType::IntegratedGpu => 1,
+        DeviceType::VirtualGpu => 2,
+        DeviceType::Cpu => 3,
+        DeviceType::Other => 4,
+    }
+}
+
+fn backends_for(api: WgpuApi) -> Backends {
+    match api {
+        WgpuApi::Vulkan => Backends::VULKAN,
+        WgpuApi::Metal => Backends::METAL,
+        WgpuApi::Dx12 => Backends::DX12,
+        WgpuApi::Gl => Backends::GL,
+    }
+}
+
+/// The adapters of `backends`, in a stable order; with `Backends::all()` this
+/// is the order of `wgpu:N` and of `capbench list backends`.
+fn adapters(backends: Backends) -> Vec<Adapter> {
+    let inst = instance(backends);
+    let mut v = pollster::block_on(inst.enumerate_adapters(backends));
+    v.sort_by_key(|a| {
+        let i = a.get_info();
+        // GL sorts last so the primary APIs keep their `wgpu:N` numbers
+        // whether or not GL was enumerated.
+        (
+            i.backend == wgpu::Backend::Gl,
+            api_of(i.backend),
+            type_rank(i.device_type),
+            i.name.clone(),
+        )
+    });
+    v
+}
+
+fn record_of(adapter: &Adapter, index: Option<usize>) -> DeviceRecord {
+    let i = adapter.get_info();
+    DeviceRecord {
+        backend: "wgpu".into(),
+        name: i.name.clone(),
+        api: api_of(i.backend).into(),
+        device_type: type_name(i.device_type).into(),
+        driver: i.driver.clone(),
+        driver_info: i.driver_info.clone(),
+        index,
+        details: vec![
+            format!("vendor_id=0x{:04x}", i.vendor),
+            format!("device_id=0x{:04x}", i.device),
+        ],
+    }
+}
+
+/// Picks the adapter for `selector`, never crossing to another API.
+fn choose(selector: WgpuSelector) -> Result<(usize, Adapter)> {
+    // GL is only initialised when it may be chosen: its EGL probing is slow
+    // and noisy on headless machines.
+    let all = adapters(match selector {
+        WgpuSelector::Best => Backends::PRIMARY,
+        WgpuSelector::Api(api) => backends_for(api),
+        WgpuSelector::Index(_) => Backends::all(),
+    });
+    let names: Vec<String> = all
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let info = a.get_info();
+            format!("{i}: {} ({})", info.name, api_of(info.backend))
+        })
+        .collect();
+    let listing = if names.is_empty() {
+        "no adapters at all (on Debian: apt-get install mesa-vulkan-drivers)".to_string()
+    } else {
+        format!("adapters here: {}", names.join("; "))
+    };
+    let unavailable = |why: String| WorkloadError::Unavailable {
+        backend: Backend::Wgpu(selector).to_string(),
+        reason: format!("{why}; {listing}"),
+    };
+    let pick = |wanted: &dyn Fn(&Adapter) -> bool| {
+        all.iter()
+            .enumerate()
+            .filter(|(_, a)| wanted(a))
+            .min_by_key(|(i, a)| (type_rank(a.get_info().device_type), *i))
+            .map(|(i, a)| (i, a.clone()))
+    };
+    match selector {
+        WgpuSelector::Best => pick(&|a| a.get_info().backend != wgpu::Backend::Gl).ok_or_else(
+            || {
+                unavailable(
+                    "no Vulkan, Metal or DX12 adapter (GL is only used when asked for: wgpu:gl)"
+                        .into(),
+                )
+            },
+        ),
+        WgpuSelector::Api(api) => {
+            let wanted = backends_for(api);
+            pick(&|a| wanted.contains(Backends::from(a.get_info().backend)))
+                .ok_or_else(|| unavailable(format!("no {} adapter", api.as_str())))
+        }
+        WgpuSelector::Index(n) => all
+            .get(n)
+            .cloned()
+            .map(|a| (n, a))
+            .ok_or_else(|| unavailable(format!("no adapter number {n}"))),
+    }
+}
+
+/// Describes the adapter `selector` would use, without opening a device.
+pub fn check_usable(selector: WgpuSelector) -> Result<DeviceRecord> {
+    choose(selector).map(|(i, a)| record_of(&a, list_index(selector, i)))
+}
+
+/// The adapter's number in the full listing; unknown for `wgpu:gl`, whose
+/// enumeration leaves the primary APIs out.
+fn list_index(selector: WgpuSelector, i: usize) -> Option<usize> {
+    (selector != WgpuSelector::Api(WgpuApi::Gl)).then_some(i)
+}
+
+impl WgpuContext {
+    /// Opens a device on the chosen adapter with the adapter's own limits.
+    pub fn open(selector: WgpuSelector) -> Result<WgpuContext> {
+        let (index, adapter) = choose(selector)?;
+        let limits = adapter.limits();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("capbench"),
+            required_limits: limits.clone(),
+            ..Default::default()
+        };
+        let (device, queue) =
+            pollster::block_on(adapter.request_device(&desc)).map_err(|e| WorkloadError::Wgpu {
+                op: "request_device",
+                message: e.to_string(),
+            })?;
+        let mut record = record_of(&adapter, list_index(selector, index));
+        record.details.extend([
+            format!("max_buffer_size={}", limits.max_buffer_size),
+            format!(
+                "max_storage_buffer_binding_size={}",
+                limits.max_storage_buffer_binding_size
+            ),
+            format!(
+                "max_compute_workgroup_storage_size={}",
+                limits.max_compute_workgroup_storage_size
+            ),
+            format!(
+                "max_compute_invocations_per_workgroup={}",
+                limits.max_compute_invocations_per_workgroup
+            ),
+            format!("features={:?}", adapter.features()),
+        ]);
+        Ok(WgpuContext {
+            device,
+            queue,
+            record,
+        })
+    }
+
+    /// Blocks until all submitted work is done.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| WorkloadError::Wgpu {
+                op: "poll(wait)",
+                message: e.to_string(),
+            })
+    }
+}
+
+pub fn probe() -> BackendStatus {
+    let all = adapters(Backends::all());
+    let devices: Vec<DeviceRecord> = all
+        .iter()
+        .enumerate()
+        .map(|(i, a)| record_of(a, Some(i)))
+        .collect();
+    let best = check_usable(WgpuSelector::Best);
+    BackendStatus {
+        backend: "wgpu".into(),
+        compiled_in: true,
+        usable: best.is_ok(),
+        note: match best {
+            Ok(r) => format!("`wgpu` uses adapter {}: {} ({})", r.index.unwrap_or(0), r.name, r.api),
+            Err(e) => e.to_string(),
+        },
+        devices,
+    }
+}

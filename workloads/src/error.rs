@@ -1,0 +1,57 @@
+//! Typed errors of the workloads crate; the harness maps them to case statuses.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum WorkloadError {
+    /// The backend exists in the `Backend` type but was not compiled in.
+    #[error("capbench was built without {backend} support; rebuild with --features {feature}")]
+    NotCompiled { backend: String, feature: String },
+
+    /// Compiled in, but no usable device on this machine.
+    #[error("backend {backend} is not usable on this machine: {reason}")]
+    Unavailable { backend: String, reason: String },
+
+    /// The workload does not (yet) run on this backend / dtype combination.
+    #[error("{workload} is not supported on {backend}: {reason}")]
+    Unsupported {
+        workload: String,
+        backend: String,
+        reason: String,
+    },
+
+    /// A workload or backend name that does not parse.
+    #[error("unknown {what} '{name}': {hint}")]
+    UnknownName {
+        what: &'static str,
+        name: String,
+        hint: String,
+    },
+
+    #[error("candle error on {backend} during {op}: {source}")]
+    Candle {
+        backend: String,
+        op: &'static str,
+        #[source]
+        source: candle_core::Error,
+    },
+
+    #[error("wgpu error during {op}: {message}")]
+    Wgpu { op: &'static str, message: String },
+}
+
+impl WorkloadError {
+    pub fn candle(
+        backend: &str,
+        op: &'static str,
+    ) -> impl FnOnce(candle_core::Error) -> Self + use<> {
+        let backend = backend.to_string();
+        move |source| WorkloadError::Candle {
+            backend,
+            op,
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = WorkloadError> = std::result::Result<T, E>;

@@ -1,0 +1,4 @@
+//! Micro kernels: GEMM first; fault workloads that test the harness.
+
+pub mod fault;
+pub mod gemm;

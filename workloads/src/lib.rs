@@ -1,0 +1,15 @@
+//! capbench's fixed, versioned workloads and the backends they run on.
+//! The harness only sees `spec`, `backend` and the `PreparedWorkload` trait.
+
+pub mod backend;
+pub mod error;
+pub mod kernels;
+pub mod spec;
+pub mod verify;
+pub mod workload;
+
+pub use backend::{Backend, BackendStatus, WgpuApi, WgpuSelector};
+pub use error::WorkloadError;
+pub use spec::{DType, WorkloadSpec};
+pub use verify::Verification;
+pub use workload::{PreparedWorkload, WorkPerIter, catalog, prepare};

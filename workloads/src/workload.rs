@@ -1,0 +1,95 @@
+//! The interface the harness's worker drives: prepare once, verify against the
+//! CPU reference, then time `run_iter` (which returns with the device idle).
+
+use serde::Serialize;
+
+use crate::backend::{Backend, DeviceRecord};
+use crate::error::{Result, WorkloadError};
+use crate::kernels;
+use crate::spec::{DType, Params, WorkloadSpec};
+use crate::verify::Verification;
+
+/// Analytic work in one timed iteration.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct WorkPerIter {
+    pub flops: f64,
+    pub bytes: f64,
+}
+
+pub trait PreparedWorkload {
+    /// Runs the computation once and compares it with the CPU f32 reference.
+    fn verify(&mut self) -> Result<Verification>;
+    /// One timed unit of work; returns only after the device finished it.
+    fn run_iter(&mut self) -> Result<()>;
+    fn work(&self) -> WorkPerIter;
+    fn device(&self) -> DeviceRecord;
+    /// How `run_iter` is timed, e.g. `wall_clock_after_sync`.
+    fn timer(&self) -> &'static str;
+}
+
+/// Checks, without touching a device, whether this workload runs on this
+/// backend. `Err` carries the reason shown in the plan.
+pub fn supports(spec: &WorkloadSpec, backend: &Backend) -> std::result::Result<(), String> {
+    match (&spec.params, backend) {
+        (Params::Gemm { dtype, .. }, Backend::Wgpu(_)) if *dtype != DType::F32 => Err(format!(
+            "{} GEMM on wgpu is not implemented yet (f32 only)",
+            dtype.as_str()
+        )),
+        (Params::Fault { .. }, b) if *b != Backend::Cpu => {
+            Err("fault workloads exist to test the harness and run on cpu only".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Builds the workload on its backend: data generated, uploaded, kernels
+/// compiled. Nothing is timed here.
+pub fn prepare(spec: &WorkloadSpec, backend: &Backend) -> Result<Box<dyn PreparedWorkload>> {
+    backend.ensure_compiled()?;
+    supports(spec, backend).map_err(|reason| WorkloadError::Unsupported {
+        workload: spec.name.clone(),
+        backend: backend.to_string(),
+        reason,
+    })?;
+    match &spec.params {
+        Params::Gemm { .. } => kernels::gemm::prepare(spec, backend),
+        Params::Fault { fault } => kernels::fault::prepare(spec, *fault),
+    }
+}
+
+/// One line of `capbench list workloads`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CatalogEntry {
+    pub pattern: &'static str,
+    pub kind: &'static str,
+    pub version: u32,
+    pub backends: &'static str,
+    pub description: &'static str,
+    pub example: &'static str,
+    /// Exists to test the harness itself, not to measure hardware.
+    pub harness_test: bool,
+}
+
+pub fn catalog() -> Vec<CatalogEntry> {
+    use crate::spec::{FAULT_VERSION, GEMM_VERSION};
+    vec![
+        CatalogEntry {
+            pattern: "kernel/gemm-<f32|f16|bf16>-<N | MxNxK>",
+            kind: "kernel",
+            version: GEMM_VERSION,
+            backends: "cpu, cuda, metal: f32 f16 bf16; wgpu: f32",
+            description: "C = A·B, row-major, seeded uniform inputs; GFLOP/s from 2·M·N·K",
+            example: "kernel/gemm-f32-512",
+            harness_test: false,
+        },
+        CatalogEntry {
+            pattern: "fault/<panic|abort|hang|oom|wrong|slow-<N>ms>",
+            kind: "fault",
+            version: FAULT_VERSION,
+            backends: "cpu",
+            description: "deliberate failures that test the harness's isolation and recording",
+            example: "fault/abort",
+            harness_test: true,
+        },
+    ]
+}
