@@ -28,6 +28,8 @@ pub struct Env {
     pub git_state: String,
     pub build_profile: String,
     pub target_features: Vec<String>,
+    /// SIMD features the CPU offers at run time (what candle's kernels may use).
+    pub cpu_features_runtime: Vec<String>,
     /// Cargo features of capbench this binary was built with.
     pub capbench_features: Vec<String>,
     /// `--threads` if given, else what candle/rayon would use.
@@ -49,8 +51,10 @@ fn fnv1a(s: &str) -> u64 {
 }
 
 pub fn load_avg() -> [f64; 3] {
-    let l = System::load_average();
-    [l.one, l.five, l.fifteen]
+    match System::load_average() {
+        Ok(l) => [l.one, l.five, l.fifteen],
+        Err(_) => [f64::NAN; 3],
+    }
 }
 
 fn compiled_features() -> Vec<String> {
@@ -70,16 +74,18 @@ fn compiled_features() -> Vec<String> {
 impl Env {
     /// Reads the fingerprint. `threads` is the `--threads` cap, if any.
     pub fn capture(threads: Option<usize>) -> Env {
-        let mut sys = System::new();
-        sys.refresh_memory();
-        sys.refresh_cpu_all();
-        let cpus = sys.cpus();
+        let sys = System::new().ok().map(|mut s| {
+            s.refresh_memory();
+            s.refresh_cpu_all();
+            s
+        });
+        let cpus = sys.as_ref().map(|s| s.cpus()).unwrap_or_default();
         let cpu_model = cpus
             .first()
             .map(|c| c.brand().trim().to_string())
             .unwrap_or_default();
         let logical = cpus.len().max(1);
-        let memory = sys.total_memory();
+        let memory = sys.as_ref().map(|s| s.total_memory()).unwrap_or(0);
         let os_name = System::name().unwrap_or_default();
         let os_version = System::os_version().unwrap_or_default();
         let machine_key = format!(
@@ -96,7 +102,7 @@ impl Env {
                 .unwrap_or_default(),
             cpu_frequency_mhz: cpus.first().map(|c| c.frequency()).unwrap_or(0),
             cpu_model,
-            physical_cores: System::physical_core_count(),
+            physical_cores: System::physical_core_count().ok(),
             logical_cores: logical,
             memory_total_bytes: memory,
             os_name,
@@ -113,6 +119,7 @@ impl Env {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect(),
+            cpu_features_runtime: runtime_cpu_features(),
             capbench_features: compiled_features(),
             threads_used: threads.unwrap_or_else(candle_core_threads),
             load_avg_before: load_avg(),
@@ -120,6 +127,26 @@ impl Env {
             backends: probe_all(),
         }
     }
+}
+
+fn runtime_cpu_features() -> Vec<String> {
+    #[allow(unused_mut)]
+    let mut v: Vec<&str> = vec![];
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    {
+        macro_rules! probe {
+            ($($f:tt),*) => {$(if std::arch::is_x86_feature_detected!($f) { v.push($f); })*};
+        }
+        probe!("sse4.2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bf16", "amx-bf16");
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        macro_rules! probe {
+            ($($f:tt),*) => {$(if std::arch::is_aarch64_feature_detected!($f) { v.push($f); })*};
+        }
+        probe!("neon", "fp16", "bf16", "i8mm", "sve");
+    }
+    v.into_iter().map(str::to_string).collect()
 }
 
 /// Threads candle would use in a worker without `--threads`.

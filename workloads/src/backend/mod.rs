@@ -174,7 +174,7 @@ pub struct DeviceRecord {
 }
 
 /// What `capbench list backends` says about one backend family.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BackendStatus {
     pub backend: String,
     pub compiled_in: bool,

@@ -1,0 +1,12 @@
+//! capbench: the harness around a measurement. The binary (`main.rs`) only
+//! glues these modules together; see ../shared/DESIGN.md for the map.
+
+pub mod cli;
+pub mod error;
+pub mod meter;
+pub mod report;
+pub mod results;
+pub mod runner;
+pub mod stats;
+pub mod suite;
+pub mod worker;

@@ -1,0 +1,3 @@
+//! Reports: formatting only, over data `stats`/`runner` already computed.
+
+pub mod table;

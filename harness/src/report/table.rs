@@ -1,0 +1,132 @@
+//! Terminal tables: the run summary (case, status, headline with CI) and the
+//! `list` views.
+
+use comfy_table::{Cell, Table};
+
+use crate::results::{CaseResult, RunFile, Status};
+
+fn new_table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.set_header(header.iter().map(Cell::new));
+    t
+}
+
+/// `12.3 GFLOP/s [11.9, 12.6]`-style text for a case's headline.
+pub fn headline_text(c: &CaseResult) -> String {
+    match &c.headline {
+        Some(h) => {
+            let unit = match h.metric.as_str() {
+                "gflops_per_s" => "GFLOP/s",
+                other => other,
+            };
+            format!(
+                "{} {unit} [{}, {}]",
+                sig3(h.value),
+                sig3(h.ci95_low),
+                sig3(h.ci95_high)
+            )
+        }
+        None => "—".into(),
+    }
+}
+
+/// Three significant digits, without exponent for everyday magnitudes.
+pub fn sig3(x: f64) -> String {
+    if !x.is_finite() {
+        return format!("{x}");
+    }
+    let a = x.abs();
+    if a >= 100.0 {
+        format!("{x:.0}")
+    } else if a >= 10.0 {
+        format!("{x:.1}")
+    } else if a >= 1.0 {
+        format!("{x:.2}")
+    } else if a >= 0.001 {
+        format!("{x:.3}")
+    } else {
+        format!("{x:.2e}")
+    }
+}
+
+pub fn summary(run: &RunFile) -> String {
+    let mut t = new_table(&[
+        "case",
+        "status",
+        "headline (median, 95% CI)",
+        "CI basis",
+        "samples × procs",
+        "note",
+    ]);
+    for c in &run.cases {
+        let (basis, samples) = match &c.stats {
+            Some(s) => (
+                s.ci_basis.replace('_', " "),
+                format!("{} × {}", s.pooled_wall_s.n / s.processes_ok.max(1), s.processes_ok),
+            ),
+            None => ("—".into(), "—".into()),
+        };
+        let note = if c.status == Status::Ok {
+            c.verification
+                .as_ref()
+                .map(|v| format!("verified, max diff {:.1e}", v.scaled_max_diff))
+                .unwrap_or_default()
+        } else {
+            c.status_detail.chars().take(80).collect()
+        };
+        t.add_row(vec![
+            Cell::new(&c.id),
+            Cell::new(c.status.as_str()),
+            Cell::new(headline_text(c)),
+            Cell::new(basis),
+            Cell::new(samples),
+            Cell::new(note),
+        ]);
+    }
+    let mut out = t.to_string();
+    if !run.not_planned.is_empty() {
+        out.push_str("\nnot planned:\n");
+        for n in &run.not_planned {
+            out.push_str(&format!("  {} on {}: {}\n", n.workload, n.backend, n.reason));
+        }
+    }
+    let counts: Vec<String> = run
+        .totals
+        .by_status
+        .iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect();
+    out.push_str(&format!(
+        "\n{} cases: {} — machine {} ({}, {} logical cores), capbench {} ({})\n",
+        run.totals.cases,
+        counts.join(", "),
+        run.env.machine_id,
+        run.env.cpu_model,
+        run.env.logical_cores,
+        run.env.capbench_version,
+        run.env.build_profile,
+    ));
+    out
+}
+
+pub fn rows(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut t = new_table(header);
+    for r in rows {
+        t.add_row(r);
+    }
+    t.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sig3_keeps_three_digits() {
+        assert_eq!(sig3(1234.5), "1234");
+        assert_eq!(sig3(12.345), "12.3");
+        assert_eq!(sig3(1.2345), "1.23");
+        assert_eq!(sig3(0.012345), "0.012");
+        assert_eq!(sig3(0.00012345), "1.23e-4");
+    }
+}

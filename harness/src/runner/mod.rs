@@ -1,0 +1,177 @@
+//! `capbench run`: plans cases, runs each in its own worker process (with a
+//! timeout), appends every finished case to `cases.jsonl` before the next one
+//! starts, writes `run.json` at the end, and resumes interrupted runs.
+
+pub mod aggregate;
+pub mod plan;
+pub mod spawn;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use capbench_workloads::WorkloadSpec;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::error::{HarnessError, Result};
+use crate::results::env::{Env, load_avg};
+use crate::results::io::{Journal, RUN_FILE, read_journal, read_plan, write_json_atomic};
+use crate::results::{Plan, RunFile, RunTotals, SCHEMA_VERSION, now_rfc3339};
+use crate::worker::WorkerJob;
+
+pub use plan::PlanRequest;
+
+pub struct RunOutcome {
+    pub dir: PathBuf,
+    pub run: RunFile,
+    /// Cases this invocation ran (the rest came from an earlier, resumed run).
+    pub ran_now: usize,
+}
+
+/// Where the run goes and what it runs: a fresh plan, or `--resume DIR`.
+pub enum RunTarget {
+    Fresh { request: PlanRequest, out: Option<PathBuf> },
+    Resume(PathBuf),
+}
+
+pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
+    let (dir, plan) = match target {
+        RunTarget::Fresh { request, out } => {
+            let plan = plan::make_plan(&request)?;
+            let dir = plan::create_run_dir(out)?;
+            write_json_atomic(&dir.join(crate::results::io::PLAN_FILE), &plan)?;
+            (dir, plan)
+        }
+        RunTarget::Resume(dir) => {
+            let plan = read_plan(&dir)?;
+            (dir, plan)
+        }
+    };
+    let env_start = Env::capture(plan.options.threads);
+    let journal_now = read_journal(&dir)?;
+    let done: HashSet<String> = journal_now.cases.iter().map(|c| c.id.clone()).collect();
+    let mut journal = Journal::open(&dir, journal_now.complete_len)?;
+    let todo: Vec<_> = plan.cases.iter().filter(|c| !done.contains(&c.id)).collect();
+
+    let exe = std::env::current_exe().map_err(HarnessError::io("locate", Path::new("capbench")))?;
+    let work_dir = dir.join(".work");
+    std::fs::create_dir_all(&work_dir).map_err(HarnessError::io("create", &work_dir))?;
+    let repeat = plan.options.sampling.repeat;
+    let pb = progress_bar(show_progress, (todo.len() * repeat) as u64);
+
+    for (n, case) in todo.iter().enumerate() {
+        let spec = WorkloadSpec::parse(&case.workload).map_err(|e| {
+            HarnessError::bad_input(
+                &dir.join(crate::results::io::PLAN_FILE),
+                format!("case {}", case.id),
+                e.to_string(),
+                "the plan was written by another capbench version; start a fresh run",
+            )
+        })?;
+        pb.set_message(case.id.clone());
+        let started_at = now_rfc3339();
+        let t = Instant::now();
+        let mut processes = Vec::with_capacity(repeat);
+        for k in 0..repeat {
+            let job = WorkerJob {
+                case_id: case.id.clone(),
+                workload: case.workload.clone(),
+                workload_version: spec.version,
+                backend: case.backend.clone(),
+                sampling: plan.options.sampling.clone(),
+                process_index: k,
+                parent_pid: std::process::id(),
+            };
+            let job_path = work_dir.join(format!("case{n}-p{k}.job.json"));
+            let result_path = work_dir.join(format!("case{n}-p{k}.result.json"));
+            write_json_atomic(&job_path, &job)?;
+            let rec = spawn::run_process(&spawn::SpawnSpec {
+                exe: &exe,
+                job_path: job_path.clone(),
+                result_path: result_path.clone(),
+                threads: plan.options.threads,
+                timeout: Duration::from_secs_f64(plan.options.case_timeout_s),
+                index: k,
+            });
+            let _ = std::fs::remove_file(&job_path);
+            let _ = std::fs::remove_file(&result_path);
+            pb.inc(1);
+            let failed = rec.status != crate::results::Status::Ok;
+            processes.push(rec);
+            // A case that fails deterministically fails again; don't pay
+            // its timeout `repeat` times.
+            if failed {
+                pb.inc((repeat - k - 1) as u64);
+                break;
+            }
+        }
+        let result =
+            aggregate::case_result(case, &spec, processes, started_at, t.elapsed().as_secs_f64());
+        if result.status != crate::results::Status::Ok {
+            pb.println(format!(
+                "{}: {} — {}",
+                result.id,
+                result.status.as_str(),
+                result.status_detail
+            ));
+        }
+        journal.append(&result)?;
+    }
+    pb.finish_and_clear();
+    let _ = std::fs::remove_dir(&work_dir);
+
+    let mut env = env_start;
+    env.load_avg_after = Some(load_avg());
+    let run = finish(&dir, &plan, env)?;
+    Ok(RunOutcome {
+        dir,
+        run,
+        ran_now: todo.len(),
+    })
+}
+
+/// Builds `run.json` from the plan and the journal (in plan order).
+fn finish(dir: &Path, plan: &Plan, env: Env) -> Result<RunFile> {
+    let journal = read_journal(dir)?;
+    let mut cases = Vec::with_capacity(plan.cases.len());
+    for planned in &plan.cases {
+        if let Some(c) = journal.cases.iter().find(|c| c.id == planned.id) {
+            cases.push(c.clone());
+        }
+    }
+    let mut totals = RunTotals {
+        cases: cases.len(),
+        ..Default::default()
+    };
+    for c in &cases {
+        *totals.by_status.entry(c.status.as_str().to_string()).or_default() += 1;
+    }
+    let run = RunFile {
+        schema_version: SCHEMA_VERSION,
+        run_id: plan.run_id.clone(),
+        started_at: plan.started_at.clone(),
+        finished_at: now_rfc3339(),
+        env,
+        options: plan.options.clone(),
+        not_planned: plan.not_planned.clone(),
+        totals,
+        cases,
+    };
+    write_json_atomic(&dir.join(RUN_FILE), &run)?;
+    Ok(run)
+}
+
+fn progress_bar(show: bool, len: u64) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} worker processes, ETA {eta}  {msg}",
+        )
+        .expect("valid progress template")
+        .progress_chars("=> "),
+    );
+    pb
+}

@@ -1,0 +1,228 @@
+//! Planning: suite + flags → the list of cases, with the backends resolved
+//! against this machine. Fails with exit-2 errors for anything the user can fix.
+
+use std::path::PathBuf;
+
+use capbench_workloads::backend::{Backend, candle, wgpu};
+use capbench_workloads::workload::supports;
+
+use crate::error::{HarnessError, Result};
+use crate::results::{CapsRecord, NotPlanned, Plan, PlannedCase, RunOptions, SCHEMA_VERSION, now_rfc3339};
+use crate::suite;
+
+/// Default per-process limit when neither flag nor suite sets one.
+pub const DEFAULT_CASE_TIMEOUT_S: f64 = 600.0;
+
+#[derive(Debug, Clone, Default)]
+pub struct PlanRequest {
+    pub suite: Option<String>,
+    pub backends: Option<Vec<String>>,
+    pub workload_globs: Vec<String>,
+    pub threads: Option<usize>,
+    pub case_timeout_s: Option<f64>,
+    pub repeat: Option<usize>,
+}
+
+/// Checks that a backend is compiled in and has a device here.
+pub fn check_backend(b: &Backend) -> std::result::Result<(), String> {
+    b.ensure_compiled().map_err(|e| e.to_string())?;
+    match b {
+        Backend::Cpu => Ok(()),
+        Backend::Wgpu(sel) => wgpu::check_usable(*sel).map(|_| ()).map_err(|e| e.to_string()),
+        other => candle::device(other).map(|_| ()).map_err(|e| e.to_string()),
+    }
+}
+
+/// Explicit backends must all work; with none given, every usable one is
+/// taken and the others are reported in `skipped`.
+pub fn resolve_backends(requested: Option<&[String]>) -> Result<(Vec<Backend>, Vec<NotPlanned>)> {
+    if let Some(list) = requested {
+        let mut out: Vec<Backend> = Vec::new();
+        for name in list {
+            let b = Backend::parse(name).map_err(|e| HarnessError::usage(e.to_string()))?;
+            check_backend(&b).map_err(HarnessError::usage)?;
+            if !out.contains(&b) {
+                out.push(b);
+            }
+        }
+        if out.is_empty() {
+            return Err(HarnessError::usage("--backend names no backend"));
+        }
+        return Ok((out, vec![]));
+    }
+    let mut out = vec![];
+    let mut skipped = vec![];
+    for b in [
+        Backend::Cpu,
+        Backend::Cuda { ordinal: 0 },
+        Backend::Metal { ordinal: 0 },
+        Backend::Wgpu(capbench_workloads::WgpuSelector::Best),
+    ] {
+        match check_backend(&b) {
+            Ok(()) => out.push(b),
+            Err(reason) => skipped.push(NotPlanned {
+                workload: "*".into(),
+                backend: b.to_string(),
+                reason,
+            }),
+        }
+    }
+    Ok((out, skipped))
+}
+
+fn matches_any(globs: &[glob::Pattern], name: &str) -> bool {
+    globs.is_empty() || globs.iter().any(|g| g.matches(name))
+}
+
+pub fn case_id(workload: &str, backend: &str, caps: &CapsRecord) -> String {
+    match caps.threads {
+        Some(t) => format!("{workload}@{backend}+threads={t}"),
+        None => format!("{workload}@{backend}"),
+    }
+}
+
+pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
+    let suite = suite::load(req.suite.as_deref().unwrap_or("quick"))?;
+    let mut sampling = suite.sampling.clone();
+    if let Some(r) = req.repeat {
+        sampling.repeat = r;
+    }
+    sampling.validate().map_err(|m| HarnessError::usage(m.replace("sampling.repeat", "--repeat")))?;
+    if req.threads == Some(0) {
+        return Err(HarnessError::usage("--threads must be at least 1"));
+    }
+    let case_timeout_s = req
+        .case_timeout_s
+        .or(suite.case_timeout_s)
+        .unwrap_or(DEFAULT_CASE_TIMEOUT_S);
+    if !(case_timeout_s > 0.0 && case_timeout_s.is_finite()) {
+        return Err(HarnessError::usage("--case-timeout must be a positive number of seconds"));
+    }
+    let globs: Vec<glob::Pattern> = req
+        .workload_globs
+        .iter()
+        .map(|g| {
+            glob::Pattern::new(g)
+                .map_err(|e| HarnessError::usage(format!("--workload '{g}' is not a valid glob: {e}")))
+        })
+        .collect::<Result<_>>()?;
+    let requested = req.backends.as_deref().or(suite.backends.as_deref());
+    let (backends, mut not_planned) = resolve_backends(requested)?;
+    let caps = CapsRecord {
+        threads: req.threads,
+    };
+    let mut cases = Vec::new();
+    for w in suite.workloads.iter().filter(|w| matches_any(&globs, &w.name)) {
+        for b in &backends {
+            match supports(w, b) {
+                Ok(()) => cases.push(PlannedCase {
+                    id: case_id(&w.name, &b.to_string(), &caps),
+                    workload: w.name.clone(),
+                    backend: b.to_string(),
+                    caps: caps.clone(),
+                }),
+                Err(reason) => not_planned.push(NotPlanned {
+                    workload: w.name.clone(),
+                    backend: b.to_string(),
+                    reason,
+                }),
+            }
+        }
+    }
+    if cases.is_empty() {
+        return Err(HarnessError::usage(format!(
+            "nothing to run: suite '{}' has no workload matching {:?} on {}",
+            suite.name,
+            req.workload_globs,
+            backends.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let started_at = now_rfc3339();
+    Ok(Plan {
+        schema_version: SCHEMA_VERSION,
+        run_id: format!("{}-{}", compact_time(&started_at), std::process::id()),
+        started_at,
+        options: RunOptions {
+            suite: suite.name,
+            suite_source: suite.source,
+            backends: backends.iter().map(|b| b.to_string()).collect(),
+            workload_filter: req.workload_globs.clone(),
+            threads: req.threads,
+            case_timeout_s,
+            sampling,
+        },
+        cases,
+        not_planned,
+    })
+}
+
+/// `2026-11-29T10:55:03Z` → `20261129T105503Z`, for folder names.
+fn compact_time(rfc3339: &str) -> String {
+    rfc3339.chars().filter(|c| *c != '-' && *c != ':').collect()
+}
+
+/// Creates the run folder: `--out DIR` (must not hold a run already) or a
+/// fresh `results/local/<time>` folder.
+pub fn create_run_dir(out: Option<PathBuf>) -> Result<PathBuf> {
+    let dir = match out {
+        Some(d) => {
+            for f in [crate::results::io::PLAN_FILE, crate::results::io::CASES_FILE] {
+                if d.join(f).exists() {
+                    return Err(HarnessError::usage(format!(
+                        "{} already holds a run ({f}); continue it with --resume {0} or choose another --out",
+                        d.display()
+                    )));
+                }
+            }
+            d
+        }
+        None => {
+            let base = PathBuf::from("results/local").join(compact_time(&now_rfc3339()));
+            let mut d = base.clone();
+            let mut n = 2;
+            while d.exists() {
+                d = PathBuf::from(format!("{}-{n}", base.display()));
+                n += 1;
+            }
+            d
+        }
+    };
+    std::fs::create_dir_all(&dir).map_err(HarnessError::io("create", &dir))?;
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_filters_by_glob_and_leaves_out_unsupported_combinations() {
+        let req = PlanRequest {
+            workload_globs: vec!["kernel/gemm-f32-12*".into(), "kernel/gemm-f16-*".into()],
+            backends: Some(vec!["cpu".into()]),
+            threads: Some(1),
+            ..Default::default()
+        };
+        let plan = make_plan(&req).unwrap();
+        let ids: Vec<_> = plan.cases.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["kernel/gemm-f32-128@cpu+threads=1", "kernel/gemm-f16-256@cpu+threads=1"]
+        );
+        assert_eq!(plan.options.suite, "quick");
+    }
+
+    #[test]
+    fn bad_flags_are_usage_errors() {
+        let bad = |req: PlanRequest| make_plan(&req).unwrap_err().exit_code();
+        assert_eq!(bad(PlanRequest { backends: Some(vec!["tpu".into()]), ..Default::default() }), 2);
+        assert_eq!(bad(PlanRequest { workload_globs: vec!["nothing*".into()], backends: Some(vec!["cpu".into()]), ..Default::default() }), 2);
+        assert_eq!(bad(PlanRequest { repeat: Some(0), ..Default::default() }), 2);
+        assert_eq!(bad(PlanRequest { suite: Some("nope".into()), ..Default::default() }), 2);
+    }
+
+    #[test]
+    fn compact_time_strips_separators() {
+        assert_eq!(compact_time("2026-11-29T10:55:03Z"), "20261129T105503Z");
+    }
+}

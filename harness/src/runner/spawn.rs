@@ -1,0 +1,247 @@
+//! Runs one worker process with a timeout and turns however it ended
+//! (result file, panic, abort, allocation failure, signal, timeout) into a
+//! `ProcessRecord`.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::results::{ExitInfo, ProcessRecord, Status, WorkerOutput};
+
+/// Lines of worker stderr kept for the record.
+const STDERR_TAIL_LINES: usize = 20;
+const STDERR_LINE_MAX: usize = 400;
+
+pub struct SpawnSpec<'a> {
+    pub exe: &'a Path,
+    pub job_path: PathBuf,
+    pub result_path: PathBuf,
+    pub threads: Option<usize>,
+    pub timeout: Duration,
+    pub index: usize,
+}
+
+/// Spawns `capbench worker`, waits up to the timeout, and classifies the end.
+pub fn run_process(spec: &SpawnSpec<'_>) -> ProcessRecord {
+    let _ = std::fs::remove_file(&spec.result_path);
+    let mut cmd = Command::new(spec.exe);
+    cmd.arg("worker")
+        .arg("--job")
+        .arg(&spec.job_path)
+        .arg("--result")
+        .arg(&spec.result_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(t) = spec.threads {
+        // candle's CPU kernels and rayon both read these.
+        cmd.env("RAYON_NUM_THREADS", t.to_string())
+            .env("CANDLE_NUM_THREADS", t.to_string());
+    }
+    let started = Instant::now();
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return record(
+                spec.index,
+                Status::Crashed,
+                format!("could not start worker {}: {e}", spec.exe.display()),
+                ExitInfo::default(),
+            );
+        }
+    };
+    let tail = Arc::new(Mutex::new(VecDeque::new()));
+    let reader = child.stderr.take().map(|stderr| {
+        let tail = Arc::clone(&tail);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut t = tail.lock().expect("stderr tail lock");
+                if t.len() == STDERR_TAIL_LINES {
+                    t.pop_front();
+                }
+                t.push_back(line.chars().take(STDERR_LINE_MAX).collect::<String>());
+            }
+        })
+    });
+
+    let mut timed_out = false;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break Some(s),
+            Ok(None) if started.elapsed() >= spec.timeout => {
+                timed_out = true;
+                let _ = child.kill();
+                break child.wait().ok();
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(_) => break None,
+        }
+    };
+    let elapsed_s = started.elapsed().as_secs_f64();
+    if let Some(r) = reader {
+        let _ = r.join();
+    }
+    let stderr_tail: Vec<String> = tail.lock().expect("stderr tail lock").iter().cloned().collect();
+    let exit = exit_info(status, elapsed_s, stderr_tail);
+
+    if timed_out {
+        return record(
+            spec.index,
+            Status::Timeout,
+            format!(
+                "killed after {elapsed_s:.1} s (--case-timeout {} s)",
+                spec.timeout.as_secs_f64()
+            ),
+            exit,
+        );
+    }
+    classify(spec.index, status, exit, &spec.result_path)
+}
+
+fn record(index: usize, status: Status, detail: String, exit: ExitInfo) -> ProcessRecord {
+    ProcessRecord {
+        index,
+        status,
+        status_detail: detail,
+        exit,
+        oom_requested_bytes: None,
+        worker: None,
+    }
+}
+
+#[cfg(unix)]
+fn signal_of(s: &ExitStatus) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    s.signal()
+}
+
+#[cfg(not(unix))]
+fn signal_of(_: &ExitStatus) -> Option<i32> {
+    None
+}
+
+fn signal_name(sig: i32) -> String {
+    match sig {
+        1 => "SIGHUP".into(),
+        2 => "SIGINT".into(),
+        4 => "SIGILL".into(),
+        6 => "SIGABRT".into(),
+        7 => "SIGBUS".into(),
+        8 => "SIGFPE".into(),
+        9 => "SIGKILL".into(),
+        11 => "SIGSEGV".into(),
+        15 => "SIGTERM".into(),
+        n => format!("signal {n}"),
+    }
+}
+
+fn exit_info(status: Option<ExitStatus>, elapsed_s: f64, stderr_tail: Vec<String>) -> ExitInfo {
+    let signal = status.as_ref().and_then(signal_of);
+    ExitInfo {
+        code: status.and_then(|s| s.code()),
+        signal,
+        signal_name: signal.map(signal_name),
+        elapsed_s,
+        stderr_tail,
+    }
+}
+
+/// Rust's allocation-failure message: "memory allocation of N bytes failed".
+pub fn parse_alloc_failure(lines: &[String]) -> Option<u64> {
+    lines.iter().rev().find_map(|l| {
+        let rest = l.split("memory allocation of ").nth(1)?;
+        rest.split(" bytes failed").next()?.trim().parse().ok()
+    })
+}
+
+fn panic_message(lines: &[String]) -> Option<String> {
+    let i = lines.iter().position(|l| l.contains("panicked at"))?;
+    let mut msg = lines[i].clone();
+    if let Some(next) = lines.get(i + 1) {
+        msg.push_str(": ");
+        msg.push_str(next);
+    }
+    Some(msg)
+}
+
+fn classify(index: usize, status: Option<ExitStatus>, exit: ExitInfo, result: &Path) -> ProcessRecord {
+    let Some(status) = status else {
+        return record(index, Status::Crashed, "lost track of the worker process".into(), exit);
+    };
+    if let Some(bytes) = parse_alloc_failure(&exit.stderr_tail) {
+        let mut r = record(
+            index,
+            Status::Oom,
+            format!("allocation of {bytes} bytes failed"),
+            exit,
+        );
+        r.oom_requested_bytes = Some(bytes);
+        return r;
+    }
+    if status.success() {
+        return match std::fs::read_to_string(result)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<WorkerOutput>(&t).map_err(|e| e.to_string()))
+        {
+            Ok(w) => ProcessRecord {
+                index,
+                status: w.status,
+                status_detail: w.status_detail.clone(),
+                exit,
+                oom_requested_bytes: None,
+                worker: Some(w),
+            },
+            Err(e) => record(
+                index,
+                Status::Crashed,
+                format!("worker exited 0 without a readable result: {e}"),
+                exit,
+            ),
+        };
+    }
+    let detail = match (exit.signal, exit.code) {
+        (Some(9), _) => "killed by SIGKILL (the kernel's OOM killer does this too)".to_string(),
+        (Some(6), _) => match panic_message(&exit.stderr_tail) {
+            Some(p) => format!("aborted (SIGABRT) after {p}"),
+            None => "aborted (SIGABRT)".to_string(),
+        },
+        (Some(s), _) => format!("killed by {}", signal_name(s)),
+        (None, Some(101)) => match panic_message(&exit.stderr_tail) {
+            Some(p) => format!("panicked: {p}"),
+            None => "panicked (exit code 101)".to_string(),
+        },
+        (None, Some(c)) => format!("exited with code {c}"),
+        (None, None) => "ended without exit code or signal".to_string(),
+    };
+    record(index, Status::Crashed, detail, exit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alloc_failure_message_is_parsed() {
+        let lines = vec![
+            "noise".to_string(),
+            "memory allocation of 70368744177664 bytes failed".to_string(),
+        ];
+        assert_eq!(parse_alloc_failure(&lines), Some(70368744177664));
+        assert_eq!(parse_alloc_failure(&["all fine".to_string()]), None);
+    }
+
+    #[test]
+    fn panic_message_takes_the_next_line() {
+        let lines = vec![
+            "thread 'main' panicked at src/x.rs:1:1:".to_string(),
+            "boom".to_string(),
+        ];
+        assert_eq!(
+            panic_message(&lines).unwrap(),
+            "thread 'main' panicked at src/x.rs:1:1:: boom"
+        );
+    }
+}

@@ -1,0 +1,265 @@
+//! Suites: named (built in, embedded TOML) or TOML files, expanded into cases
+//! (workload × backend × caps). Bad files get errors with file, line and fix.
+
+use std::path::Path;
+
+use capbench_workloads::spec::WorkloadSpec;
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::error::{HarnessError, Result};
+
+/// How samples are taken in each worker process, and how many processes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sampling {
+    /// Worker processes per case; their spread gives the between-process CI.
+    pub repeat: usize,
+    /// Untimed iterations after verification, before sampling.
+    pub warmup_iters: usize,
+    /// Samples taken whatever the time budget says.
+    pub min_samples: usize,
+    pub max_samples: usize,
+    /// Sampling time budget per process, seconds (after min_samples).
+    pub max_time_s: f64,
+    /// Stop once the 95% CI half-width of the median is within this fraction
+    /// of the median.
+    pub target_ci_rel: f64,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Sampling {
+            repeat: 3,
+            warmup_iters: 3,
+            min_samples: 10,
+            max_samples: 10_000,
+            max_time_s: 1.0,
+            target_ci_rel: 0.01,
+        }
+    }
+}
+
+impl Sampling {
+    /// Checks ranges; the message names the offending key.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.repeat == 0 {
+            return Err("sampling.repeat must be at least 1".into());
+        }
+        if self.min_samples == 0 {
+            return Err("sampling.min_samples must be at least 1".into());
+        }
+        if self.max_samples < self.min_samples {
+            return Err("sampling.max_samples must be ≥ sampling.min_samples".into());
+        }
+        if !(self.max_time_s > 0.0 && self.max_time_s.is_finite()) {
+            return Err("sampling.max_time_s must be a positive number of seconds".into());
+        }
+        if !(self.target_ci_rel > 0.0 && self.target_ci_rel < 1.0) {
+            return Err("sampling.target_ci_rel must be in (0, 1), e.g. 0.02".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuiteFile {
+    name: String,
+    #[serde(default)]
+    description: String,
+    workloads: Vec<Spanned<String>>,
+    #[serde(default)]
+    backends: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    case_timeout_s: Option<f64>,
+    #[serde(default)]
+    sampling: Sampling,
+}
+
+#[derive(Debug, Clone)]
+pub struct Suite {
+    pub name: String,
+    pub description: String,
+    /// `built-in` or the file's path.
+    pub source: String,
+    pub workloads: Vec<WorkloadSpec>,
+    /// Backends the suite asks for (`None`: every usable one).
+    pub backends: Option<Vec<String>>,
+    pub case_timeout_s: Option<f64>,
+    pub sampling: Sampling,
+}
+
+const BUILT_IN: &[(&str, &str)] = &[
+    ("quick", include_str!("../suites/quick.toml")),
+    ("standard", include_str!("../suites/standard.toml")),
+];
+
+pub fn built_in_names() -> Vec<&'static str> {
+    BUILT_IN.iter().map(|(n, _)| *n).collect()
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+    (line, col)
+}
+
+/// Parses suite TOML; `path` is only used in messages.
+pub fn parse(text: &str, path: &Path, source: &str) -> Result<Suite> {
+    let file: SuiteFile = toml::from_str(text).map_err(|e| {
+        let place = match e.span() {
+            Some(span) => {
+                let (l, c) = line_col(text, span.start);
+                format!("line {l}, column {c}")
+            }
+            None => "whole file".to_string(),
+        };
+        HarnessError::bad_input(
+            path,
+            place,
+            e.message().trim().to_string(),
+            "a suite needs `name` and `workloads = [...]`, optionally `backends`, `case_timeout_s` and a [sampling] table (see README, \"Suites\")",
+        )
+    })?;
+    let at = |s: &Spanned<String>| {
+        let (l, c) = line_col(text, s.span().start);
+        format!("line {l}, column {c}")
+    };
+    let mut workloads = Vec::new();
+    for w in &file.workloads {
+        let spec = WorkloadSpec::parse(w.get_ref()).map_err(|e| {
+            HarnessError::bad_input(
+                path,
+                at(w),
+                e.to_string(),
+                "use a name from `capbench list workloads`",
+            )
+        })?;
+        workloads.push(spec);
+    }
+    if workloads.is_empty() {
+        return Err(HarnessError::bad_input(
+            path,
+            "workloads",
+            "the suite lists no workloads",
+            "add at least one, e.g. workloads = [\"kernel/gemm-f32-256\"]",
+        ));
+    }
+    let backends = match &file.backends {
+        None => None,
+        Some(list) => {
+            let mut out = Vec::new();
+            for b in list {
+                capbench_workloads::Backend::parse(b.get_ref()).map_err(|e| {
+                    HarnessError::bad_input(path, at(b), e.to_string(), "fix the backend name")
+                })?;
+                out.push(b.get_ref().clone());
+            }
+            Some(out)
+        }
+    };
+    file.sampling
+        .validate()
+        .map_err(|m| HarnessError::bad_input(path, "[sampling]", m, "adjust the value"))?;
+    if let Some(t) = file.case_timeout_s
+        && !(t > 0.0 && t.is_finite())
+    {
+        return Err(HarnessError::bad_input(
+            path,
+            "case_timeout_s",
+            "must be a positive number of seconds",
+            "e.g. case_timeout_s = 300",
+        ));
+    }
+    Ok(Suite {
+        name: file.name,
+        description: file.description,
+        source: source.to_string(),
+        workloads,
+        backends,
+        case_timeout_s: file.case_timeout_s,
+        sampling: file.sampling,
+    })
+}
+
+/// Resolves `--suite`: a built-in name, or a path to a TOML file.
+pub fn load(name_or_path: &str) -> Result<Suite> {
+    if let Some((_, text)) = BUILT_IN.iter().find(|(n, _)| *n == name_or_path) {
+        let p = Path::new(name_or_path);
+        return parse(text, p, "built-in");
+    }
+    let path = Path::new(name_or_path);
+    if path.extension().is_some_and(|e| e == "toml") || path.exists() {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            HarnessError::bad_input(
+                path,
+                "whole file",
+                format!("cannot read suite file: {e}"),
+                "check the path",
+            )
+        })?;
+        return parse(&text, path, &path.display().to_string());
+    }
+    Err(HarnessError::usage(format!(
+        "unknown suite '{name_or_path}': built-in suites are {}; or pass a path to a .toml file",
+        built_in_names().join(", ")
+    )))
+}
+
+pub fn built_in() -> Vec<Suite> {
+    BUILT_IN
+        .iter()
+        .map(|(n, _)| load(n).expect("built-in suites parse"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_suites_parse() {
+        let all = built_in();
+        assert!(all.iter().any(|s| s.name == "quick"));
+        for s in all {
+            assert!(!s.workloads.is_empty(), "{}", s.name);
+        }
+    }
+
+    #[test]
+    fn syntax_error_names_file_and_line() {
+        let e = parse("name = \"x\"\nworkloads = [\n", Path::new("s.toml"), "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("s.toml: line "), "{e}");
+    }
+
+    #[test]
+    fn unknown_workload_names_its_line() {
+        let text = "name = \"x\"\nworkloads = [\n  \"kernel/gemm-f32-8\",\n  \"kernel/gemv\",\n]\n";
+        let e = parse(text, Path::new("s.toml"), "s.toml").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let e = e.to_string();
+        assert!(e.contains("line 4, column 3"), "{e}");
+        assert!(e.contains("kernel/gemv"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let typo = "name = \"x\"\nworkloads = [\"kernel/gemm-f32-8\"]\nrepeats = 3\n";
+        assert!(parse(typo, Path::new("s.toml"), "").unwrap_err().to_string().contains("repeats"));
+        let zero = "name = \"x\"\nworkloads = [\"kernel/gemm-f32-8\"]\n[sampling]\nrepeat = 0\n";
+        assert!(parse(zero, Path::new("s.toml"), "").unwrap_err().to_string().contains("repeat"));
+        let bad_backend = "name = \"x\"\nworkloads = [\"kernel/gemm-f32-8\"]\nbackends = [\"tpu\"]\n";
+        assert!(parse(bad_backend, Path::new("s.toml"), "").unwrap_err().to_string().contains("tpu"));
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+}

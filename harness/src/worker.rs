@@ -1,0 +1,247 @@
+//! Inside the child process: prepare the workload, verify it against the CPU
+//! reference, warm up, then take adaptive timed samples — and write one
+//! `WorkerOutput`. Runs exactly one case-process; `runner` spawns it.
+
+use std::path::Path;
+use std::time::Instant;
+
+use capbench_workloads::{Backend, PreparedWorkload, WorkloadError, WorkloadSpec, prepare};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{HarnessError, Result};
+use crate::meter::process_usage;
+use crate::results::io::write_json_atomic;
+use crate::results::{Status, WorkerOutput};
+use crate::stats;
+use crate::suite::Sampling;
+
+/// What the parent asks one worker process to do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerJob {
+    pub case_id: String,
+    pub workload: String,
+    pub workload_version: u32,
+    pub backend: String,
+    pub sampling: Sampling,
+    pub process_index: usize,
+    /// Parent's pid: the worker exits if the parent is gone (see below).
+    pub parent_pid: u32,
+}
+
+/// Entry point of `capbench worker`.
+pub fn run(job_path: &Path, result_path: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(job_path).map_err(HarnessError::io("read", job_path))?;
+    let job: WorkerJob = serde_json::from_str(&text).map_err(|e| {
+        HarnessError::bad_input(
+            job_path,
+            format!("line {}, column {}", e.line(), e.column()),
+            e.to_string(),
+            "worker jobs are written by `capbench run`; do not call `capbench worker` by hand",
+        )
+    })?;
+    die_with_parent(job.parent_pid);
+    let out = measure(&job);
+    write_json_atomic(result_path, &out)
+}
+
+/// On Linux, ask the kernel to SIGKILL this worker when the parent dies, so a
+/// killed `capbench run` leaves no orphan measuring in the background.
+fn die_with_parent(parent_pid: u32) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: prctl with PR_SET_PDEATHSIG only sets a flag on this process.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        }
+        // The parent may have died before the prctl took effect.
+        if std::os::unix::process::parent_id() != parent_pid {
+            std::process::exit(3);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = parent_pid;
+}
+
+fn blank(status: Status, detail: String) -> WorkerOutput {
+    WorkerOutput {
+        status,
+        status_detail: detail,
+        device: None,
+        verification: None,
+        timer: String::new(),
+        threads_used: capbench_workloads::backend::candle::default_threads(),
+        work_per_iter: None,
+        prepare_s: 0.0,
+        verify_s: 0.0,
+        warmup_iters: 0,
+        samples_wall_s: vec![],
+        stop_reason: String::new(),
+        within_wall_s: None,
+        usage: process_usage(),
+    }
+}
+
+fn status_of(e: &WorkloadError) -> Status {
+    match e {
+        WorkloadError::Unsupported { .. } => Status::Unsupported,
+        _ => Status::Error,
+    }
+}
+
+/// Prepare → verify → warm up → sample. Never panics on workload errors:
+/// they become the output's status.
+pub fn measure(job: &WorkerJob) -> WorkerOutput {
+    let spec = match WorkloadSpec::parse(&job.workload) {
+        Ok(s) if s.version == job.workload_version => s,
+        Ok(s) => {
+            return blank(
+                Status::Error,
+                format!(
+                    "planned {} v{}, but this binary has v{}",
+                    job.workload, job.workload_version, s.version
+                ),
+            );
+        }
+        Err(e) => return blank(Status::Error, e.to_string()),
+    };
+    let backend = match Backend::parse(&job.backend) {
+        Ok(b) => b,
+        Err(e) => return blank(Status::Error, e.to_string()),
+    };
+    let t = Instant::now();
+    let mut w = match prepare(&spec, &backend) {
+        Ok(w) => w,
+        Err(e) => return blank(status_of(&e), e.to_string()),
+    };
+    let prepare_s = t.elapsed().as_secs_f64();
+    let mut out = blank(Status::Ok, String::new());
+    out.prepare_s = prepare_s;
+    out.device = Some(w.device());
+    out.timer = w.timer().to_string();
+    out.work_per_iter = Some(w.work().into());
+
+    let t = Instant::now();
+    let verification = w.verify();
+    out.verify_s = t.elapsed().as_secs_f64();
+    match verification {
+        Err(e) => {
+            out.status = status_of(&e);
+            out.status_detail = format!("verification could not run: {e}");
+            out.usage = process_usage();
+            return out;
+        }
+        Ok(v) if !v.passed => {
+            out.status = Status::FailedVerification;
+            out.status_detail = format!(
+                "output differs from the reference: scaled max diff {:.3e} > tolerance {:.1e} (max abs {:.3e}, {} non-finite)",
+                v.scaled_max_diff, v.tolerance, v.max_abs_diff, v.nan_or_inf
+            );
+            out.verification = Some(v);
+            out.usage = process_usage();
+            return out;
+        }
+        Ok(v) => out.verification = Some(v),
+    }
+
+    if let Err(e) = sample(w.as_mut(), &job.sampling, &mut out) {
+        out.status = status_of(&e);
+        out.status_detail = format!("while timing: {e}");
+    }
+    if !out.samples_wall_s.is_empty() {
+        out.within_wall_s = Some(stats::summarize(&out.samples_wall_s));
+    }
+    out.usage = process_usage();
+    out
+}
+
+/// Warm-up, then timed samples until the CI target, the time budget (after
+/// `min_samples`) or `max_samples`. `run_iter` returns with the device idle,
+/// so each clock read brackets finished work.
+fn sample(
+    w: &mut dyn PreparedWorkload,
+    cfg: &Sampling,
+    out: &mut WorkerOutput,
+) -> capbench_workloads::error::Result<()> {
+    for _ in 0..cfg.warmup_iters {
+        w.run_iter()?;
+    }
+    out.warmup_iters = cfg.warmup_iters;
+    let start = Instant::now();
+    loop {
+        let t = Instant::now();
+        w.run_iter()?;
+        out.samples_wall_s.push(t.elapsed().as_secs_f64());
+        let n = out.samples_wall_s.len();
+        if n >= cfg.max_samples {
+            out.stop_reason = "max_samples".into();
+            return Ok(());
+        }
+        if n < cfg.min_samples {
+            continue;
+        }
+        let mut sorted = out.samples_wall_s.clone();
+        sorted.sort_by(f64::total_cmp);
+        if let Some((lo, hi)) = stats::order_statistic_median_ci(&sorted) {
+            let med = stats::median(&sorted);
+            if med > 0.0 && (hi - lo) / 2.0 / med <= cfg.target_ci_rel {
+                out.stop_reason = "ci_target".into();
+                return Ok(());
+            }
+        }
+        if start.elapsed().as_secs_f64() >= cfg.max_time_s {
+            out.stop_reason = "time_budget".into();
+            return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(workload: &str) -> WorkerJob {
+        WorkerJob {
+            case_id: "t".into(),
+            workload: workload.into(),
+            workload_version: WorkloadSpec::parse(workload).map(|s| s.version).unwrap_or(1),
+            backend: "cpu".into(),
+            sampling: Sampling {
+                repeat: 1,
+                warmup_iters: 1,
+                min_samples: 5,
+                max_samples: 40,
+                max_time_s: 0.2,
+                target_ci_rel: 0.5,
+            },
+            process_index: 0,
+            parent_pid: 0,
+        }
+    }
+
+    #[test]
+    fn measures_a_gemm_within_the_sample_bounds() {
+        let out = measure(&job("kernel/gemm-f32-32"));
+        assert_eq!(out.status, Status::Ok, "{}", out.status_detail);
+        assert!(out.verification.as_ref().unwrap().passed);
+        let n = out.samples_wall_s.len();
+        assert!((5..=40).contains(&n), "{n}");
+        assert!(out.samples_wall_s.iter().all(|s| *s > 0.0));
+        assert!(["ci_target", "time_budget", "max_samples"].contains(&out.stop_reason.as_str()));
+        assert_eq!(out.within_wall_s.unwrap().n, n);
+    }
+
+    #[test]
+    fn wrong_answer_is_not_timed() {
+        let out = measure(&job("fault/wrong"));
+        assert_eq!(out.status, Status::FailedVerification);
+        assert!(out.samples_wall_s.is_empty());
+        assert!(out.status_detail.contains("differs from the reference"));
+    }
+
+    #[test]
+    fn version_mismatch_is_an_error() {
+        let mut j = job("kernel/gemm-f32-8");
+        j.workload_version = 99;
+        assert_eq!(measure(&j).status, Status::Error);
+    }
+}
