@@ -60,12 +60,22 @@ pub struct RunArgs {
 
     /// Backends, comma-separated: cpu, cuda[:N], metal[:N], wgpu,
     /// wgpu:vulkan|metal|dx12|gl, wgpu:N. Default: every usable backend.
-    #[arg(long, value_name = "LIST", value_delimiter = ',', conflicts_with = "resume")]
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        conflicts_with = "resume"
+    )]
     pub backend: Option<Vec<String>>,
 
     /// Only workloads whose name matches one of these globs (comma-separated),
     /// e.g. 'kernel/gemm-f32-*'.
-    #[arg(long, value_name = "GLOB", value_delimiter = ',', conflicts_with = "resume")]
+    #[arg(
+        long,
+        value_name = "GLOB",
+        value_delimiter = ',',
+        conflicts_with = "resume"
+    )]
     pub workload: Vec<String>,
 
     /// Run folder to write (must not hold a run). Default: a fresh folder
@@ -134,8 +144,20 @@ mod tests {
     #[test]
     fn run_flags_parse() {
         let c = Cli::parse_from([
-            "capbench", "run", "--suite", "quick", "--backend", "cpu,wgpu", "--workload",
-            "kernel/*", "--out", "/tmp/x", "--threads", "2", "--case-timeout", "30",
+            "capbench",
+            "run",
+            "--suite",
+            "quick",
+            "--backend",
+            "cpu,wgpu",
+            "--workload",
+            "kernel/*",
+            "--out",
+            "/tmp/x",
+            "--threads",
+            "2",
+            "--case-timeout",
+            "30",
         ]);
         let Command::Run(r) = c.command else { panic!() };
         assert_eq!(r.backend.unwrap(), ["cpu", "wgpu"]);
@@ -144,6 +166,8 @@ mod tests {
         let c = Cli::parse_from(["capbench", "run", "--resume", "/tmp/x"]);
         let Command::Run(r) = c.command else { panic!() };
         assert_eq!(r.resume.unwrap(), PathBuf::from("/tmp/x"));
-        assert!(Cli::try_parse_from(["capbench", "run", "--resume", "d", "--suite", "quick"]).is_err());
+        assert!(
+            Cli::try_parse_from(["capbench", "run", "--resume", "d", "--suite", "quick"]).is_err()
+        );
     }
 }

@@ -42,7 +42,14 @@ fn list(a: &ListArgs) -> Result<ExitCode, HarnessError> {
                 json(&entries)
             } else {
                 table::rows(
-                    &["name pattern", "kind", "version", "backends", "example", "what"],
+                    &[
+                        "name pattern",
+                        "kind",
+                        "version",
+                        "backends",
+                        "example",
+                        "what",
+                    ],
                     entries
                         .iter()
                         .map(|e| {
@@ -73,7 +80,10 @@ fn list(a: &ListArgs) -> Result<ExitCode, HarnessError> {
                         b.note.clone(),
                     ]);
                     for d in &b.devices {
-                        let idx = d.index.map(|i| format!("{}:{i} ", b.backend)).unwrap_or_default();
+                        let idx = d
+                            .index
+                            .map(|i| format!("{}:{i} ", b.backend))
+                            .unwrap_or_default();
                         rows.push(vec![
                             String::new(),
                             String::new(),

@@ -277,7 +277,13 @@ mod tests {
     fn hierarchical_ci_widens_with_between_group_spread() {
         let tight: Vec<Vec<f64>> = (0..5).map(|_| vec![1.0, 1.01, 0.99, 1.0, 1.02]).collect();
         let spread: Vec<Vec<f64>> = (0..5)
-            .map(|g| vec![1.0 + g as f64 * 0.1, 1.01 + g as f64 * 0.1, 0.99 + g as f64 * 0.1])
+            .map(|g| {
+                vec![
+                    1.0 + g as f64 * 0.1,
+                    1.01 + g as f64 * 0.1,
+                    0.99 + g as f64 * 0.1,
+                ]
+            })
             .collect();
         let (p1, l1, h1) = hierarchical_median_ci(&tight, 1000, 7);
         let (p2, l2, h2) = hierarchical_median_ci(&spread, 1000, 7);

@@ -231,9 +231,13 @@ mod tests {
 
     #[test]
     fn syntax_error_names_file_and_line() {
-        let e = parse("name = \"x\"\nworkloads = [\n", Path::new("s.toml"), "s.toml")
-            .unwrap_err()
-            .to_string();
+        let e = parse(
+            "name = \"x\"\nworkloads = [\n",
+            Path::new("s.toml"),
+            "s.toml",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("s.toml: line "), "{e}");
     }
 
@@ -250,11 +254,27 @@ mod tests {
     #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         let typo = "name = \"x\"\nworkloads = [\"kernel/gemm-f32-8\"]\nrepeats = 3\n";
-        assert!(parse(typo, Path::new("s.toml"), "").unwrap_err().to_string().contains("repeats"));
+        assert!(
+            parse(typo, Path::new("s.toml"), "")
+                .unwrap_err()
+                .to_string()
+                .contains("repeats")
+        );
         let zero = "name = \"x\"\nworkloads = [\"kernel/gemm-f32-8\"]\n[sampling]\nrepeat = 0\n";
-        assert!(parse(zero, Path::new("s.toml"), "").unwrap_err().to_string().contains("repeat"));
-        let bad_backend = "name = \"x\"\nworkloads = [\"kernel/gemm-f32-8\"]\nbackends = [\"tpu\"]\n";
-        assert!(parse(bad_backend, Path::new("s.toml"), "").unwrap_err().to_string().contains("tpu"));
+        assert!(
+            parse(zero, Path::new("s.toml"), "")
+                .unwrap_err()
+                .to_string()
+                .contains("repeat")
+        );
+        let bad_backend =
+            "name = \"x\"\nworkloads = [\"kernel/gemm-f32-8\"]\nbackends = [\"tpu\"]\n";
+        assert!(
+            parse(bad_backend, Path::new("s.toml"), "")
+                .unwrap_err()
+                .to_string()
+                .contains("tpu")
+        );
     }
 
     #[test]

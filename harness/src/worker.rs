@@ -203,7 +203,9 @@ mod tests {
         WorkerJob {
             case_id: "t".into(),
             workload: workload.into(),
-            workload_version: WorkloadSpec::parse(workload).map(|s| s.version).unwrap_or(1),
+            workload_version: WorkloadSpec::parse(workload)
+                .map(|s| s.version)
+                .unwrap_or(1),
             backend: "cpu".into(),
             sampling: Sampling {
                 repeat: 1,

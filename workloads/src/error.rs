@@ -32,8 +32,9 @@ pub enum WorkloadError {
     Candle {
         backend: String,
         op: &'static str,
+        // Boxed: candle's error is large and would bloat every Result.
         #[source]
-        source: candle_core::Error,
+        source: Box<candle_core::Error>,
     },
 
     #[error("wgpu error during {op}: {message}")]
@@ -49,7 +50,7 @@ impl WorkloadError {
         move |source| WorkloadError::Candle {
             backend,
             op,
-            source,
+            source: Box::new(source),
         }
     }
 }

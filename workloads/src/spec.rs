@@ -108,7 +108,8 @@ impl WorkloadSpec {
             hint: hint.to_string(),
         };
         if let Some(rest) = name.strip_prefix("kernel/gemm-") {
-            let hint = "expected kernel/gemm-<f32|f16|bf16>-<N> or -<M>x<N>x<K>, e.g. kernel/gemm-f32-256";
+            let hint =
+                "expected kernel/gemm-<f32|f16|bf16>-<N> or -<M>x<N>x<K>, e.g. kernel/gemm-f32-256";
             let (dt, dims) = rest.split_once('-').ok_or_else(|| unknown(hint))?;
             let dtype = DType::parse(dt).ok_or_else(|| unknown(hint))?;
             let nums: Vec<usize> = dims
@@ -182,7 +183,9 @@ impl WorkloadSpec {
     /// read once, the output written once).
     pub fn bytes_per_iter(&self) -> f64 {
         match self.params {
-            Params::Gemm { m, n, k, dtype } => ((m * k + k * n + m * n) * dtype.size_bytes()) as f64,
+            Params::Gemm { m, n, k, dtype } => {
+                ((m * k + k * n + m * n) * dtype.size_bytes()) as f64
+            }
             Params::Fault { .. } => (3 * 16 * 16 * 4) as f64,
         }
     }
@@ -195,24 +198,53 @@ mod tests {
     #[test]
     fn parses_square_and_rectangular_gemm() {
         let s = WorkloadSpec::parse("kernel/gemm-f32-256").unwrap();
-        assert_eq!(s.params, Params::Gemm { m: 256, n: 256, k: 256, dtype: DType::F32 });
+        assert_eq!(
+            s.params,
+            Params::Gemm {
+                m: 256,
+                n: 256,
+                k: 256,
+                dtype: DType::F32
+            }
+        );
         assert_eq!(s.flops_per_iter(), 2.0 * 256f64.powi(3));
         let r = WorkloadSpec::parse("kernel/gemm-bf16-64x128x32").unwrap();
-        assert_eq!(r.params, Params::Gemm { m: 64, n: 128, k: 32, dtype: DType::Bf16 });
+        assert_eq!(
+            r.params,
+            Params::Gemm {
+                m: 64,
+                n: 128,
+                k: 32,
+                dtype: DType::Bf16
+            }
+        );
         assert_eq!(r.name, "kernel/gemm-bf16-64x128x32");
-        assert_eq!(r.bytes_per_iter(), ((64 * 32 + 32 * 128 + 64 * 128) * 2) as f64);
+        assert_eq!(
+            r.bytes_per_iter(),
+            ((64 * 32 + 32 * 128 + 64 * 128) * 2) as f64
+        );
     }
 
     #[test]
     fn canonical_name_round_trips() {
-        for n in ["kernel/gemm-f16-512", "kernel/gemm-f32-1x2x3", "fault/slow-250ms"] {
+        for n in [
+            "kernel/gemm-f16-512",
+            "kernel/gemm-f32-1x2x3",
+            "fault/slow-250ms",
+        ] {
             assert_eq!(WorkloadSpec::parse(n).unwrap().name, n);
         }
     }
 
     #[test]
     fn rejects_bad_names_with_a_hint() {
-        for bad in ["kernel/gemm-f64-256", "kernel/gemm-f32-0", "kernel/gemm-f32-2x3", "gemm", "fault/slow-x"] {
+        for bad in [
+            "kernel/gemm-f64-256",
+            "kernel/gemm-f32-0",
+            "kernel/gemm-f32-2x3",
+            "gemm",
+            "fault/slow-x",
+        ] {
             let e = WorkloadSpec::parse(bad).unwrap_err().to_string();
             assert!(e.contains(bad), "{e}");
         }

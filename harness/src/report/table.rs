@@ -62,7 +62,11 @@ pub fn summary(run: &RunFile) -> String {
         let (basis, samples) = match &c.stats {
             Some(s) => (
                 s.ci_basis.replace('_', " "),
-                format!("{} × {}", s.pooled_wall_s.n / s.processes_ok.max(1), s.processes_ok),
+                format!(
+                    "{} × {}",
+                    s.pooled_wall_s.n / s.processes_ok.max(1),
+                    s.processes_ok
+                ),
             ),
             None => ("—".into(), "—".into()),
         };
@@ -87,7 +91,10 @@ pub fn summary(run: &RunFile) -> String {
     if !run.not_planned.is_empty() {
         out.push_str("\nnot planned:\n");
         for n in &run.not_planned {
-            out.push_str(&format!("  {} on {}: {}\n", n.workload, n.backend, n.reason));
+            out.push_str(&format!(
+                "  {} on {}: {}\n",
+                n.workload, n.backend, n.reason
+            ));
         }
     }
     let counts: Vec<String> = run

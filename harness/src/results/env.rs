@@ -137,7 +137,15 @@ fn runtime_cpu_features() -> Vec<String> {
         macro_rules! probe {
             ($($f:tt),*) => {$(if std::arch::is_x86_feature_detected!($f) { v.push($f); })*};
         }
-        probe!("sse4.2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bf16");
+        probe!(
+            "sse4.2",
+            "avx",
+            "avx2",
+            "fma",
+            "f16c",
+            "avx512f",
+            "avx512bf16"
+        );
     }
     #[cfg(target_arch = "aarch64")]
     {

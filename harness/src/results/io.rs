@@ -69,7 +69,9 @@ pub fn parse_versioned<T: DeserializeOwned>(path: &Path, place: &str, text: &str
             return Err(HarnessError::bad_input(
                 path,
                 format!("{here}: schema_version"),
-                format!("schema_version {v} is not supported; this capbench reads {SCHEMA_VERSION}"),
+                format!(
+                    "schema_version {v} is not supported; this capbench reads {SCHEMA_VERSION}"
+                ),
                 "read it with the capbench version that wrote it (see env.capbench_version), or re-run",
             ));
         }
@@ -158,7 +160,10 @@ impl Journal {
             .append(true)
             .open(&path)
             .map_err(HarnessError::io("open", &path))?;
-        let len = file.metadata().map_err(HarnessError::io("stat", &path))?.len();
+        let len = file
+            .metadata()
+            .map_err(HarnessError::io("stat", &path))?
+            .len();
         if len > complete_len {
             file.set_len(complete_len)
                 .map_err(HarnessError::io("truncate torn line of", &path))?;
@@ -192,10 +197,7 @@ pub fn load_run(path: &Path) -> Result<RunFile> {
         &run_json,
         "whole file",
         "missing: the run did not finish",
-        format!(
-            "finish it with `capbench run --resume {}`",
-            path.display()
-        ),
+        format!("finish it with `capbench run --resume {}`", path.display()),
     ))
 }
 

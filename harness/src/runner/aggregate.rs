@@ -37,8 +37,11 @@ pub fn case_stats(processes: &[ProcessRecord]) -> Option<CaseStats> {
     let pooled: Vec<f64> = groups.iter().flatten().copied().collect();
     let medians: Vec<f64> = groups.iter().map(|g| stats::median(g)).collect();
     let (point, lo, hi, method, basis) = if groups.len() >= 2 {
-        let (p, l, h) =
-            stats::hierarchical_median_ci(&groups, stats::BOOTSTRAP_RESAMPLES, stats::BOOTSTRAP_SEED);
+        let (p, l, h) = stats::hierarchical_median_ci(
+            &groups,
+            stats::BOOTSTRAP_RESAMPLES,
+            stats::BOOTSTRAP_SEED,
+        );
         (
             p,
             l,
@@ -113,10 +116,7 @@ pub fn case_result(
         metrics.insert("gflops_per_s".into(), gflops(s.wall_s_median));
         metrics.insert("gflops_per_s_ci95_low".into(), gflops(s.wall_s_ci95_high));
         metrics.insert("gflops_per_s_ci95_high".into(), gflops(s.wall_s_ci95_low));
-        metrics.insert(
-            "gbytes_per_s".into(),
-            bytes / s.wall_s_median / 1e9,
-        );
+        metrics.insert("gbytes_per_s".into(), bytes / s.wall_s_median / 1e9);
         metrics.insert("samples_total".into(), s.pooled_wall_s.n as f64);
         metrics.insert("processes_ok".into(), s.processes_ok as f64);
         headline = Some(Headline {
@@ -194,7 +194,10 @@ mod tests {
 
     #[test]
     fn first_failed_process_decides_the_status() {
-        let ps = vec![proc(0, Status::Ok, vec![1.0]), proc(1, Status::Timeout, vec![])];
+        let ps = vec![
+            proc(0, Status::Ok, vec![1.0]),
+            proc(1, Status::Timeout, vec![]),
+        ];
         assert_eq!(case_status(&ps).0, Status::Timeout);
         assert_eq!(case_status(&ps[..1]).0, Status::Ok);
     }

@@ -30,7 +30,10 @@ pub struct RunOutcome {
 
 /// Where the run goes and what it runs: a fresh plan, or `--resume DIR`.
 pub enum RunTarget {
-    Fresh { request: PlanRequest, out: Option<PathBuf> },
+    Fresh {
+        request: PlanRequest,
+        out: Option<PathBuf>,
+    },
     Resume(PathBuf),
 }
 
@@ -51,7 +54,11 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
     let journal_now = read_journal(&dir)?;
     let done: HashSet<String> = journal_now.cases.iter().map(|c| c.id.clone()).collect();
     let mut journal = Journal::open(&dir, journal_now.complete_len)?;
-    let todo: Vec<_> = plan.cases.iter().filter(|c| !done.contains(&c.id)).collect();
+    let todo: Vec<_> = plan
+        .cases
+        .iter()
+        .filter(|c| !done.contains(&c.id))
+        .collect();
 
     let exe = std::env::current_exe().map_err(HarnessError::io("locate", Path::new("capbench")))?;
     let work_dir = dir.join(".work");
@@ -105,8 +112,13 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
                 break;
             }
         }
-        let result =
-            aggregate::case_result(case, &spec, processes, started_at, t.elapsed().as_secs_f64());
+        let result = aggregate::case_result(
+            case,
+            &spec,
+            processes,
+            started_at,
+            t.elapsed().as_secs_f64(),
+        );
         if result.status != crate::results::Status::Ok {
             pb.println(format!(
                 "{}: {} — {}",
@@ -144,7 +156,10 @@ fn finish(dir: &Path, plan: &Plan, env: Env) -> Result<RunFile> {
         ..Default::default()
     };
     for c in &cases {
-        *totals.by_status.entry(c.status.as_str().to_string()).or_default() += 1;
+        *totals
+            .by_status
+            .entry(c.status.as_str().to_string())
+            .or_default() += 1;
     }
     let run = RunFile {
         schema_version: SCHEMA_VERSION,

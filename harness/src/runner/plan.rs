@@ -7,7 +7,9 @@ use capbench_workloads::backend::{Backend, candle, wgpu};
 use capbench_workloads::workload::supports;
 
 use crate::error::{HarnessError, Result};
-use crate::results::{CapsRecord, NotPlanned, Plan, PlannedCase, RunOptions, SCHEMA_VERSION, now_rfc3339};
+use crate::results::{
+    CapsRecord, NotPlanned, Plan, PlannedCase, RunOptions, SCHEMA_VERSION, now_rfc3339,
+};
 use crate::suite;
 
 /// Default per-process limit when neither flag nor suite sets one.
@@ -28,7 +30,9 @@ pub fn check_backend(b: &Backend) -> std::result::Result<(), String> {
     b.ensure_compiled().map_err(|e| e.to_string())?;
     match b {
         Backend::Cpu => Ok(()),
-        Backend::Wgpu(sel) => wgpu::check_usable(*sel).map(|_| ()).map_err(|e| e.to_string()),
+        Backend::Wgpu(sel) => wgpu::check_usable(*sel)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
         other => candle::device(other).map(|_| ()).map_err(|e| e.to_string()),
     }
 }
@@ -87,7 +91,9 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
     if let Some(r) = req.repeat {
         sampling.repeat = r;
     }
-    sampling.validate().map_err(|m| HarnessError::usage(m.replace("sampling.repeat", "--repeat")))?;
+    sampling
+        .validate()
+        .map_err(|m| HarnessError::usage(m.replace("sampling.repeat", "--repeat")))?;
     if req.threads == Some(0) {
         return Err(HarnessError::usage("--threads must be at least 1"));
     }
@@ -96,14 +102,17 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
         .or(suite.case_timeout_s)
         .unwrap_or(DEFAULT_CASE_TIMEOUT_S);
     if !(case_timeout_s > 0.0 && case_timeout_s.is_finite()) {
-        return Err(HarnessError::usage("--case-timeout must be a positive number of seconds"));
+        return Err(HarnessError::usage(
+            "--case-timeout must be a positive number of seconds",
+        ));
     }
     let globs: Vec<glob::Pattern> = req
         .workload_globs
         .iter()
         .map(|g| {
-            glob::Pattern::new(g)
-                .map_err(|e| HarnessError::usage(format!("--workload '{g}' is not a valid glob: {e}")))
+            glob::Pattern::new(g).map_err(|e| {
+                HarnessError::usage(format!("--workload '{g}' is not a valid glob: {e}"))
+            })
         })
         .collect::<Result<_>>()?;
     let requested = req.backends.as_deref().or(suite.backends.as_deref());
@@ -112,7 +121,11 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
         threads: req.threads,
     };
     let mut cases = Vec::new();
-    for w in suite.workloads.iter().filter(|w| matches_any(&globs, &w.name)) {
+    for w in suite
+        .workloads
+        .iter()
+        .filter(|w| matches_any(&globs, &w.name))
+    {
         for b in &backends {
             match supports(w, b) {
                 Ok(()) => cases.push(PlannedCase {
@@ -134,7 +147,11 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
             "nothing to run: suite '{}' has no workload matching {:?} on {}",
             suite.name,
             req.workload_globs,
-            backends.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ")
+            backends
+                .iter()
+                .map(|b| b.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     let started_at = now_rfc3339();
@@ -166,7 +183,10 @@ fn compact_time(rfc3339: &str) -> String {
 pub fn create_run_dir(out: Option<PathBuf>) -> Result<PathBuf> {
     let dir = match out {
         Some(d) => {
-            for f in [crate::results::io::PLAN_FILE, crate::results::io::CASES_FILE] {
+            for f in [
+                crate::results::io::PLAN_FILE,
+                crate::results::io::CASES_FILE,
+            ] {
                 if d.join(f).exists() {
                     return Err(HarnessError::usage(format!(
                         "{} already holds a run ({f}); continue it with --resume {0} or choose another --out",
@@ -207,7 +227,10 @@ mod tests {
         let ids: Vec<_> = plan.cases.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(
             ids,
-            ["kernel/gemm-f32-128@cpu+threads=1", "kernel/gemm-f16-256@cpu+threads=1"]
+            [
+                "kernel/gemm-f32-128@cpu+threads=1",
+                "kernel/gemm-f16-256@cpu+threads=1"
+            ]
         );
         assert_eq!(plan.options.suite, "quick");
     }
@@ -215,10 +238,35 @@ mod tests {
     #[test]
     fn bad_flags_are_usage_errors() {
         let bad = |req: PlanRequest| make_plan(&req).unwrap_err().exit_code();
-        assert_eq!(bad(PlanRequest { backends: Some(vec!["tpu".into()]), ..Default::default() }), 2);
-        assert_eq!(bad(PlanRequest { workload_globs: vec!["nothing*".into()], backends: Some(vec!["cpu".into()]), ..Default::default() }), 2);
-        assert_eq!(bad(PlanRequest { repeat: Some(0), ..Default::default() }), 2);
-        assert_eq!(bad(PlanRequest { suite: Some("nope".into()), ..Default::default() }), 2);
+        assert_eq!(
+            bad(PlanRequest {
+                backends: Some(vec!["tpu".into()]),
+                ..Default::default()
+            }),
+            2
+        );
+        assert_eq!(
+            bad(PlanRequest {
+                workload_globs: vec!["nothing*".into()],
+                backends: Some(vec!["cpu".into()]),
+                ..Default::default()
+            }),
+            2
+        );
+        assert_eq!(
+            bad(PlanRequest {
+                repeat: Some(0),
+                ..Default::default()
+            }),
+            2
+        );
+        assert_eq!(
+            bad(PlanRequest {
+                suite: Some("nope".into()),
+                ..Default::default()
+            }),
+            2
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use crate::results::{ExitInfo, ProcessRecord, Status, WorkerOutput};
 
-/// Lines of worker stderr kept for the record.
+/// Lines of worker stderr kept for the record: the first ones (panic and
+/// allocation-failure messages come first, before any backtrace) and the last.
+const STDERR_HEAD_LINES: usize = 12;
 const STDERR_TAIL_LINES: usize = 20;
 const STDERR_LINE_MAX: usize = 400;
 
@@ -53,16 +55,12 @@ pub fn run_process(spec: &SpawnSpec<'_>) -> ProcessRecord {
             );
         }
     };
-    let tail = Arc::new(Mutex::new(VecDeque::new()));
+    let kept = Arc::new(Mutex::new(StderrKeep::default()));
     let reader = child.stderr.take().map(|stderr| {
-        let tail = Arc::clone(&tail);
+        let kept = Arc::clone(&kept);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut t = tail.lock().expect("stderr tail lock");
-                if t.len() == STDERR_TAIL_LINES {
-                    t.pop_front();
-                }
-                t.push_back(line.chars().take(STDERR_LINE_MAX).collect::<String>());
+                kept.lock().expect("stderr lock").push(line);
             }
         })
     });
@@ -84,7 +82,7 @@ pub fn run_process(spec: &SpawnSpec<'_>) -> ProcessRecord {
     if let Some(r) = reader {
         let _ = r.join();
     }
-    let stderr_tail: Vec<String> = tail.lock().expect("stderr tail lock").iter().cloned().collect();
+    let stderr_tail = kept.lock().expect("stderr lock").lines();
     let exit = exit_info(status, elapsed_s, stderr_tail);
 
     if timed_out {
@@ -99,6 +97,38 @@ pub fn run_process(spec: &SpawnSpec<'_>) -> ProcessRecord {
         );
     }
     classify(spec.index, status, exit, &spec.result_path)
+}
+
+/// First and last lines of a stream, with a marker for what was skipped.
+#[derive(Default)]
+struct StderrKeep {
+    head: Vec<String>,
+    tail: VecDeque<String>,
+    skipped: usize,
+}
+
+impl StderrKeep {
+    fn push(&mut self, line: String) {
+        let line: String = line.chars().take(STDERR_LINE_MAX).collect();
+        if self.head.len() < STDERR_HEAD_LINES {
+            self.head.push(line);
+            return;
+        }
+        if self.tail.len() == STDERR_TAIL_LINES {
+            self.tail.pop_front();
+            self.skipped += 1;
+        }
+        self.tail.push_back(line);
+    }
+
+    fn lines(&self) -> Vec<String> {
+        let mut v = self.head.clone();
+        if self.skipped > 0 {
+            v.push(format!("… {} lines omitted …", self.skipped));
+        }
+        v.extend(self.tail.iter().cloned());
+        v
+    }
 }
 
 fn record(index: usize, status: Status, detail: String, exit: ExitInfo) -> ProcessRecord {
@@ -167,9 +197,19 @@ fn panic_message(lines: &[String]) -> Option<String> {
     Some(msg)
 }
 
-fn classify(index: usize, status: Option<ExitStatus>, exit: ExitInfo, result: &Path) -> ProcessRecord {
+fn classify(
+    index: usize,
+    status: Option<ExitStatus>,
+    exit: ExitInfo,
+    result: &Path,
+) -> ProcessRecord {
     let Some(status) = status else {
-        return record(index, Status::Crashed, "lost track of the worker process".into(), exit);
+        return record(
+            index,
+            Status::Crashed,
+            "lost track of the worker process".into(),
+            exit,
+        );
     };
     if let Some(bytes) = parse_alloc_failure(&exit.stderr_tail) {
         let mut r = record(
@@ -222,6 +262,19 @@ fn classify(index: usize, status: Option<ExitStatus>, exit: ExitInfo, result: &P
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stderr_keeps_head_and_tail() {
+        let mut k = StderrKeep::default();
+        for i in 0..100 {
+            k.push(format!("l{i}"));
+        }
+        let v = k.lines();
+        assert_eq!(v.len(), STDERR_HEAD_LINES + 1 + STDERR_TAIL_LINES);
+        assert_eq!(v[0], "l0");
+        assert_eq!(v[STDERR_HEAD_LINES], "… 68 lines omitted …");
+        assert_eq!(v.last().unwrap(), "l99");
+    }
 
     #[test]
     fn alloc_failure_message_is_parsed() {

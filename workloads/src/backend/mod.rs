@@ -200,7 +200,16 @@ mod tests {
 
     #[test]
     fn parses_and_displays_every_form() {
-        for s in ["cpu", "cuda", "cuda:1", "metal", "wgpu", "wgpu:vulkan", "wgpu:gl", "wgpu:2"] {
+        for s in [
+            "cpu",
+            "cuda",
+            "cuda:1",
+            "metal",
+            "wgpu",
+            "wgpu:vulkan",
+            "wgpu:gl",
+            "wgpu:2",
+        ] {
             assert_eq!(Backend::parse(s).unwrap().to_string(), s);
         }
         assert_eq!(Backend::parse("cuda:0").unwrap().to_string(), "cuda");

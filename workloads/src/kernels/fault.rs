@@ -96,7 +96,11 @@ mod tests {
 
     #[test]
     fn wrong_fails_verification_and_slow_passes() {
-        let mut w = prepare(&WorkloadSpec::parse("fault/wrong").unwrap(), FaultMode::Wrong).unwrap();
+        let mut w = prepare(
+            &WorkloadSpec::parse("fault/wrong").unwrap(),
+            FaultMode::Wrong,
+        )
+        .unwrap();
         assert!(!w.verify().unwrap().passed);
         let spec = WorkloadSpec::parse("fault/slow-1ms").unwrap();
         let mut ok = prepare(&spec, FaultMode::Slow { ms: 1 }).unwrap();

@@ -4,9 +4,9 @@
 use wgpu::util::DeviceExt;
 
 use super::WgpuContext;
-use crate::backend::{Backend, DeviceRecord};
 #[cfg(test)]
 use crate::backend::WgpuSelector;
+use crate::backend::{Backend, DeviceRecord};
 use crate::error::{Result, WorkloadError};
 use crate::kernels::gemm::GemmInputs;
 use crate::spec::WorkloadSpec;
@@ -42,7 +42,7 @@ pub(crate) fn prepare_gemm(
     let dev = &ctx.device;
     let (m, n, k) = (inputs.m as u32, inputs.n as u32, inputs.k as u32);
     let c_bytes = (inputs.m * inputs.n * 4) as u64;
-    let limit = dev.limits().max_storage_buffer_binding_size as u64;
+    let limit = dev.limits().max_storage_buffer_binding_size;
     let largest = (inputs.a.len().max(inputs.b.len()) * 4) as u64;
     if largest.max(c_bytes) > limit {
         return Err(WorkloadError::Unsupported {
@@ -140,7 +140,9 @@ impl WgpuGemm {
         let mut enc = self
             .ctx
             .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("gemm") });
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("gemm"),
+            });
         {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("gemm"),
@@ -220,8 +222,14 @@ mod tests {
 
     #[test]
     fn wgpu_gemm_matches_reference_on_ragged_shapes() {
-        let Some(backend) = test_backend() else { return };
-        for name in ["kernel/gemm-f32-70x33x19", "kernel/gemm-f32-64", "kernel/gemm-f32-1x130x5"] {
+        let Some(backend) = test_backend() else {
+            return;
+        };
+        for name in [
+            "kernel/gemm-f32-70x33x19",
+            "kernel/gemm-f32-64",
+            "kernel/gemm-f32-1x130x5",
+        ] {
             let spec = WorkloadSpec::parse(name).unwrap();
             let mut w = prepare_gemm(&backend, &spec).unwrap();
             let v = w.verify().unwrap();

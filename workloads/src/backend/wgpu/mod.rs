@@ -134,14 +134,14 @@ fn choose(selector: WgpuSelector) -> Result<(usize, Adapter)> {
             .map(|(i, a)| (i, a.clone()))
     };
     match selector {
-        WgpuSelector::Best => pick(&|a| a.get_info().backend != wgpu::Backend::Gl).ok_or_else(
-            || {
+        WgpuSelector::Best => {
+            pick(&|a| a.get_info().backend != wgpu::Backend::Gl).ok_or_else(|| {
                 unavailable(
                     "no Vulkan, Metal or DX12 adapter (GL is only used when asked for: wgpu:gl)"
                         .into(),
                 )
-            },
-        ),
+            })
+        }
         WgpuSelector::Api(api) => {
             let wanted = backends_for(api);
             pick(&|a| wanted.contains(Backends::from(a.get_info().backend)))
@@ -230,7 +230,12 @@ pub fn probe() -> BackendStatus {
         compiled_in: true,
         usable: best.is_ok(),
         note: match best {
-            Ok(r) => format!("`wgpu` uses adapter {}: {} ({})", r.index.unwrap_or(0), r.name, r.api),
+            Ok(r) => format!(
+                "`wgpu` uses adapter {}: {} ({})",
+                r.index.unwrap_or(0),
+                r.name,
+                r.api
+            ),
             Err(e) => e.to_string(),
         },
         devices,

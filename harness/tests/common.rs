@@ -1,0 +1,59 @@
+//! Helpers shared by the integration tests: run the real binary, read results.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+pub fn capbench() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_capbench"))
+}
+
+pub fn run_ok(args: &[&str]) -> Output {
+    let out = capbench().args(args).output().expect("spawn capbench");
+    assert!(
+        out.status.success(),
+        "capbench {args:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Whether wgpu has a usable adapter here. Under CAPBENCH_REQUIRE_WGPU=1 (CI)
+/// a missing adapter fails the test instead of skipping it.
+pub fn wgpu_usable() -> bool {
+    let out = run_ok(&["list", "backends", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let wgpu = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["backend"] == "wgpu")
+        .unwrap()
+        .clone();
+    let usable = wgpu["usable"].as_bool().unwrap();
+    if !usable {
+        if std::env::var("CAPBENCH_REQUIRE_WGPU").as_deref() == Ok("1") {
+            panic!(
+                "CAPBENCH_REQUIRE_WGPU=1 but wgpu is not usable: {}",
+                wgpu["note"]
+            );
+        }
+        eprintln!("skipping wgpu test: {}", wgpu["note"]);
+    }
+    usable
+}
+
+pub fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}

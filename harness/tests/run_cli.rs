@@ -1,0 +1,187 @@
+//! End-to-end: the real binary runs suites into temp folders; results are
+//! checked in the files it writes.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn list_backends_reports_what_is_compiled_and_usable() {
+    let out = run_ok(&["list", "backends", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let by = |name: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["backend"] == name)
+            .unwrap_or_else(|| panic!("{name} missing"))
+            .clone()
+    };
+    assert_eq!(by("cpu")["usable"], true);
+    for gpu in ["cuda", "metal"] {
+        let b = by(gpu);
+        if b["compiled_in"] == false {
+            assert_eq!(
+                b["note"],
+                format!("capbench was built without {gpu} support; rebuild with --features {gpu}")
+            );
+        }
+    }
+    if wgpu_usable() {
+        let w = by("wgpu");
+        let devices = w["devices"].as_array().unwrap();
+        assert!(!devices.is_empty());
+        for d in devices {
+            for key in ["name", "api", "device_type", "driver"] {
+                assert!(d[key].is_string(), "{key} in {d}");
+            }
+        }
+    }
+    // The table form names every backend.
+    let table = String::from_utf8(run_ok(&["list", "backends"]).stdout).unwrap();
+    for name in ["cpu", "cuda", "metal", "wgpu"] {
+        assert!(table.contains(name), "{table}");
+    }
+}
+
+#[test]
+fn list_commands_work() {
+    for what in ["workloads", "profiles", "suites"] {
+        run_ok(&["list", what]);
+    }
+    let w = String::from_utf8(run_ok(&["list", "workloads", "--all"]).stdout).unwrap();
+    assert!(w.contains("kernel/gemm") && w.contains("fault/"), "{w}");
+}
+
+fn check_gemm_run(dir: &std::path::Path, backend: &str, expected_cases: usize) {
+    let run = read_json(&dir.join("run.json"));
+    assert_eq!(run["schema_version"], 1);
+    let cases = run["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), expected_cases);
+    for c in cases {
+        assert_eq!(c["status"], "ok", "{}", c["status_detail"]);
+        assert_eq!(c["backend"], backend);
+        assert_eq!(c["verification"]["passed"], true);
+        let m = &c["metrics"];
+        let (lo, mid, hi) = (
+            m["gflops_per_s_ci95_low"].as_f64().unwrap(),
+            m["gflops_per_s"].as_f64().unwrap(),
+            m["gflops_per_s_ci95_high"].as_f64().unwrap(),
+        );
+        assert!(mid > 0.0 && lo <= mid && mid <= hi, "{lo} {mid} {hi}");
+        assert_eq!(c["stats"]["ci_basis"], "between_process");
+        let procs = c["processes"].as_array().unwrap();
+        assert_eq!(procs.len(), 2);
+        for p in procs {
+            let samples = p["worker"]["samples_wall_s"].as_array().unwrap();
+            assert!(samples.len() >= 10, "min_samples honoured");
+        }
+    }
+    let env = &run["env"];
+    for key in [
+        "cpu_model",
+        "os_name",
+        "rustc_version",
+        "git_commit",
+        "build_profile",
+        "machine_id",
+    ] {
+        assert!(env[key].is_string(), "env.{key}");
+    }
+    assert!(env["load_avg_after"].is_array());
+    // The journal holds the same cases, one per line.
+    let lines = std::fs::read_to_string(dir.join("cases.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), expected_cases);
+    // `show` reads it back.
+    let shown = String::from_utf8(run_ok(&["show", dir.to_str().unwrap()]).stdout).unwrap();
+    assert!(shown.contains("GFLOP/s"), "{shown}");
+}
+
+#[test]
+fn quick_gemm_on_cpu_records_ok_cases_with_confidence_intervals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let out = run_ok(&[
+        "run",
+        "--suite",
+        "quick",
+        "--backend",
+        "cpu",
+        "--workload",
+        "kernel/gemm-f32-128,kernel/gemm-bf16-*",
+        "--repeat",
+        "2",
+        "--threads",
+        "1",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(stderr(&out).contains(dir.to_str().unwrap()), "prints where");
+    check_gemm_run(&dir, "cpu", 2);
+    let run = read_json(&dir.join("run.json"));
+    let c = &run["cases"][0];
+    assert_eq!(c["id"], "kernel/gemm-f32-128@cpu+threads=1");
+    assert_eq!(c["processes"][0]["worker"]["threads_used"], 1);
+}
+
+#[test]
+fn quick_gemm_on_wgpu_records_ok_cases() {
+    if !wgpu_usable() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    run_ok(&[
+        "run",
+        "--backend",
+        "wgpu",
+        "--workload",
+        "kernel/gemm-f32-128",
+        "--repeat",
+        "2",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    check_gemm_run(&dir, "wgpu", 1);
+    let run = read_json(&dir.join("run.json"));
+    let dev = &run["cases"][0]["device"];
+    assert_eq!(dev["backend"], "wgpu");
+    assert_ne!(dev["api"], "gl", "wgpu must not fall back to GL by itself");
+    assert_eq!(
+        run["cases"][0]["processes"][0]["worker"]["timer"],
+        "wall_clock_after_poll_wait"
+    );
+}
+
+#[test]
+fn json_flag_prints_the_run_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let out = run_ok(&[
+        "run",
+        "--backend",
+        "cpu",
+        "--workload",
+        "kernel/gemm-f32-128",
+        "--repeat",
+        "1",
+        "--json",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["cases"][0]["stats"]["ci_basis"], "within_process");
+    let quiet = run_ok(&[
+        "run",
+        "--backend",
+        "cpu",
+        "--workload",
+        "kernel/gemm-f32-128",
+        "--repeat",
+        "1",
+        "--quiet",
+        "--out",
+        tmp.path().join("q").to_str().unwrap(),
+    ]);
+    assert!(quiet.stdout.is_empty());
+}
