@@ -76,6 +76,7 @@ fn blank(status: Status, detail: String) -> WorkerOutput {
         warmup_iters: 0,
         samples_wall_s: vec![],
         stop_reason: String::new(),
+        ci_half_width_rel: None,
         within_wall_s: None,
         usage: process_usage(),
     }
@@ -183,7 +184,9 @@ fn sample(
         sorted.sort_by(f64::total_cmp);
         if let Some((lo, hi)) = stats::order_statistic_median_ci(&sorted) {
             let med = stats::median(&sorted);
-            if med > 0.0 && (hi - lo) / 2.0 / med <= cfg.target_ci_rel {
+            let rel = (hi - lo) / 2.0 / med;
+            out.ci_half_width_rel = med.is_normal().then_some(rel);
+            if med > 0.0 && rel <= cfg.target_ci_rel {
                 out.stop_reason = "ci_target".into();
                 return Ok(());
             }

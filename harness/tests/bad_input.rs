@@ -49,18 +49,7 @@ fn malformed_suite_toml_names_file_and_line() {
 fn malformed_run_json_names_file_and_place() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    run_ok(&[
-        "run",
-        "--quiet",
-        "--backend",
-        "cpu",
-        "--workload",
-        "kernel/gemm-f32-128",
-        "--repeat",
-        "1",
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
+    run_ok(&small_cpu_run(&dir));
     let run_json = dir.join("run.json");
     let good = std::fs::read_to_string(&run_json).unwrap();
 
@@ -99,20 +88,10 @@ fn malformed_run_json_names_file_and_place() {
 fn an_existing_run_folder_is_never_overwritten() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    let args = [
-        "run",
-        "--quiet",
-        "--backend",
-        "cpu",
-        "--workload",
-        "kernel/gemm-f32-128",
-        "--repeat",
-        "1",
-        "--out",
-        dir.to_str().unwrap(),
-    ];
+    let args = small_cpu_run(&dir);
     run_ok(&args);
     let before = std::fs::read(dir.join("cases.jsonl")).unwrap();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let err = expect_exit_2(&args);
     assert!(
         err.contains("already holds a run") && err.contains("--resume"),

@@ -9,7 +9,7 @@ pub fn capbench() -> Command {
     Command::new(env!("CARGO_BIN_EXE_capbench"))
 }
 
-pub fn run_ok(args: &[&str]) -> Output {
+pub fn run_ok<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) -> Output {
     let out = capbench().args(args).output().expect("spawn capbench");
     assert!(
         out.status.success(),
@@ -56,4 +56,37 @@ pub fn wgpu_usable() -> bool {
 
 pub fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
+}
+
+/// `run` of one small cpu GEMM case with one worker process, into `dir`.
+pub fn small_cpu_run(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "run",
+        "--quiet",
+        "--backend",
+        "cpu",
+        "--workload",
+        "kernel/gemm-f32-128",
+        "--repeat",
+        "1",
+        "--out",
+    ]
+    .map(String::from)
+    .to_vec();
+    v.push(dir.display().to_string());
+    v
+}
+
+/// `run --quiet --repeat 1` of a suite file into `dir`.
+pub fn suite_run(suite: &Path, dir: &Path) -> Vec<String> {
+    vec![
+        "run".into(),
+        "--quiet".into(),
+        "--repeat".into(),
+        "1".into(),
+        "--suite".into(),
+        suite.display().to_string(),
+        "--out".into(),
+        dir.display().to_string(),
+    ]
 }

@@ -84,7 +84,7 @@ fn each_failure_is_recorded_with_its_status_and_the_run_goes_on() {
 
     let oom = case("fault/oom");
     assert_eq!(oom["status"], "oom");
-    assert_eq!(oom["processes"][0]["oom_requested_bytes"], 1u64 << 46);
+    assert_eq!(oom["processes"][0]["oom_requested_bytes"], 1u64 << 62);
 
     let hang = case("fault/hang");
     assert_eq!(hang["status"], "timeout");
@@ -121,16 +121,7 @@ fn sigkill_of_the_parent_then_resume_loses_no_finished_case() {
     let suite = fault_suite(tmp.path(), &refs);
     let dir = tmp.path().join("run");
     let mut parent = capbench()
-        .args([
-            "run",
-            "--quiet",
-            "--repeat",
-            "1",
-            "--suite",
-            suite.to_str().unwrap(),
-            "--out",
-        ])
-        .arg(&dir)
+        .args(suite_run(&suite, &dir))
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -185,16 +176,7 @@ fn a_torn_last_line_is_dropped_and_rerun_on_resume() {
     let tmp = tempfile::tempdir().unwrap();
     let suite = fault_suite(tmp.path(), &["fault/slow-1ms", "fault/slow-2ms"]);
     let dir = tmp.path().join("run");
-    run_ok(&[
-        "run",
-        "--quiet",
-        "--repeat",
-        "1",
-        "--suite",
-        suite.to_str().unwrap(),
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
+    run_ok(&suite_run(&suite, &dir));
     let journal = dir.join("cases.jsonl");
     let text = std::fs::read_to_string(&journal).unwrap();
     let first_end = text.find('\n').unwrap() + 1;

@@ -156,32 +156,12 @@ fn quick_gemm_on_wgpu_records_ok_cases() {
 #[test]
 fn json_flag_prints_the_run_file() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("run");
-    let out = run_ok(&[
-        "run",
-        "--backend",
-        "cpu",
-        "--workload",
-        "kernel/gemm-f32-128",
-        "--repeat",
-        "1",
-        "--json",
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
+    let mut args = small_cpu_run(&tmp.path().join("run"));
+    // --json instead of --quiet: run.json on stdout.
+    args[1] = "--json".into();
+    let out = run_ok(&args);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["cases"][0]["stats"]["ci_basis"], "within_process");
-    let quiet = run_ok(&[
-        "run",
-        "--backend",
-        "cpu",
-        "--workload",
-        "kernel/gemm-f32-128",
-        "--repeat",
-        "1",
-        "--quiet",
-        "--out",
-        tmp.path().join("q").to_str().unwrap(),
-    ]);
+    let quiet = run_ok(&small_cpu_run(&tmp.path().join("q")));
     assert!(quiet.stdout.is_empty());
 }

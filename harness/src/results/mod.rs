@@ -71,6 +71,9 @@ pub struct WorkerOutput {
     pub samples_wall_s: Vec<f64>,
     /// `ci_target`, `time_budget` or `max_samples`.
     pub stop_reason: String,
+    /// Half-width of the distribution-free 95% CI of the median divided by
+    /// the median, when sampling stopped (compare with sampling.target_ci_rel).
+    pub ci_half_width_rel: Option<f64>,
     /// Statistics of `samples_wall_s` (within this process only).
     pub within_wall_s: Option<Summary>,
     pub usage: ProcessUsage,

@@ -186,6 +186,7 @@ mod tests {
                 warmup_iters: 0,
                 samples_wall_s: samples,
                 stop_reason: "ci_target".into(),
+                ci_half_width_rel: None,
                 within_wall_s: None,
                 usage: ProcessUsage::default(),
             }),

@@ -10,9 +10,10 @@ use crate::spec::{DType, FaultMode, WorkloadSpec};
 use crate::verify::Verification;
 use crate::workload::{PreparedWorkload, WorkPerIter};
 
-/// Bytes `fault/oom` asks for: 64 TiB, more than any machine here can give,
-/// so the allocator refuses it the way a real oversized model would be.
-pub const OOM_REQUEST_BYTES: usize = 1 << 46;
+/// Bytes `fault/oom` asks for: 4 EiB, beyond any address space, so the
+/// allocator refuses it even where the kernel overcommits memory — the way a
+/// real oversized model is refused.
+pub const OOM_REQUEST_BYTES: usize = 1 << 62;
 
 struct Fault {
     /// Reproduces an off-by-one (the last k term dropped) when set.
