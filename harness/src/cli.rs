@@ -27,6 +27,16 @@ pub enum Command {
     Run(RunArgs),
     /// Print the summary table of a finished run folder (or run.json).
     Show(ShowArgs),
+    /// Compare two runs (or a baseline and a run): ratios with 95% CIs and
+    /// a verdict per case. Exit 1 if any case regressed beyond the threshold
+    /// with confidence, 0 otherwise, 2 on bad input.
+    Compare(CompareArgs),
+    /// Measure this machine's A/A noise per case (the same suite run K
+    /// times) so `compare` adapts its threshold to each case's noise.
+    Calibrate(CalibrateArgs),
+    /// Save and list baselines for the regression gate.
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
     /// Run exactly one case-process (used by `run`; not for direct use).
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -52,56 +62,69 @@ pub struct ListArgs {
     pub all: bool,
 }
 
-#[derive(Debug, Args)]
-pub struct RunArgs {
+/// What to run: the flags `run` and `calibrate` share.
+#[derive(Debug, Args, Default)]
+pub struct PlanArgs {
     /// Built-in suite name (see `capbench list suites`) or a suite TOML file.
-    #[arg(long, value_name = "NAME|FILE.toml", conflicts_with = "resume")]
+    #[arg(long, value_name = "NAME|FILE.toml")]
     pub suite: Option<String>,
 
     /// Backends, comma-separated: cpu, cuda[:N], metal[:N], wgpu,
     /// wgpu:vulkan|metal|dx12|gl, wgpu:N. Default: every usable backend.
-    #[arg(
-        long,
-        value_name = "LIST",
-        value_delimiter = ',',
-        conflicts_with = "resume"
-    )]
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub backend: Option<Vec<String>>,
 
     /// Only workloads whose name matches one of these globs (comma-separated),
     /// e.g. 'kernel/gemm-f32-*'.
-    #[arg(
-        long,
-        value_name = "GLOB",
-        value_delimiter = ',',
-        conflicts_with = "resume"
-    )]
+    #[arg(long, value_name = "GLOB", value_delimiter = ',')]
     pub workload: Vec<String>,
+
+    /// CPU threads for candle/rayon in each worker. Default: candle's choice
+    /// (physical cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Kill a worker process after this many seconds and record `timeout`.
+    /// Default: the suite's case_timeout_s, else 600.
+    #[arg(long, value_name = "SECS")]
+    pub case_timeout: Option<f64>,
+
+    /// Worker processes per case (the between-process CI needs ≥ 2).
+    /// Default: the suite's sampling.repeat (quick: 3).
+    #[arg(long, value_name = "K")]
+    pub repeat: Option<usize>,
+}
+
+impl PlanArgs {
+    pub fn any_set(&self) -> bool {
+        self.suite.is_some()
+            || self.backend.is_some()
+            || !self.workload.is_empty()
+            || self.threads.is_some()
+            || self.case_timeout.is_some()
+            || self.repeat.is_some()
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
 
     /// Run folder to write (must not hold a run). Default: a fresh folder
     /// under results/local/.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
-    /// CPU threads for candle/rayon in each worker. Default: candle's choice
-    /// (physical cores).
-    #[arg(long, value_name = "N", conflicts_with = "resume")]
-    pub threads: Option<usize>,
-
-    /// Kill a worker process after this many seconds and record `timeout`.
-    /// Default: the suite's case_timeout_s, else 600.
-    #[arg(long, value_name = "SECS", conflicts_with = "resume")]
-    pub case_timeout: Option<f64>,
-
-    /// Worker processes per case (the between-process CI needs ≥ 2).
-    /// Default: the suite's sampling.repeat (quick: 3).
-    #[arg(long, value_name = "K", conflicts_with = "resume")]
-    pub repeat: Option<usize>,
-
     /// Continue an interrupted run: run only the cases its cases.jsonl does
     /// not hold yet, with the plan stored in the folder. DIR defaults to --out.
     #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "")]
     pub resume: Option<PathBuf>,
+
+    /// Test-only: make every GEMM iteration do this fraction more work
+    /// (gate trials); recorded in the results.
+    #[arg(long, hide = true, value_name = "FRACTION")]
+    pub inject_slowdown: Option<f64>,
 
     /// No progress bar and no summary table; only the run folder's path.
     #[arg(long, short)]
@@ -110,6 +133,113 @@ pub struct RunArgs {
     /// Print run.json to stdout when done (progress and table go to stderr).
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    Text,
+    Md,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// BASE and NEW run folders (or run.json files); with --baseline, only NEW.
+    #[arg(value_name = "BASE NEW", num_args = 1..=2, required = true)]
+    pub runs: Vec<PathBuf>,
+
+    /// Use the stored baseline NAME of this machine as BASE.
+    #[arg(long, value_name = "NAME")]
+    pub baseline: Option<String>,
+
+    /// Where baselines live.
+    #[arg(long, value_name = "DIR", default_value = crate::baseline::DEFAULT_ROOT)]
+    pub baselines_dir: PathBuf,
+
+    /// Smallest relative change that counts, e.g. 5% or 0.05. Raised per case
+    /// to its calibrated A/A noise when a calibration is present.
+    #[arg(long, value_name = "PCT", default_value = "5%", value_parser = parse_fraction)]
+    pub threshold: f64,
+
+    /// Output format: text (terminal), md (GitHub summary / PR comment), json.
+    #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
+    pub format: CompareFormat,
+
+    /// A/A calibration file. Default: calibration.json beside BASE, if any.
+    #[arg(long, value_name = "FILE")]
+    pub calibration: Option<PathBuf>,
+
+    /// Compare even when machine fingerprints or build profiles differ
+    /// (marked in the output). Default: such cases are `incomparable`.
+    #[arg(long)]
+    pub allow_machine_mismatch: bool,
+
+    /// Exit 1 also when a case is incomparable (missing, failed, mismatched).
+    #[arg(long)]
+    pub fail_on_incomparable: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+
+    /// A/A runs of the plan to make (≥ 2). Ignored with --from.
+    #[arg(long, value_name = "K", default_value_t = 3)]
+    pub runs: usize,
+
+    /// Calibrate from these existing runs of one suite instead of running.
+    #[arg(long, value_name = "DIR", num_args = 2..)]
+    pub from: Vec<PathBuf>,
+
+    /// Store the calibration with baseline NAME (saving the first run as
+    /// that baseline if it does not exist yet).
+    #[arg(long, value_name = "NAME")]
+    pub baseline: Option<String>,
+
+    #[arg(long, value_name = "DIR", default_value = crate::baseline::DEFAULT_ROOT)]
+    pub baselines_dir: PathBuf,
+
+    /// Folder for the A/A runs and calibration.json. Default: results/local/<time>-calibrate.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Store a run as baseline NAME for the machine that made it.
+    Save {
+        name: String,
+        /// Run folder or run.json.
+        run: PathBuf,
+        #[arg(long, value_name = "DIR", default_value = crate::baseline::DEFAULT_ROOT)]
+        baselines_dir: PathBuf,
+    },
+    /// Print the folder of baseline NAME for this machine (exit 2 if none).
+    Show {
+        name: String,
+        #[arg(long, value_name = "DIR", default_value = crate::baseline::DEFAULT_ROOT)]
+        baselines_dir: PathBuf,
+    },
+    /// List stored baselines (machine id / name).
+    List {
+        #[arg(long, value_name = "DIR", default_value = crate::baseline::DEFAULT_ROOT)]
+        baselines_dir: PathBuf,
+    },
+}
+
+/// "5%" → 0.05; "0.05" → 0.05.
+pub fn parse_fraction(s: &str) -> Result<f64, String> {
+    let v = match s.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|x| x / 100.0),
+        None => s.trim().parse::<f64>(),
+    }
+    .map_err(|_| format!("'{s}' is not a number or percentage (e.g. 5% or 0.05)"))?;
+    if v > 0.0 && v < 1.0 {
+        Ok(v)
+    } else {
+        Err(format!("'{s}' must be between 0% and 100%"))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -160,14 +290,14 @@ mod tests {
             "30",
         ]);
         let Command::Run(r) = c.command else { panic!() };
-        assert_eq!(r.backend.unwrap(), ["cpu", "wgpu"]);
-        assert_eq!(r.threads, Some(2));
-        assert_eq!(r.case_timeout, Some(30.0));
+        assert_eq!(r.plan.backend.unwrap(), ["cpu", "wgpu"]);
+        assert_eq!(r.plan.threads, Some(2));
+        assert_eq!(r.plan.case_timeout, Some(30.0));
         let c = Cli::parse_from(["capbench", "run", "--resume", "/tmp/x"]);
         let Command::Run(r) = c.command else { panic!() };
         assert_eq!(r.resume.unwrap(), PathBuf::from("/tmp/x"));
-        assert!(
-            Cli::try_parse_from(["capbench", "run", "--resume", "d", "--suite", "quick"]).is_err()
-        );
+        assert_eq!(parse_fraction("5%"), Ok(0.05));
+        assert_eq!(parse_fraction("0.1"), Ok(0.1));
+        assert!(parse_fraction("150%").is_err() && parse_fraction("x").is_err());
     }
 }

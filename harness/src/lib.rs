@@ -1,6 +1,8 @@
 //! capbench: the harness around a measurement. The binary (`main.rs`) only
 //! glues these modules together; see ../shared/DESIGN.md for the map.
 
+pub mod analysis;
+pub mod baseline;
 pub mod cli;
 pub mod error;
 pub mod meter;

@@ -4,12 +4,17 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use capbench::cli::{Cli, Command, ListArgs, ListWhat, RunArgs, ShowArgs};
+use capbench::analysis::compare::{CompareOptions, compare_runs};
+use capbench::cli::{
+    BaselineCommand, CalibrateArgs, Cli, Command, CompareArgs, CompareFormat, ListArgs, ListWhat,
+    PlanArgs, RunArgs, ShowArgs,
+};
 use capbench::error::HarnessError;
+use capbench::report::compare as report_compare;
 use capbench::report::table;
 use capbench::results::{Status, io::load_run};
 use capbench::runner::{self, PlanRequest, RunTarget};
-use capbench::{suite, worker};
+use capbench::{baseline, suite, worker};
 use capbench_workloads::backend::probe_all;
 use clap::Parser;
 
@@ -19,6 +24,9 @@ fn main() -> ExitCode {
         Command::List(a) => list(&a),
         Command::Run(a) => run(a),
         Command::Show(a) => show(&a),
+        Command::Compare(a) => compare(&a),
+        Command::Calibrate(a) => calibrate(a),
+        Command::Baseline(c) => baseline_cmd(c),
         Command::Worker(a) => worker::run(&a.job, &a.result).map(|_| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {
@@ -153,7 +161,24 @@ fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no" }.to_string()
 }
 
+fn plan_request(p: PlanArgs, inject_slowdown: Option<f64>) -> PlanRequest {
+    PlanRequest {
+        suite: p.suite,
+        backends: p.backend,
+        workload_globs: p.workload,
+        threads: p.threads,
+        case_timeout_s: p.case_timeout,
+        repeat: p.repeat,
+        inject_slowdown,
+    }
+}
+
 fn run(a: RunArgs) -> Result<ExitCode, HarnessError> {
+    if a.resume.is_some() && (a.plan.any_set() || a.inject_slowdown.is_some()) {
+        return Err(HarnessError::usage(
+            "--resume continues the plan stored in the folder; drop --suite, --backend, --workload, --threads, --case-timeout and --repeat",
+        ));
+    }
     let target = match a.resume {
         Some(dir) => {
             let dir = if dir.as_os_str().is_empty() {
@@ -166,14 +191,7 @@ fn run(a: RunArgs) -> Result<ExitCode, HarnessError> {
             RunTarget::Resume(dir)
         }
         None => RunTarget::Fresh {
-            request: PlanRequest {
-                suite: a.suite,
-                backends: a.backend,
-                workload_globs: a.workload,
-                threads: a.threads,
-                case_timeout_s: a.case_timeout,
-                repeat: a.repeat,
-            },
+            request: plan_request(a.plan, a.inject_slowdown),
             out: a.out,
         },
     };
@@ -206,6 +224,176 @@ fn show(a: &ShowArgs) -> Result<ExitCode, HarnessError> {
         println!("{}", json(&run));
     } else {
         print!("{}", table::summary(&run));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn compare(a: &CompareArgs) -> Result<ExitCode, HarnessError> {
+    let (base, base_dir, new_path) = match (&a.baseline, a.runs.as_slice()) {
+        (Some(name), [new]) => {
+            let (dir, run, _) = baseline::load(&a.baselines_dir, name)?;
+            (run, Some(dir), new)
+        }
+        (Some(_), _) => {
+            return Err(HarnessError::usage(
+                "with --baseline NAME, give only the NEW run folder",
+            ));
+        }
+        (None, [base, new]) => (load_run(base)?, base.is_dir().then(|| base.clone()), new),
+        (None, _) => {
+            return Err(HarnessError::usage(
+                "compare needs BASE and NEW run folders (or --baseline NAME and NEW)",
+            ));
+        }
+    };
+    let new = load_run(new_path)?;
+    let calibration = match (&a.calibration, &base_dir) {
+        (Some(file), _) => {
+            let text = std::fs::read_to_string(file).map_err(HarnessError::io("read", file))?;
+            Some(capbench::results::io::parse_versioned(file, "", &text)?)
+        }
+        (None, Some(dir)) => baseline::read_calibration(dir)?,
+        (None, None) => None,
+    };
+    let opts = CompareOptions {
+        threshold: a.threshold,
+        allow_machine_mismatch: a.allow_machine_mismatch,
+        calibration,
+    };
+    let c = compare_runs(&base, &new, &opts);
+    let text = match a.format {
+        CompareFormat::Text => report_compare::text(&c),
+        CompareFormat::Md => report_compare::markdown(&c),
+        CompareFormat::Json => report_compare::json(&c),
+    };
+    println!("{text}");
+    let incomparable = c
+        .cases
+        .iter()
+        .any(|x| x.verdict == capbench::analysis::compare::Verdict::Incomparable);
+    Ok(
+        if c.any_regressed() || (a.fail_on_incomparable && incomparable) {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
+}
+
+fn calibrate(a: CalibrateArgs) -> Result<ExitCode, HarnessError> {
+    let (runs, out_dir) = if !a.from.is_empty() {
+        if a.plan.any_set() {
+            return Err(HarnessError::usage(
+                "--from uses existing runs; drop the suite/backend/workload flags",
+            ));
+        }
+        let runs = a
+            .from
+            .iter()
+            .map(|p| load_run(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        (runs, None)
+    } else {
+        if a.runs < 2 {
+            return Err(HarnessError::usage("--runs must be at least 2"));
+        }
+        let out = match a.out {
+            Some(d) => d,
+            None => runner::plan::create_run_dir(None)?,
+        };
+        let request = plan_request(a.plan, None);
+        let mut runs = Vec::with_capacity(a.runs);
+        for k in 1..=a.runs {
+            eprintln!("calibration run {k} of {}", a.runs);
+            let target = RunTarget::Fresh {
+                request: request.clone(),
+                out: Some(out.join(format!("run-{k}"))),
+            };
+            runs.push(runner::run(target, true)?.run);
+        }
+        (runs, Some(out))
+    };
+    let cal = capbench::analysis::calibration::calibrate(&runs).map_err(HarnessError::usage)?;
+    let mut rows = vec![];
+    for (key, n) in &cal.cases {
+        rows.push(vec![
+            key.clone(),
+            n.run_medians_wall_s.len().to_string(),
+            format!("±{:.2}%", n.noise_rel * 100.0),
+        ]);
+    }
+    println!(
+        "{}",
+        table::rows(&["case", "A/A runs", "A/A noise (95%)"], rows)
+    );
+    if let Some(out) = &out_dir {
+        capbench::results::io::write_json_atomic(
+            &out.join(capbench::analysis::calibration::CALIBRATION_FILE),
+            &cal,
+        )?;
+        eprintln!("calibration: {}", out.display());
+    }
+    if let Some(name) = &a.baseline {
+        let dir = baseline::dir_of(&a.baselines_dir, &cal.machine_id, name);
+        if !dir.join(capbench::results::io::RUN_FILE).exists() {
+            let first = match (&out_dir, a.from.first()) {
+                (Some(out), _) => out.join("run-1"),
+                (None, Some(p)) => p.clone(),
+                (None, None) => unreachable!("runs exist"),
+            };
+            baseline::save(&a.baselines_dir, name, &first)?;
+            eprintln!("saved baseline {name} from {}", first.display());
+        }
+        baseline::save_calibration(&dir, &cal)?;
+        eprintln!("calibration stored with baseline {name}: {}", dir.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn baseline_cmd(c: BaselineCommand) -> Result<ExitCode, HarnessError> {
+    match c {
+        BaselineCommand::Save {
+            name,
+            run,
+            baselines_dir,
+        } => {
+            let (dir, r) = baseline::save(&baselines_dir, &name, &run)?;
+            println!(
+                "saved baseline {name} ({} cases, machine {}) to {}",
+                r.cases.len(),
+                r.env.machine_id,
+                dir.display()
+            );
+        }
+        BaselineCommand::Show {
+            name,
+            baselines_dir,
+        } => {
+            let (dir, run, cal) = baseline::load(&baselines_dir, &name)?;
+            println!("{}", dir.display());
+            eprintln!(
+                "baseline {name}: {} cases, run {}, commit {}, {}",
+                run.cases.len(),
+                run.run_id,
+                run.env.git_commit,
+                if cal.is_some() {
+                    "calibrated"
+                } else {
+                    "not calibrated"
+                }
+            );
+        }
+        BaselineCommand::List { baselines_dir } => {
+            let here = capbench::results::env::Env::machine_id_now();
+            let rows = baseline::list(&baselines_dir)
+                .into_iter()
+                .map(|(m, n)| {
+                    let mark = if m == here { " (this machine)" } else { "" };
+                    vec![format!("{m}{mark}"), n]
+                })
+                .collect();
+            println!("{}", table::rows(&["machine", "baseline"], rows));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -184,30 +184,81 @@ pub fn summarize(xs: &[f64]) -> Summary {
 /// carries the between-process variation that iterations inside one process
 /// cannot show. Returns (point estimate, low, high).
 pub fn hierarchical_median_ci(groups: &[Vec<f64>], resamples: usize, seed: u64) -> (f64, f64, f64) {
-    let groups: Vec<&Vec<f64>> = groups.iter().filter(|g| !g.is_empty()).collect();
-    if groups.is_empty() {
+    let Some(mut h) = Hierarchical::new(groups) else {
         return (f64::NAN, f64::NAN, f64::NAN);
-    }
-    let point = median(&groups.iter().map(|g| median(g)).collect::<Vec<_>>());
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut stats: Vec<f64> = Vec::with_capacity(resamples);
-    let mut group_meds = vec![0.0; groups.len()];
-    let mut buf = Vec::new();
-    for _ in 0..resamples {
-        for gm in group_meds.iter_mut() {
-            let g = groups[rng.random_range(0..groups.len())];
-            buf.clear();
-            buf.extend((0..g.len()).map(|_| g[rng.random_range(0..g.len())]));
-            *gm = median(&buf);
-        }
-        stats.push(median(&group_meds));
-    }
+    let mut stats: Vec<f64> = (0..resamples).map(|_| h.resample(&mut rng)).collect();
     stats.sort_by(f64::total_cmp);
     (
-        point,
+        h.point(),
         percentile_sorted(&stats, 2.5),
         percentile_sorted(&stats, 97.5),
     )
+}
+
+/// Hierarchical-bootstrap 95% CI of the ratio `stat(a) / stat(b)`, where
+/// `stat` is the median of group medians and the two sides are resampled
+/// independently (Davison & Hinkley 1997, §3.8 for the two-level scheme;
+/// percentile interval of the ratio). `None` when a side has no samples.
+pub fn hierarchical_ratio_ci(
+    a: &[Vec<f64>],
+    b: &[Vec<f64>],
+    resamples: usize,
+    seed: u64,
+) -> Option<(f64, f64, f64)> {
+    let mut ha = Hierarchical::new(a)?;
+    let mut hb = Hierarchical::new(b)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut ratios: Vec<f64> = (0..resamples)
+        .map(|_| ha.resample(&mut rng) / hb.resample(&mut rng))
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    Some((
+        ha.point() / hb.point(),
+        percentile_sorted(&ratios, 2.5),
+        percentile_sorted(&ratios, 97.5),
+    ))
+}
+
+/// One side of a two-level bootstrap: groups (processes) of samples.
+struct Hierarchical<'a> {
+    groups: Vec<&'a Vec<f64>>,
+    buf: Vec<f64>,
+    group_meds: Vec<f64>,
+}
+
+impl<'a> Hierarchical<'a> {
+    fn new(groups: &'a [Vec<f64>]) -> Option<Self> {
+        let groups: Vec<&Vec<f64>> = groups.iter().filter(|g| !g.is_empty()).collect();
+        if groups.is_empty() {
+            return None;
+        }
+        let n = groups.len();
+        Some(Hierarchical {
+            groups,
+            buf: Vec::new(),
+            group_meds: vec![0.0; n],
+        })
+    }
+
+    /// Median of the group medians, on the data as measured.
+    fn point(&self) -> f64 {
+        median(&self.groups.iter().map(|g| median(g)).collect::<Vec<_>>())
+    }
+
+    /// Resample groups with replacement, then samples within each chosen
+    /// group; return the median of the resampled group medians.
+    fn resample(&mut self, rng: &mut ChaCha8Rng) -> f64 {
+        for i in 0..self.group_meds.len() {
+            let g = self.groups[rng.random_range(0..self.groups.len())];
+            self.buf.clear();
+            self.buf
+                .extend((0..g.len()).map(|_| g[rng.random_range(0..g.len())]));
+            self.group_meds[i] = median(&self.buf);
+        }
+        median(&self.group_meds)
+    }
 }
 
 #[cfg(test)]
@@ -291,6 +342,25 @@ mod tests {
         assert!(close(p2, 1.2));
         assert!(h2 - l2 > 5.0 * (h1 - l1), "{l1} {h1} vs {l2} {h2}");
         assert!(l2 <= p2 && p2 <= h2);
+    }
+
+    #[test]
+    fn ratio_ci_finds_a_known_shift_and_brackets_one_for_equal_sides() {
+        // Three "processes" per side with a little jitter; B is 10% slower.
+        let jitter = |base: f64, p: usize| -> Vec<f64> {
+            (0..30)
+                .map(|i| base * (1.0 + 0.004 * (((i * 7 + p * 3) % 11) as f64 - 5.0) / 5.0))
+                .collect()
+        };
+        let a: Vec<Vec<f64>> = (0..3).map(|p| jitter(1.0, p)).collect();
+        let b: Vec<Vec<f64>> = (0..3).map(|p| jitter(1.1, p)).collect();
+        let (r, lo, hi) = hierarchical_ratio_ci(&a, &b, 1000, 1).unwrap();
+        assert!((r - 1.0 / 1.1).abs() < 0.01, "{r}");
+        assert!(hi < 0.95, "10% shift must be outside ±5%: {lo}..{hi}");
+        let a2: Vec<Vec<f64>> = (3..6).map(|p| jitter(1.0, p)).collect();
+        let (_, lo, hi) = hierarchical_ratio_ci(&a, &a2, 1000, 1).unwrap();
+        assert!(lo <= 1.0 && 1.0 <= hi && hi - lo < 0.05, "{lo}..{hi}");
+        assert!(hierarchical_ratio_ci(&a, &[], 10, 1).is_none());
     }
 
     #[test]

@@ -93,6 +93,7 @@ pub struct Suite {
 const BUILT_IN: &[(&str, &str)] = &[
     ("quick", include_str!("../suites/quick.toml")),
     ("standard", include_str!("../suites/standard.toml")),
+    ("gate", include_str!("../suites/gate.toml")),
 ];
 
 pub fn built_in_names() -> Vec<&'static str> {

@@ -26,6 +26,9 @@ pub struct WorkerJob {
     pub process_index: usize,
     /// Parent's pid: the worker exits if the parent is gone (see below).
     pub parent_pid: u32,
+    /// Gate trials only: extra work per iteration, as a fraction.
+    #[serde(default)]
+    pub inject_slowdown: Option<f64>,
 }
 
 /// Entry point of `capbench worker`.
@@ -77,6 +80,7 @@ fn blank(status: Status, detail: String) -> WorkerOutput {
         samples_wall_s: vec![],
         stop_reason: String::new(),
         ci_half_width_rel: None,
+        injected_extra_work: None,
         within_wall_s: None,
         usage: process_usage(),
     }
@@ -114,8 +118,14 @@ pub fn measure(job: &WorkerJob) -> WorkerOutput {
         Ok(w) => w,
         Err(e) => return blank(status_of(&e), e.to_string()),
     };
+    if let Some(f) = job.inject_slowdown
+        && let Err(e) = w.inject_extra_work(f)
+    {
+        return blank(status_of(&e), e.to_string());
+    }
     let prepare_s = t.elapsed().as_secs_f64();
     let mut out = blank(Status::Ok, String::new());
+    out.injected_extra_work = job.inject_slowdown;
     out.prepare_s = prepare_s;
     out.device = Some(w.device());
     out.timer = w.timer().to_string();
@@ -220,6 +230,7 @@ mod tests {
             },
             process_index: 0,
             parent_pid: 0,
+            inject_slowdown: None,
         }
     }
 

@@ -25,6 +25,16 @@ pub trait PreparedWorkload {
     fn device(&self) -> DeviceRecord;
     /// How `run_iter` is timed, e.g. `wall_clock_after_sync`.
     fn timer(&self) -> &'static str;
+    /// Test-only knob for the regression gate's trials: make every iteration
+    /// do `fraction` more work of the same kind (never used by normal runs;
+    /// recorded in the result when used).
+    fn inject_extra_work(&mut self, fraction: f64) -> Result<()> {
+        Err(WorkloadError::Unsupported {
+            workload: "this workload".into(),
+            backend: self.device().backend,
+            reason: format!("cannot inject {fraction} extra work"),
+        })
+    }
 }
 
 /// Checks, without touching a device, whether this workload runs on this

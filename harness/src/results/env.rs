@@ -50,6 +50,16 @@ fn fnv1a(s: &str) -> u64 {
     h
 }
 
+/// FNV-1a of CPU model, logical cores, memory (GiB), OS and architecture.
+fn machine_id(cpu_model: &str, logical: usize, memory_bytes: u64, os_name: &str) -> String {
+    let key = format!(
+        "{cpu_model}|{logical}|{}|{os_name}|{}",
+        memory_bytes.div_ceil(1 << 30),
+        std::env::consts::ARCH
+    );
+    format!("{:016x}", fnv1a(&key))
+}
+
 pub fn load_avg() -> [f64; 3] {
     match System::load_average() {
         Ok(l) => [l.one, l.five, l.fifteen],
@@ -72,6 +82,29 @@ fn compiled_features() -> Vec<String> {
 }
 
 impl Env {
+    /// This machine's `machine_id`, without probing backends.
+    pub fn machine_id_now() -> String {
+        let (cpu_model, logical, memory) = match System::new() {
+            Ok(mut s) => {
+                s.refresh_memory();
+                s.refresh_cpu_all();
+                let model = s
+                    .cpus()
+                    .first()
+                    .map(|c| c.brand().trim().to_string())
+                    .unwrap_or_default();
+                (model, s.cpus().len().max(1), s.total_memory())
+            }
+            Err(_) => (String::new(), 1, 0),
+        };
+        machine_id(
+            &cpu_model,
+            logical,
+            memory,
+            &System::name().unwrap_or_default(),
+        )
+    }
+
     /// Reads the fingerprint. `threads` is the `--threads` cap, if any.
     pub fn capture(threads: Option<usize>) -> Env {
         let sys = System::new().ok().map(|mut s| {
@@ -88,13 +121,8 @@ impl Env {
         let memory = sys.as_ref().map(|s| s.total_memory()).unwrap_or(0);
         let os_name = System::name().unwrap_or_default();
         let os_version = System::os_version().unwrap_or_default();
-        let machine_key = format!(
-            "{cpu_model}|{logical}|{}|{os_name}|{}",
-            memory.div_ceil(1 << 30),
-            std::env::consts::ARCH
-        );
         Env {
-            machine_id: format!("{:016x}", fnv1a(&machine_key)),
+            machine_id: machine_id(&cpu_model, logical, memory, &os_name),
             hostname: System::host_name().unwrap_or_default(),
             cpu_vendor: cpus
                 .first()

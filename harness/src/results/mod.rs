@@ -2,6 +2,8 @@
 //! environment fingerprint, and reading/writing run folders.
 
 pub mod env;
+#[cfg(test)]
+pub mod fixtures;
 pub mod io;
 
 use std::collections::BTreeMap;
@@ -74,6 +76,9 @@ pub struct WorkerOutput {
     /// Half-width of the distribution-free 95% CI of the median divided by
     /// the median, when sampling stopped (compare with sampling.target_ci_rel).
     pub ci_half_width_rel: Option<f64>,
+    /// Extra work injected per iteration (gate trials only; absent normally).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub injected_extra_work: Option<f64>,
     /// Statistics of `samples_wall_s` (within this process only).
     pub within_wall_s: Option<Summary>,
     pub usage: ProcessUsage,
@@ -209,6 +214,9 @@ pub struct RunOptions {
     pub threads: Option<usize>,
     pub case_timeout_s: f64,
     pub sampling: Sampling,
+    /// Gate trials only: the injected slowdown (absent in normal runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inject_slowdown: Option<f64>,
 }
 
 /// `plan.json`: written first, read by `--resume`.

@@ -163,35 +163,7 @@ pub fn case_result(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meter::ProcessUsage;
-    use crate::results::{ExitInfo, WorkerOutput};
-
-    fn proc(index: usize, status: Status, samples: Vec<f64>) -> ProcessRecord {
-        ProcessRecord {
-            index,
-            status,
-            status_detail: format!("{status:?}"),
-            exit: ExitInfo::default(),
-            oom_requested_bytes: None,
-            worker: Some(WorkerOutput {
-                status,
-                status_detail: String::new(),
-                device: None,
-                verification: None,
-                timer: "t".into(),
-                threads_used: 1,
-                work_per_iter: None,
-                prepare_s: 0.0,
-                verify_s: 0.0,
-                warmup_iters: 0,
-                samples_wall_s: samples,
-                stop_reason: "ci_target".into(),
-                ci_half_width_rel: None,
-                within_wall_s: None,
-                usage: ProcessUsage::default(),
-            }),
-        }
-    }
+    use crate::results::fixtures::process as proc;
 
     #[test]
     fn first_failed_process_decides_the_status() {

@@ -88,6 +88,7 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
                 sampling: plan.options.sampling.clone(),
                 process_index: k,
                 parent_pid: std::process::id(),
+                inject_slowdown: plan.options.inject_slowdown,
             };
             let job_path = work_dir.join(format!("case{n}-p{k}.job.json"));
             let result_path = work_dir.join(format!("case{n}-p{k}.result.json"));

@@ -23,6 +23,7 @@ pub struct PlanRequest {
     pub threads: Option<usize>,
     pub case_timeout_s: Option<f64>,
     pub repeat: Option<usize>,
+    pub inject_slowdown: Option<f64>,
 }
 
 /// Checks that a backend is compiled in and has a device here.
@@ -94,6 +95,11 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
     sampling
         .validate()
         .map_err(|m| HarnessError::usage(m.replace("sampling.repeat", "--repeat")))?;
+    if let Some(f) = req.inject_slowdown
+        && !(f > 0.0 && f <= 1.0)
+    {
+        return Err(HarnessError::usage("--inject-slowdown must be in (0, 1]"));
+    }
     if req.threads == Some(0) {
         return Err(HarnessError::usage("--threads must be at least 1"));
     }
@@ -167,6 +173,7 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
             threads: req.threads,
             case_timeout_s,
             sampling,
+            inject_slowdown: req.inject_slowdown,
         },
         cases,
         not_planned,

@@ -97,6 +97,9 @@ struct CandleGemm {
     inputs: GemmInputs,
     a: Tensor, // (m, k)
     b: Tensor, // (k, n)
+    /// Gate trials only: spin for this fraction of each iteration's time
+    /// after it, so the iteration is exactly that much slower.
+    extra_work: Option<f64>,
     work: WorkPerIter,
 }
 
@@ -127,6 +130,7 @@ pub fn prepare(spec: &WorkloadSpec, backend: &Backend) -> Result<Box<dyn Prepare
         inputs,
         a,
         b,
+        extra_work: None,
         work: WorkPerIter {
             flops: spec.flops_per_iter(),
             bytes: spec.bytes_per_iter(),
@@ -146,9 +150,23 @@ impl PreparedWorkload for CandleGemm {
     }
 
     fn run_iter(&mut self) -> Result<()> {
+        let t = std::time::Instant::now();
         let c = self.a.matmul(&self.b).map_err(self.err("matmul"))?;
         cb::synchronize(&self.backend, &self.device)?;
         drop(c);
+        if let Some(f) = self.extra_work {
+            // Busy work, not sleep: a slower kernel keeps the core busy too.
+            let extra = t.elapsed().mul_f64(f);
+            let until = std::time::Instant::now() + extra;
+            while std::time::Instant::now() < until {
+                std::hint::spin_loop();
+            }
+        }
+        Ok(())
+    }
+
+    fn inject_extra_work(&mut self, fraction: f64) -> Result<()> {
+        self.extra_work = Some(fraction);
         Ok(())
     }
 

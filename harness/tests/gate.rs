@@ -1,0 +1,211 @@
+//! The regression gate end to end: compare, baselines, calibration, exit codes.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+/// A run of one small GEMM with 3 processes; `slowdown` injects extra work.
+fn gemm_run(dir: &Path, slowdown: Option<&str>) {
+    let mut args = vec![
+        "run",
+        "--quiet",
+        "--backend",
+        "cpu",
+        "--workload",
+        "kernel/gemm-f32-128",
+        "--repeat",
+        "3",
+        "--out",
+    ];
+    let d = dir.to_str().unwrap();
+    args.push(d);
+    if let Some(s) = slowdown {
+        args.extend(["--inject-slowdown", s]);
+    }
+    run_ok(&args);
+}
+
+fn compare(args: &[&str]) -> (Option<i32>, String) {
+    let out = capbench().arg("compare").args(args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);
+    (out.status.code(), text)
+}
+
+#[test]
+fn compare_passes_a_run_against_itself_and_fails_an_injected_slowdown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    gemm_run(&a, None);
+    gemm_run(&b, Some("0.5"));
+    let (code, text) = compare(&[a.to_str().unwrap(), a.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("unchanged"), "{text}");
+
+    let (code, text) = compare(&[a.to_str().unwrap(), b.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(code, Some(1), "{text}");
+    let v: serde_json::Value =
+        serde_json::from_str(text.split("\ncapbench").next().unwrap()).unwrap();
+    let case = &v["cases"][0];
+    assert_eq!(case["verdict"], "regressed");
+    assert_eq!(case["ci_basis"], "between_process");
+    let ratio = case["ratio"].as_f64().unwrap();
+    assert!(ratio < 0.8, "50% more time must show: {ratio}");
+    // The knob is never hidden in the results.
+    let run = read_json(&b.join("run.json"));
+    assert_eq!(run["options"]["inject_slowdown"], 0.5);
+
+    let (_, md) = compare(&[a.to_str().unwrap(), b.to_str().unwrap(), "--format", "md"]);
+    assert!(md.starts_with("### capbench compare: ❌"), "{md}");
+    assert!(md.contains("| verdict | case |"), "{md}");
+}
+
+#[test]
+fn baselines_are_per_machine_and_a_mismatch_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("baselines");
+    let root_s = root.to_str().unwrap();
+    let a = tmp.path().join("a");
+    gemm_run(&a, None);
+    run_ok(&[
+        "baseline",
+        "save",
+        "main",
+        a.to_str().unwrap(),
+        "--baselines-dir",
+        root_s,
+    ]);
+    let listed =
+        String::from_utf8(run_ok(&["baseline", "list", "--baselines-dir", root_s]).stdout).unwrap();
+    assert!(
+        listed.contains("main") && listed.contains("(this machine)"),
+        "{listed}"
+    );
+    let shown = run_ok(&["baseline", "show", "main", "--baselines-dir", root_s]);
+    let dir = String::from_utf8(shown.stdout).unwrap();
+    assert!(Path::new(dir.trim()).join("run.json").exists());
+
+    let (code, text) = compare(&[
+        "--baseline",
+        "main",
+        "--baselines-dir",
+        root_s,
+        a.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+
+    // A NEW run from another machine: reported, not judged.
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let mut run = read_json(&a.join("run.json"));
+    run["env"]["machine_id"] = "0000000000000000".into();
+    std::fs::write(other.join("run.json"), serde_json::to_string(&run).unwrap()).unwrap();
+    let (code, text) = compare(&[
+        "--baseline",
+        "main",
+        "--baselines-dir",
+        root_s,
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("machine fingerprint differs") && text.contains("incomparable"),
+        "{text}"
+    );
+    let (code, _) = compare(&[
+        "--baseline",
+        "main",
+        "--baselines-dir",
+        root_s,
+        other.to_str().unwrap(),
+        "--fail-on-incomparable",
+    ]);
+    assert_eq!(code, Some(1));
+
+    // A baseline saved only for another machine is an error naming both.
+    run_ok(&[
+        "baseline",
+        "save",
+        "foreign",
+        other.to_str().unwrap(),
+        "--baselines-dir",
+        root_s,
+    ]);
+    let (code, text) = compare(&[
+        "--baseline",
+        "foreign",
+        "--baselines-dir",
+        root_s,
+        a.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("exists only for machine 0000000000000000"),
+        "{text}"
+    );
+}
+
+#[test]
+fn calibration_from_runs_is_stored_with_the_baseline_and_used() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("baselines");
+    let root_s = root.to_str().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    gemm_run(&a, None);
+    gemm_run(&b, None);
+    let out = run_ok(&[
+        "calibrate",
+        "--from",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--baseline",
+        "main",
+        "--baselines-dir",
+        root_s,
+    ]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("kernel/gemm-f32-128@cpu"), "{table}");
+    let dir =
+        String::from_utf8(run_ok(&["baseline", "show", "main", "--baselines-dir", root_s]).stdout)
+            .unwrap();
+    let cal = read_json(&Path::new(dir.trim()).join("calibration.json"));
+    let noise = cal["cases"]["kernel/gemm-f32-128@cpu"]["noise_rel"]
+        .as_f64()
+        .unwrap();
+    assert!(noise >= 0.0);
+    let (_, text) = compare(&[
+        "--baseline",
+        "main",
+        "--baselines-dir",
+        root_s,
+        b.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(text.split("\ncapbench").next().unwrap()).unwrap();
+    assert_eq!(v["calibrated"], true);
+    let t = v["cases"][0]["threshold"].as_f64().unwrap();
+    assert!((t - noise.max(0.05)).abs() < 1e-12, "{t} vs {noise}");
+}
+
+#[test]
+fn compare_rejects_bad_input_with_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("run.json");
+    write(&bad, "{\"schema_version\": 1,");
+    let (code, text) = compare(&[bad.to_str().unwrap(), bad.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("run.json: line 1"), "{text}");
+    let (code, text) = compare(&[
+        "--baseline",
+        "nope",
+        "--baselines-dir",
+        tmp.path().to_str().unwrap(),
+        "x",
+    ]);
+    assert_eq!(code, Some(2), "{text}");
+    let (code, _) = compare(&["a", "b", "--threshold", "200%"]);
+    assert_eq!(code, Some(2));
+}
