@@ -74,6 +74,8 @@ struct SuiteFile {
     #[serde(default)]
     case_timeout_s: Option<f64>,
     #[serde(default)]
+    threads: Option<usize>,
+    #[serde(default)]
     sampling: Sampling,
 }
 
@@ -87,6 +89,8 @@ pub struct Suite {
     /// Backends the suite asks for (`None`: every usable one).
     pub backends: Option<Vec<String>>,
     pub case_timeout_s: Option<f64>,
+    /// CPU threads per worker (`--threads` overrides).
+    pub threads: Option<usize>,
     pub sampling: Sampling,
 }
 
@@ -165,6 +169,14 @@ pub fn parse(text: &str, path: &Path, source: &str) -> Result<Suite> {
     file.sampling
         .validate()
         .map_err(|m| HarnessError::bad_input(path, "[sampling]", m, "adjust the value"))?;
+    if file.threads == Some(0) {
+        return Err(HarnessError::bad_input(
+            path,
+            "threads",
+            "must be at least 1",
+            "e.g. threads = 1, or leave it out for candle's default",
+        ));
+    }
     if let Some(t) = file.case_timeout_s
         && !(t > 0.0 && t.is_finite())
     {
@@ -182,6 +194,7 @@ pub fn parse(text: &str, path: &Path, source: &str) -> Result<Suite> {
         workloads,
         backends,
         case_timeout_s: file.case_timeout_s,
+        threads: file.threads,
         sampling: file.sampling,
     })
 }

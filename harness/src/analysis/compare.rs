@@ -134,13 +134,18 @@ fn groups(c: &CaseResult) -> Vec<Vec<f64>> {
         .collect()
 }
 
-/// Verdict for a "goodness" ratio g (> 1 is better) with CI [lo, hi].
+/// Verdict for a "goodness" ratio g (> 1 is better) with CI [lo, hi]. The
+/// bounds are multiplicative — worse than 1/(1+t), better than 1+t — so a
+/// large calibrated noise still gives meaningful bounds (t = 100% means
+/// "half as fast" or "twice as fast").
 pub fn verdict_for(lo: f64, hi: f64, threshold: f64) -> Verdict {
-    if hi < 1.0 - threshold {
+    let worse = 1.0 / (1.0 + threshold);
+    let better = 1.0 + threshold;
+    if hi < worse {
         Verdict::Regressed
-    } else if lo > 1.0 + threshold {
+    } else if lo > better {
         Verdict::Improved
-    } else if lo >= 1.0 - threshold && hi <= 1.0 + threshold {
+    } else if lo >= worse && hi <= better {
         Verdict::Unchanged
     } else {
         Verdict::Inconclusive
@@ -493,6 +498,12 @@ mod tests {
         assert_eq!(verdict_for(0.85, 0.92, t), Verdict::Regressed);
         assert_eq!(verdict_for(1.08, 1.20, t), Verdict::Improved);
         assert_eq!(verdict_for(0.97, 1.02, t), Verdict::Unchanged);
+        // Bounds are multiplicative: 1/1.05 = 0.952.
+        assert_eq!(verdict_for(0.94, 0.951, t), Verdict::Regressed);
+        assert_eq!(verdict_for(0.953, 1.0, t), Verdict::Unchanged);
+        // A 200% noise threshold: worse means below 1/3.
+        assert_eq!(verdict_for(0.2, 0.5, 2.0), Verdict::Inconclusive);
+        assert_eq!(verdict_for(0.2, 0.3, 2.0), Verdict::Regressed);
         assert_eq!(verdict_for(0.90, 0.97, t), Verdict::Inconclusive);
         assert_eq!(verdict_for(1.02, 1.09, t), Verdict::Inconclusive);
         assert_eq!(verdict_for(0.80, 1.20, t), Verdict::Inconclusive);

@@ -103,6 +103,7 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
     if req.threads == Some(0) {
         return Err(HarnessError::usage("--threads must be at least 1"));
     }
+    let threads = req.threads.or(suite.threads);
     let case_timeout_s = req
         .case_timeout_s
         .or(suite.case_timeout_s)
@@ -123,9 +124,7 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
         .collect::<Result<_>>()?;
     let requested = req.backends.as_deref().or(suite.backends.as_deref());
     let (backends, mut not_planned) = resolve_backends(requested)?;
-    let caps = CapsRecord {
-        threads: req.threads,
-    };
+    let caps = CapsRecord { threads };
     let mut cases = Vec::new();
     for w in suite
         .workloads
@@ -170,7 +169,7 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
             suite_source: suite.source,
             backends: backends.iter().map(|b| b.to_string()).collect(),
             workload_filter: req.workload_globs.clone(),
-            threads: req.threads,
+            threads,
             case_timeout_s,
             sampling,
             inject_slowdown: req.inject_slowdown,
