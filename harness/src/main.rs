@@ -47,9 +47,9 @@ fn list(a: &ListArgs) -> Result<ExitCode, HarnessError> {
                 .filter(|e| a.all || !e.harness_test)
                 .collect();
             if a.json {
-                json(&entries)
+                json(&serde_json::json!({ "workloads": entries, "models": model_rows() }))
             } else {
-                table::rows(
+                let kinds = table::rows(
                     &[
                         "name pattern",
                         "kind",
@@ -71,6 +71,39 @@ fn list(a: &ListArgs) -> Result<ExitCode, HarnessError> {
                             ]
                         })
                         .collect(),
+                );
+                let models = table::rows(
+                    &[
+                        "model",
+                        "family",
+                        "parameters",
+                        "active",
+                        "KV/token (f16)",
+                        "decode need f16 / q4_0",
+                        "source",
+                    ],
+                    model_rows()
+                        .iter()
+                        .map(|m| {
+                            let f = |k: &str| m[k].as_f64().unwrap_or(0.0);
+                            vec![
+                                m["name"].as_str().unwrap_or_default().to_string(),
+                                m["family"].as_str().unwrap_or_default().to_string(),
+                                human_count(f("params")),
+                                human_count(f("active_params")),
+                                human_bytes(f("kv_bytes_per_token_f16")),
+                                format!(
+                                    "{} / {}",
+                                    human_bytes(f("decode_f16_need_bytes")),
+                                    human_bytes(f("decode_q4_0_need_bytes"))
+                                ),
+                                m["source"].as_str().unwrap_or_default().to_string(),
+                            ]
+                        })
+                        .collect(),
+                );
+                format!(
+                    "{kinds}\n<model> is one of (seeded synthetic weights; real shapes where a source is given):\n{models}"
                 )
             }
         }
@@ -396,4 +429,49 @@ fn baseline_cmd(c: BaselineCommand) -> Result<ExitCode, HarnessError> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One JSON row per model shape: sizes and predicted memory needs.
+fn model_rows() -> Vec<serde_json::Value> {
+    use capbench_workloads::models::{shapes, work::memory_need_bytes};
+    shapes()
+        .into_iter()
+        .map(|m| {
+            let need = |fmt: &str| {
+                capbench_workloads::WorkloadSpec::parse(&format!("decode/{}/{fmt}", m.name))
+                    .ok()
+                    .and_then(|s| memory_need_bytes(&s))
+            };
+            serde_json::json!({
+                "name": m.name,
+                "family": m.family.as_str(),
+                "params": m.param_count(),
+                "active_params": m.active_param_count(),
+                "kv_bytes_per_token_f16": m.kv_elems_per_token() * 2,
+                "decode_f16_need_bytes": need("f16"),
+                "decode_q4_0_need_bytes": need("q4_0"),
+                "source": if m.source.is_empty() { "synthetic size".to_string() } else { m.source.clone() },
+            })
+        })
+        .collect()
+}
+
+fn human_count(n: f64) -> String {
+    if n >= 1e9 {
+        format!("{:.2} B", n / 1e9)
+    } else if n >= 1e6 {
+        format!("{:.1} M", n / 1e6)
+    } else {
+        format!("{:.0} k", n / 1e3)
+    }
+}
+
+fn human_bytes(b: f64) -> String {
+    if b >= (1u64 << 30) as f64 {
+        format!("{:.2} GiB", b / (1u64 << 30) as f64)
+    } else if b >= (1u64 << 20) as f64 {
+        format!("{:.1} MiB", b / (1u64 << 20) as f64)
+    } else {
+        format!("{:.1} KiB", b / 1024.0)
+    }
 }

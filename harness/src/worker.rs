@@ -78,6 +78,7 @@ fn blank(status: Status, detail: String) -> WorkerOutput {
         verify_s: 0.0,
         warmup_iters: 0,
         samples_wall_s: vec![],
+        extra_samples: Default::default(),
         stop_reason: String::new(),
         ci_half_width_rel: None,
         injected_extra_work: None,
@@ -180,8 +181,12 @@ fn sample(
     let start = Instant::now();
     loop {
         let t = Instant::now();
-        w.run_iter()?;
-        out.samples_wall_s.push(t.elapsed().as_secs_f64());
+        let report = w.run_iter()?;
+        let wall = t.elapsed().as_secs_f64();
+        out.samples_wall_s.push(report.timed_s.unwrap_or(wall));
+        for (k, v) in report.extras {
+            out.extra_samples.entry(k.to_string()).or_default().push(v);
+        }
         let n = out.samples_wall_s.len();
         if n >= cfg.max_samples {
             out.stop_reason = "max_samples".into();

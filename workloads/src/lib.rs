@@ -2,9 +2,13 @@
 //! The harness only sees `spec`, `backend` and the `PreparedWorkload` trait.
 
 pub mod backend;
+pub mod data;
+pub mod decode;
 pub mod error;
 pub mod kernels;
+pub mod models;
 pub mod spec;
+pub mod train;
 pub mod verify;
 pub mod workload;
 
@@ -12,4 +16,4 @@ pub use backend::{Backend, BackendStatus, WgpuApi, WgpuSelector};
 pub use error::WorkloadError;
 pub use spec::{DType, WorkloadSpec};
 pub use verify::Verification;
-pub use workload::{PreparedWorkload, WorkPerIter, catalog, prepare};
+pub use workload::{IterReport, PreparedWorkload, WorkPerIter, catalog, prepare};

@@ -64,6 +64,50 @@ pub enum FaultMode {
     },
 }
 
+/// How model weights are stored for inference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightFmt {
+    F32,
+    F16,
+    Bf16,
+    /// ggml q8_0: blocks of 32 int8 weights + one f16 scale (34 bytes).
+    Q8_0,
+    /// ggml q4_0: blocks of 32 4-bit weights + one f16 scale (18 bytes).
+    Q4_0,
+}
+
+impl WeightFmt {
+    pub fn parse(s: &str) -> Option<WeightFmt> {
+        Some(match s {
+            "f32" => WeightFmt::F32,
+            "f16" => WeightFmt::F16,
+            "bf16" => WeightFmt::Bf16,
+            "q8_0" => WeightFmt::Q8_0,
+            "q4_0" => WeightFmt::Q4_0,
+            _ => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WeightFmt::F32 => "f32",
+            WeightFmt::F16 => "f16",
+            WeightFmt::Bf16 => "bf16",
+            WeightFmt::Q8_0 => "q8_0",
+            WeightFmt::Q4_0 => "q4_0",
+        }
+    }
+    /// Stored bytes per weight.
+    pub fn bytes_per_weight(self) -> f64 {
+        match self {
+            WeightFmt::F32 => 4.0,
+            WeightFmt::F16 | WeightFmt::Bf16 => 2.0,
+            WeightFmt::Q8_0 => 34.0 / 32.0,
+            WeightFmt::Q4_0 => 18.0 / 32.0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum Params {
@@ -76,6 +120,27 @@ pub enum Params {
     },
     Fault {
         fault: FaultMode,
+    },
+    /// STREAM triad a = b + s·c over `elems` f32 per array.
+    Stream {
+        elems: usize,
+    },
+    /// One training step (forward, loss, backward, AdamW) on (batch, seq).
+    Train {
+        model: String,
+        dtype: DType,
+        batch: usize,
+        seq: usize,
+    },
+    /// `prompt` tokens prefilled after `depth` cached ones, then `gen_tokens`
+    /// tokens generated greedily (gen_tokens = 0: the prefill workload).
+    Decode {
+        model: String,
+        format: WeightFmt,
+        prompt: usize,
+        gen_tokens: usize,
+        batch: usize,
+        depth: usize,
     },
 }
 
@@ -94,6 +159,9 @@ pub struct WorkloadSpec {
 }
 
 pub const GEMM_VERSION: u32 = 1;
+pub const STREAM_VERSION: u32 = 1;
+pub const TRAIN_VERSION: u32 = 1;
+pub const DECODE_VERSION: u32 = 1;
 pub const FAULT_VERSION: u32 = 1;
 pub const DEFAULT_SEED: u64 = 0x5eed_cab0;
 
@@ -123,6 +191,95 @@ impl WorkloadSpec {
                 _ => return Err(unknown(hint)),
             };
             return Ok(Self::gemm(m, n, k, dtype));
+        }
+        if let Some(rest) = name.strip_prefix("kernel/stream-") {
+            let elems = parse_count(rest).ok_or_else(|| {
+                unknown("expected kernel/stream-<N> elements per array, e.g. kernel/stream-4M")
+            })?;
+            return Ok(WorkloadSpec {
+                name: name.to_string(),
+                kind: "kernel".into(),
+                version: STREAM_VERSION,
+                seed: DEFAULT_SEED,
+                params: Params::Stream { elems },
+            });
+        }
+        if let Some(rest) = name.strip_prefix("train-step/") {
+            let hint =
+                "expected train-step/<model>/<f32|bf16>[/b<B>t<T>], e.g. train-step/dense-tiny/f32";
+            let parts: Vec<&str> = rest.split('/').collect();
+            let (model, dt, opts) = match parts.as_slice() {
+                [m, d] => (*m, *d, ""),
+                [m, d, o] => (*m, *d, *o),
+                _ => return Err(unknown(hint)),
+            };
+            let cfg = crate::models::shape(model).ok_or_else(|| unknown(&model_hint()))?;
+            let dtype = DType::parse(dt)
+                .filter(|d| *d != DType::F16)
+                .ok_or_else(|| unknown(hint))?;
+            let (db, dt_) = default_train_shape(&cfg.name);
+            let o = parse_opts(opts, &['b', 't']).ok_or_else(|| unknown(hint))?;
+            return Ok(WorkloadSpec {
+                name: name.to_string(),
+                kind: "train".into(),
+                version: TRAIN_VERSION,
+                seed: DEFAULT_SEED,
+                params: Params::Train {
+                    model: model.into(),
+                    dtype,
+                    batch: o[0].unwrap_or(db),
+                    seq: o[1].unwrap_or(dt_),
+                },
+            });
+        }
+        for (prefix, kind) in [("decode/", "decode"), ("prefill/", "prefill")] {
+            let Some(rest) = name.strip_prefix(prefix) else {
+                continue;
+            };
+            let hint = "expected decode/<model>/<f32|f16|bf16|q8_0|q4_0>[/p<P>g<G>b<B>d<D>] (prefill/… without g), e.g. decode/dense-tiny/q8_0";
+            let parts: Vec<&str> = rest.split('/').collect();
+            let (model, f, opts) = match parts.as_slice() {
+                [m, f] => (*m, *f, ""),
+                [m, f, o] => (*m, *f, *o),
+                _ => return Err(unknown(hint)),
+            };
+            let cfg = crate::models::shape(model).ok_or_else(|| unknown(&model_hint()))?;
+            let format = WeightFmt::parse(f).ok_or_else(|| unknown(hint))?;
+            let keys: &[char] = if kind == "decode" {
+                &['p', 'g', 'b', 'd']
+            } else {
+                &['p', 'b', 'd']
+            };
+            let o = parse_opts(opts, keys).ok_or_else(|| unknown(hint))?;
+            let tiny = cfg.name.ends_with("-tiny");
+            let (dp, dg) = if tiny { (16, 16) } else { (64, 32) };
+            let (prompt, gen_tokens, batch, depth) = if kind == "decode" {
+                (
+                    o[0].unwrap_or(dp),
+                    o[1].unwrap_or(dg),
+                    o[2].unwrap_or(1),
+                    o[3].unwrap_or(0),
+                )
+            } else {
+                (o[0].unwrap_or(dp), 0, o[1].unwrap_or(1), o[2].unwrap_or(0))
+            };
+            if prompt == 0 || batch == 0 || (kind == "decode" && gen_tokens == 0) {
+                return Err(unknown(hint));
+            }
+            return Ok(WorkloadSpec {
+                name: name.to_string(),
+                kind: kind.into(),
+                version: DECODE_VERSION,
+                seed: DEFAULT_SEED,
+                params: Params::Decode {
+                    model: model.into(),
+                    format,
+                    prompt,
+                    gen_tokens,
+                    batch,
+                    depth,
+                },
+            });
         }
         if let Some(rest) = name.strip_prefix("fault/") {
             let fault = match rest {
@@ -171,29 +328,133 @@ impl WorkloadSpec {
     }
 
     /// Floating-point operations in one timed iteration (a multiply-add
-    /// counts as two, the usual GEMM convention).
+    /// counts as two, the usual GEMM convention). Model workloads count the
+    /// phase their headline times (see `crate::models::work`).
     pub fn flops_per_iter(&self) -> f64 {
-        match self.params {
-            Params::Gemm { m, n, k, .. } => 2.0 * m as f64 * n as f64 * k as f64,
+        match &self.params {
+            Params::Gemm { m, n, k, .. } => 2.0 * *m as f64 * *n as f64 * *k as f64,
             Params::Fault { .. } => 2.0 * 16.0 * 16.0 * 16.0,
+            Params::Stream { elems } => 2.0 * *elems as f64,
+            Params::Train { .. } | Params::Decode { .. } => crate::models::work::of(self).flops,
         }
     }
 
     /// Minimum bytes moved to and from memory in one iteration (each operand
     /// read once, the output written once).
     pub fn bytes_per_iter(&self) -> f64 {
-        match self.params {
+        match &self.params {
             Params::Gemm { m, n, k, dtype } => {
                 ((m * k + k * n + m * n) * dtype.size_bytes()) as f64
             }
             Params::Fault { .. } => (3 * 16 * 16 * 4) as f64,
+            // STREAM counts 3 arrays × 4 bytes (McCalpin; no write-allocate).
+            Params::Stream { elems } => 12.0 * *elems as f64,
+            Params::Train { .. } | Params::Decode { .. } => crate::models::work::of(self).bytes,
         }
     }
+}
+
+/// `4M` → 4·2²⁰, `512K` → 512·2¹⁰, `1000` → 1000.
+fn parse_count(s: &str) -> Option<usize> {
+    let (num, mult) = match s.chars().last()? {
+        'K' => (&s[..s.len() - 1], 1 << 10),
+        'M' => (&s[..s.len() - 1], 1 << 20),
+        'G' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(|n| n * mult)
+}
+
+/// `p128g64b2` with keys ['p','g','b','d'] → [Some(128), Some(64), Some(2), None].
+fn parse_opts(s: &str, keys: &[char]) -> Option<Vec<Option<usize>>> {
+    let mut out = vec![None; keys.len()];
+    let mut rest = s;
+    while let Some(c) = rest.chars().next() {
+        let i = keys.iter().position(|k| *k == c)?;
+        let digits: String = rest[1..]
+            .chars()
+            .take_while(|d| d.is_ascii_digit())
+            .collect();
+        if digits.is_empty() || out[i].is_some() {
+            return None;
+        }
+        out[i] = Some(digits.parse().ok()?);
+        rest = &rest[1 + digits.len()..];
+    }
+    Some(out)
+}
+
+fn default_train_shape(model: &str) -> (usize, usize) {
+    if model.ends_with("-tiny") {
+        (4, 32)
+    } else if model.ends_with("-small") {
+        (4, 128)
+    } else {
+        (1, 128)
+    }
+}
+
+fn model_hint() -> String {
+    let names: Vec<String> = crate::models::shapes()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    format!("unknown model; known: {}", names.join(", "))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_model_workloads_with_defaults_and_options() {
+        let t = WorkloadSpec::parse("train-step/dense-tiny/f32").unwrap();
+        assert_eq!(t.kind, "train");
+        assert!(matches!(
+            t.params,
+            Params::Train {
+                batch: 4,
+                seq: 32,
+                ..
+            }
+        ));
+        let d = WorkloadSpec::parse("decode/llama-2-7b/q4_0/p128g64b2d512").unwrap();
+        assert!(matches!(
+            d.params,
+            Params::Decode {
+                prompt: 128,
+                gen_tokens: 64,
+                batch: 2,
+                depth: 512,
+                format: WeightFmt::Q4_0,
+                ..
+            }
+        ));
+        let p = WorkloadSpec::parse("prefill/openelm-tiny/bf16").unwrap();
+        assert!(matches!(
+            p.params,
+            Params::Decode {
+                gen_tokens: 0,
+                prompt: 16,
+                ..
+            }
+        ));
+        let s = WorkloadSpec::parse("kernel/stream-4M").unwrap();
+        assert_eq!(s.params, Params::Stream { elems: 4 << 20 });
+        for bad in [
+            "train-step/dense-huge/f32",
+            "train-step/dense-tiny/f16",
+            "decode/dense-tiny/q3",
+            "decode/dense-tiny/f32/x1",
+            "prefill/dense-tiny/f32/g4",
+            "kernel/stream-0",
+        ] {
+            assert!(WorkloadSpec::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn parses_square_and_rectangular_gemm() {

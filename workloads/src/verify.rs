@@ -18,6 +18,16 @@ pub struct Verification {
     pub scaled_max_diff: f64,
     pub tolerance: f64,
     pub nan_or_inf: u64,
+    /// Model workloads: mean KL(reference ‖ output) of next-token
+    /// distributions, nats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_kl: Option<f64>,
+    /// Model workloads: fraction of positions whose argmax token agrees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top1_agreement: Option<f64>,
+    /// What else was checked, in words (loss, gradient completeness, …).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
 }
 
 /// Compares `out` with `reference` element-wise; `tolerance` bounds the
@@ -53,6 +63,9 @@ pub fn compare(out: &[f32], reference: &[f64], tolerance: f64, what: &str) -> Ve
         scaled_max_diff: scaled,
         tolerance,
         nan_or_inf: bad,
+        mean_kl: None,
+        top1_agreement: None,
+        note: String::new(),
     }
 }
 

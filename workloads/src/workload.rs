@@ -14,13 +14,40 @@ use crate::verify::Verification;
 pub struct WorkPerIter {
     pub flops: f64,
     pub bytes: f64,
+    /// The headline metric, e.g. `gflops_per_s` or `tokens_per_s` …
+    pub headline_metric: &'static str,
+    /// … and its units per iteration: headline = per_iter / timed seconds.
+    pub headline_per_iter: f64,
+}
+
+impl WorkPerIter {
+    /// Kernels: GFLOP/s from the analytic FLOP count.
+    pub fn gflops(flops: f64, bytes: f64) -> WorkPerIter {
+        WorkPerIter {
+            flops,
+            bytes,
+            headline_metric: "gflops_per_s",
+            headline_per_iter: flops / 1e9,
+        }
+    }
+}
+
+/// What one iteration reports besides its wall time.
+#[derive(Debug, Clone, Default)]
+pub struct IterReport {
+    /// The seconds the headline is computed from, when the workload times a
+    /// phase itself (decode: generation only); `None`: the whole iteration.
+    pub timed_s: Option<f64>,
+    /// Named per-iteration figures (ttft_s, itl_s, loss, …); a key may
+    /// appear several times (one inter-token latency per token).
+    pub extras: Vec<(&'static str, f64)>,
 }
 
 pub trait PreparedWorkload {
     /// Runs the computation once and compares it with the CPU f32 reference.
     fn verify(&mut self) -> Result<Verification>;
     /// One timed unit of work; returns only after the device finished it.
-    fn run_iter(&mut self) -> Result<()>;
+    fn run_iter(&mut self) -> Result<IterReport>;
     fn work(&self) -> WorkPerIter;
     fn device(&self) -> DeviceRecord;
     /// How `run_iter` is timed, e.g. `wall_clock_after_sync`.
@@ -48,6 +75,12 @@ pub fn supports(spec: &WorkloadSpec, backend: &Backend) -> std::result::Result<(
         (Params::Fault { .. }, b) if *b != Backend::Cpu => {
             Err("fault workloads exist to test the harness and run on cpu only".into())
         }
+        (Params::Stream { .. }, b) if *b != Backend::Cpu => {
+            Err("kernel/stream measures host memory; the wgpu triad is not implemented yet".into())
+        }
+        (Params::Train { .. } | Params::Decode { .. }, Backend::Wgpu(_)) => {
+            Err("model workloads on wgpu are not implemented yet (candle backends only)".into())
+        }
         _ => Ok(()),
     }
 }
@@ -64,6 +97,9 @@ pub fn prepare(spec: &WorkloadSpec, backend: &Backend) -> Result<Box<dyn Prepare
     match &spec.params {
         Params::Gemm { .. } => kernels::gemm::prepare(spec, backend),
         Params::Fault { fault } => kernels::fault::prepare(spec, *fault),
+        Params::Stream { .. } => kernels::stream::prepare(spec, backend),
+        Params::Train { .. } => crate::train::prepare(spec, backend),
+        Params::Decode { .. } => crate::decode::prepare(spec, backend),
     }
 }
 
@@ -90,6 +126,42 @@ pub fn catalog() -> Vec<CatalogEntry> {
             backends: "cpu, cuda, metal: f32 f16 bf16; wgpu: f32",
             description: "C = A·B, row-major, seeded uniform inputs; GFLOP/s from 2·M·N·K",
             example: "kernel/gemm-f32-512",
+            harness_test: false,
+        },
+        CatalogEntry {
+            pattern: "kernel/stream-<N[K|M|G]>",
+            kind: "kernel",
+            version: crate::spec::STREAM_VERSION,
+            backends: "cpu",
+            description: "STREAM triad a = b + s·c over N f32 per array: sustainable memory bandwidth (GB/s, 12 bytes per element)",
+            example: "kernel/stream-4M",
+            harness_test: false,
+        },
+        CatalogEntry {
+            pattern: "train-step/<model>/<f32|bf16>[/b<B>t<T>]",
+            kind: "train",
+            version: crate::spec::TRAIN_VERSION,
+            backends: "cpu, cuda, metal",
+            description: "forward, cross-entropy, backward, AdamW on a fixed batch of the synthetic Markov corpus; verified against CPU f64 (loss, every gradient); tokens/s, loss",
+            example: "train-step/dense-tiny/f32",
+            harness_test: false,
+        },
+        CatalogEntry {
+            pattern: "decode/<model>/<f32|f16|bf16|q8_0|q4_0>[/p<P>g<G>b<B>d<D>]",
+            kind: "decode",
+            version: crate::spec::DECODE_VERSION,
+            backends: "cpu, cuda, metal",
+            description: "P-token prompt after D cached tokens, then G greedy tokens with the KV cache, batch B; verified against the CPU f32 model (KL, top-1, max logit diff); tokens/s, TTFT, inter-token latency",
+            example: "decode/dense-tiny/q8_0/p16g16",
+            harness_test: false,
+        },
+        CatalogEntry {
+            pattern: "prefill/<model>/<format>[/p<P>b<B>d<D>]",
+            kind: "prefill",
+            version: crate::spec::DECODE_VERSION,
+            backends: "cpu, cuda, metal",
+            description: "the prompt phase alone: prefill tokens/s and time to first token",
+            example: "prefill/llama-3.2-1b/q4_0/p128",
             harness_test: false,
         },
         CatalogEntry {

@@ -17,6 +17,9 @@ pub fn headline_text(c: &CaseResult) -> String {
         Some(h) => {
             let unit = match h.metric.as_str() {
                 "gflops_per_s" => "GFLOP/s",
+                "gbytes_per_s" => "GB/s",
+                "tokens_per_s" => "tok/s",
+                "prefill_tokens_per_s" => "prefill tok/s",
                 other => other,
             };
             format!(

@@ -58,6 +58,7 @@ pub fn process(index: usize, status: Status, samples: Vec<f64>) -> ProcessRecord
             verify_s: 0.0,
             warmup_iters: 0,
             samples_wall_s: samples,
+            extra_samples: Default::default(),
             stop_reason: "ci_target".into(),
             ci_half_width_rel: None,
             injected_extra_work: None,

@@ -69,8 +69,12 @@ pub struct WorkerOutput {
     pub prepare_s: f64,
     pub verify_s: f64,
     pub warmup_iters: usize,
-    /// Raw per-iteration wall times, seconds, in the order measured.
+    /// Raw per-iteration times, seconds, in the order measured: the whole
+    /// iteration, or the phase the headline is about (decode: generation).
     pub samples_wall_s: Vec<f64>,
+    /// Other raw per-iteration figures by name (ttft_s, itl_s, loss, …).
+    #[serde(default)]
+    pub extra_samples: BTreeMap<String, Vec<f64>>,
     /// `ci_target`, `time_budget` or `max_samples`.
     pub stop_reason: String,
     /// Half-width of the distribution-free 95% CI of the median divided by
@@ -84,10 +88,13 @@ pub struct WorkerOutput {
     pub usage: ProcessUsage,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkPerIterRecord {
     pub flops: f64,
     pub bytes: f64,
+    /// Headline metric name and its units per iteration.
+    pub headline_metric: String,
+    pub headline_per_iter: f64,
 }
 
 impl From<WorkPerIter> for WorkPerIterRecord {
@@ -95,6 +102,8 @@ impl From<WorkPerIter> for WorkPerIterRecord {
         WorkPerIterRecord {
             flops: w.flops,
             bytes: w.bytes,
+            headline_metric: w.headline_metric.to_string(),
+            headline_per_iter: w.headline_per_iter,
         }
     }
 }

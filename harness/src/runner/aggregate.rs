@@ -99,33 +99,73 @@ pub fn case_result(
         .iter()
         .filter_map(|p| p.worker.as_ref()?.verification.clone())
         .min_by_key(|v| v.passed);
-    let flops = spec.flops_per_iter();
-    let bytes = spec.bytes_per_iter();
+    let work = first_worker.and_then(|w| w.work_per_iter.clone());
+    let flops = work
+        .as_ref()
+        .map(|w| w.flops)
+        .unwrap_or_else(|| spec.flops_per_iter());
+    let bytes = work
+        .as_ref()
+        .map(|w| w.bytes)
+        .unwrap_or_else(|| spec.bytes_per_iter());
+    let (metric, per_iter) = match &work {
+        Some(w) => (w.headline_metric.clone(), w.headline_per_iter),
+        None => ("gflops_per_s".to_string(), flops / 1e9),
+    };
     let mut metrics = BTreeMap::new();
     metrics.insert("flops_per_iter".to_string(), flops);
     metrics.insert("bytes_per_iter".to_string(), bytes);
     let mut headline = None;
     if let Some(s) = &stats {
-        let gflops = |wall: f64| flops / wall / 1e9;
         metrics.insert("wall_s_median".into(), s.wall_s_median);
         metrics.insert("wall_s_ci95_low".into(), s.wall_s_ci95_low);
         metrics.insert("wall_s_ci95_high".into(), s.wall_s_ci95_high);
         metrics.insert("wall_s_p90".into(), s.pooled_wall_s.p90);
         metrics.insert("wall_s_p99".into(), s.pooled_wall_s.p99);
-        // Throughput is the inverse of time: the CI bounds swap.
-        metrics.insert("gflops_per_s".into(), gflops(s.wall_s_median));
-        metrics.insert("gflops_per_s_ci95_low".into(), gflops(s.wall_s_ci95_high));
-        metrics.insert("gflops_per_s_ci95_high".into(), gflops(s.wall_s_ci95_low));
+        // Rates are the inverse of time: the CI bounds swap.
+        let rate = |units: f64, wall: f64| units / wall;
+        let value = rate(per_iter, s.wall_s_median);
+        let (lo, hi) = (
+            rate(per_iter, s.wall_s_ci95_high),
+            rate(per_iter, s.wall_s_ci95_low),
+        );
+        metrics.insert(metric.clone(), value);
+        metrics.insert(format!("{metric}_ci95_low"), lo);
+        metrics.insert(format!("{metric}_ci95_high"), hi);
+        // Achieved FLOP/s and bytes/s from the analytic counts, every kind.
+        metrics.insert("gflops_per_s".into(), flops / s.wall_s_median / 1e9);
         metrics.insert("gbytes_per_s".into(), bytes / s.wall_s_median / 1e9);
         metrics.insert("samples_total".into(), s.pooled_wall_s.n as f64);
         metrics.insert("processes_ok".into(), s.processes_ok as f64);
         headline = Some(Headline {
-            metric: "gflops_per_s".into(),
-            value: gflops(s.wall_s_median),
-            ci95_low: gflops(s.wall_s_ci95_high),
-            ci95_high: gflops(s.wall_s_ci95_low),
+            metric,
+            value,
+            ci95_low: lo,
+            ci95_high: hi,
             higher_is_better: true,
         });
+    }
+    // Extra per-iteration figures, pooled over successful processes.
+    let mut extras: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for w in processes
+        .iter()
+        .filter(|p| p.status == Status::Ok)
+        .filter_map(|p| p.worker.as_ref())
+    {
+        for (k, v) in &w.extra_samples {
+            extras.entry(k.clone()).or_default().extend(v);
+        }
+    }
+    for (k, v) in &extras {
+        let sum = stats::summarize(v);
+        metrics.insert(format!("{k}_median"), sum.median);
+        metrics.insert(format!("{k}_p90"), sum.p90);
+        metrics.insert(format!("{k}_p99"), sum.p99);
+    }
+    if spec.kind == "train"
+        && let Some(w) = metrics.get("wall_s_median").copied()
+    {
+        metrics.insert("steps_per_s".into(), 1.0 / w);
     }
     if let Some(rss) = processes
         .iter()
@@ -157,6 +197,38 @@ pub fn case_result(
         processes,
         started_at,
         elapsed_s,
+    }
+}
+
+/// MFU and MBU of every case against the ceilings measured in the same run
+/// on the same backend and caps: the best f32 `kernel/gemm` GFLOP/s and the
+/// best `kernel/stream` GB/s. Cases without such a ceiling get none.
+pub fn add_utilisation(cases: &mut [CaseResult]) {
+    let key = |c: &CaseResult| (c.backend.clone(), c.caps.threads);
+    let best = |cases: &[CaseResult], prefix: &str, metric: &str| {
+        let mut m: BTreeMap<(String, Option<usize>), f64> = BTreeMap::new();
+        for c in cases
+            .iter()
+            .filter(|c| c.status == Status::Ok && c.workload.name.starts_with(prefix))
+        {
+            if let Some(v) = c.metrics.get(metric) {
+                let e = m.entry(key(c)).or_insert(0.0);
+                *e = e.max(*v);
+            }
+        }
+        m
+    };
+    let peak = best(cases, "kernel/gemm-f32-", "gflops_per_s");
+    let bw = best(cases, "kernel/stream-", "gbytes_per_s");
+    for c in cases.iter_mut().filter(|c| c.status == Status::Ok) {
+        if let (Some(p), Some(v)) = (peak.get(&key(c)), c.metrics.get("gflops_per_s").copied()) {
+            c.metrics.insert("mfu".into(), v / p);
+            c.metrics.insert("ceiling_gflops_per_s".into(), *p);
+        }
+        if let (Some(b), Some(v)) = (bw.get(&key(c)), c.metrics.get("gbytes_per_s").copied()) {
+            c.metrics.insert("mbu".into(), v / b);
+            c.metrics.insert("ceiling_gbytes_per_s".into(), *b);
+        }
     }
 }
 

@@ -143,7 +143,8 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
     })
 }
 
-/// Builds `run.json` from the plan and the journal (in plan order).
+/// Builds `run.json` from the plan and the journal (in plan order), with
+/// utilisation against the ceilings measured in the same run.
 fn finish(dir: &Path, plan: &Plan, env: Env) -> Result<RunFile> {
     let journal = read_journal(dir)?;
     let mut cases = Vec::with_capacity(plan.cases.len());
@@ -152,6 +153,7 @@ fn finish(dir: &Path, plan: &Plan, env: Env) -> Result<RunFile> {
             cases.push(c.clone());
         }
     }
+    aggregate::add_utilisation(&mut cases);
     let mut totals = RunTotals {
         cases: cases.len(),
         ..Default::default()

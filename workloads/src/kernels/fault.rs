@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::kernels::gemm::GemmInputs;
 use crate::spec::{DType, FaultMode, WorkloadSpec};
 use crate::verify::Verification;
-use crate::workload::{PreparedWorkload, WorkPerIter};
+use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
 
 /// Bytes `fault/oom` asks for: 4 EiB, beyond any address space, so the
 /// allocator refuses it even where the kernel overcommits memory — the way a
@@ -71,17 +71,14 @@ impl PreparedWorkload for Fault {
         self.compute();
         Ok(self.inputs.check(&self.out, &self.inputs.reference()))
     }
-    fn run_iter(&mut self) -> Result<()> {
+    fn run_iter(&mut self) -> Result<IterReport> {
         self.compute();
         std::hint::black_box(&self.out);
-        Ok(())
+        Ok(IterReport::default())
     }
     fn work(&self) -> WorkPerIter {
         let s = WorkloadSpec::gemm(16, 16, 16, DType::F32);
-        WorkPerIter {
-            flops: s.flops_per_iter(),
-            bytes: s.bytes_per_iter(),
-        }
+        WorkPerIter::gflops(s.flops_per_iter(), s.bytes_per_iter())
     }
     fn device(&self) -> DeviceRecord {
         cb::record(&Backend::Cpu)

@@ -10,7 +10,7 @@ use crate::backend::{Backend, DeviceRecord, candle as cb};
 use crate::error::{Result, WorkloadError};
 use crate::spec::{DType, Params, WorkloadSpec};
 use crate::verify::{Verification, compare};
-use crate::workload::{PreparedWorkload, WorkPerIter};
+use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
 
 /// Host-side operands, already rounded to the workload's dtype so the
 /// reference sees exactly the values the device multiplies.
@@ -131,10 +131,7 @@ pub fn prepare(spec: &WorkloadSpec, backend: &Backend) -> Result<Box<dyn Prepare
         a,
         b,
         extra_work: None,
-        work: WorkPerIter {
-            flops: spec.flops_per_iter(),
-            bytes: spec.bytes_per_iter(),
-        },
+        work: WorkPerIter::gflops(spec.flops_per_iter(), spec.bytes_per_iter()),
     }))
 }
 
@@ -149,7 +146,7 @@ impl PreparedWorkload for CandleGemm {
         Ok(self.inputs.check(&out, &self.inputs.reference()))
     }
 
-    fn run_iter(&mut self) -> Result<()> {
+    fn run_iter(&mut self) -> Result<IterReport> {
         let t = std::time::Instant::now();
         let c = self.a.matmul(&self.b).map_err(self.err("matmul"))?;
         cb::synchronize(&self.backend, &self.device)?;
@@ -162,7 +159,7 @@ impl PreparedWorkload for CandleGemm {
                 std::hint::spin_loop();
             }
         }
-        Ok(())
+        Ok(IterReport::default())
     }
 
     fn inject_extra_work(&mut self, fraction: f64) -> Result<()> {

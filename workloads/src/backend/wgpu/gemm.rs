@@ -11,7 +11,7 @@ use crate::error::{Result, WorkloadError};
 use crate::kernels::gemm::GemmInputs;
 use crate::spec::WorkloadSpec;
 use crate::verify::Verification;
-use crate::workload::{PreparedWorkload, WorkPerIter};
+use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
 
 const TILE: u32 = 64;
 
@@ -128,10 +128,7 @@ pub(crate) fn prepare_gemm(
         c,
         readback,
         groups,
-        work: WorkPerIter {
-            flops: spec.flops_per_iter(),
-            bytes: spec.bytes_per_iter(),
-        },
+        work: WorkPerIter::gflops(spec.flops_per_iter(), spec.bytes_per_iter()),
     }))
 }
 
@@ -182,9 +179,10 @@ impl PreparedWorkload for WgpuGemm {
         Ok(self.inputs.check(&out, &self.inputs.reference()))
     }
 
-    fn run_iter(&mut self) -> Result<()> {
+    fn run_iter(&mut self) -> Result<IterReport> {
         self.ctx.queue.submit([self.encode(false)]);
-        self.ctx.wait()
+        self.ctx.wait()?;
+        Ok(IterReport::default())
     }
 
     fn work(&self) -> WorkPerIter {

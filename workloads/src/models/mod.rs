@@ -1,0 +1,10 @@
+//! The model families, written once: configuration and shapes, the
+//! differentiable ops, and the transformer itself.
+
+pub mod config;
+pub mod model;
+pub mod ops;
+pub mod work;
+
+pub use config::{Family, ModelConfig, shape, shapes};
+pub use model::{Cache, Model, Params, WeightFormat, init};

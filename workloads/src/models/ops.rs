@@ -1,0 +1,190 @@
+//! The differentiable building blocks, written from candle's primitive ops
+//! (not its fused `rms_norm`/`softmax_last_dim`/`rope`, which return no
+//! gradient), so one definition serves training, inference and every backend.
+
+use candle_core::quantized::QMatMul;
+use candle_core::{D, DType, Module, Result, Tensor};
+
+/// A linear layer's weight, (out, in), dense or quantized (q8_0/q4_0).
+#[derive(Debug, Clone)]
+pub enum Lin {
+    Dense(Tensor),
+    Quant(std::sync::Arc<QMatMul>),
+}
+
+impl Lin {
+    /// x (…, in) → (…, out)
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Lin::Dense(w) => x.broadcast_matmul(&w.t()?),
+            Lin::Quant(q) => q.forward(x),
+        }
+    }
+
+    pub fn dense(&self) -> Option<&Tensor> {
+        match self {
+            Lin::Dense(w) => Some(w),
+            Lin::Quant(_) => None,
+        }
+    }
+}
+
+/// The dtype reductions run in: half types are widened to f32, f32 and f64
+/// stay (so the f64 reference is f64 throughout).
+fn reduce_dtype(dt: DType) -> DType {
+    match dt {
+        DType::F64 => DType::F64,
+        _ => DType::F32,
+    }
+}
+
+/// RMSNorm (Zhang & Sennrich 2019): x / sqrt(mean(x²) + eps) · w, over the
+/// last dim, reduced in at least f32 whatever the activation dtype.
+pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    let dt = x.dtype();
+    let xf = x.to_dtype(reduce_dtype(dt))?;
+    let ms = xf.sqr()?.mean_keepdim(D::Minus1)?;
+    let normed = xf.broadcast_div(&(ms + eps)?.sqrt()?)?;
+    normed.to_dtype(dt)?.broadcast_mul(&w.to_dtype(dt)?)
+}
+
+/// Softmax over the last dim; the max is detached (it only shifts).
+pub fn softmax(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let e = x.broadcast_sub(&max)?.exp()?;
+    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+}
+
+/// log-softmax over the last dim, in at least f32.
+pub fn log_softmax(x: &Tensor) -> Result<Tensor> {
+    let x = x.to_dtype(reduce_dtype(x.dtype()))?;
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let shifted = x.broadcast_sub(&max)?;
+    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    shifted.broadcast_sub(&lse)
+}
+
+/// Mean cross-entropy in nats. logits (N, V), targets (N) u32.
+pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let lp = log_softmax(logits)?;
+    let picked = lp.gather(&targets.unsqueeze(1)?, 1)?; // (N, 1)
+    picked.mean_all()?.neg()
+}
+
+/// RoPE tables for positions [offset, offset + t): cos, sin of shape (t, dim),
+/// in the "rotate half" layout of the Llama reference implementation.
+pub fn rope_tables(
+    dim: usize,
+    theta: f64,
+    offset: usize,
+    t: usize,
+    dtype: DType,
+    dev: &candle_core::Device,
+) -> Result<(Tensor, Tensor)> {
+    let half = dim / 2;
+    let mut cos = Vec::with_capacity(t * dim);
+    let mut sin = Vec::with_capacity(t * dim);
+    for p in offset..offset + t {
+        // cos/sin repeat over both halves: cat(freqs, freqs).
+        for _ in 0..2 {
+            for i in 0..half {
+                let freq = 1.0 / theta.powf(2.0 * i as f64 / dim as f64);
+                let a = p as f64 * freq;
+                cos.push(a.cos() as f32);
+                sin.push(a.sin() as f32);
+            }
+        }
+    }
+    let cos = Tensor::from_vec(cos, (t, dim), dev)?.to_dtype(dtype)?;
+    let sin = Tensor::from_vec(sin, (t, dim), dev)?.to_dtype(dtype)?;
+    Ok((cos, sin))
+}
+
+/// Applies RoPE to x (B, H, T, dim) with tables (T, dim).
+pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let dim = x.dim(D::Minus1)?;
+    let half = dim / 2;
+    let x1 = x.narrow(D::Minus1, 0, half)?;
+    let x2 = x.narrow(D::Minus1, half, half)?;
+    let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+    x.broadcast_mul(cos)?.add(&rotated.broadcast_mul(sin)?)
+}
+
+/// Additive causal mask (t, s) for queries at positions s−t … s−1 over keys
+/// 0 … s−1: 0 where visible, −1e9 where in the future (finite, so rows never
+/// become NaN in half precision after the max shift).
+pub fn causal_mask(t: usize, s: usize, dtype: DType, dev: &candle_core::Device) -> Result<Tensor> {
+    let offset = s - t;
+    let mask: Vec<f32> = (0..t)
+        .flat_map(|i| (0..s).map(move |j| if j > i + offset { -1e9 } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(mask, (t, s), dev)?.to_dtype(dtype)
+}
+
+/// SwiGLU FFN (Shazeer 2020): down(silu(gate(x)) ⊙ up(x)).
+pub fn swiglu(x: &Tensor, gate: &Lin, up: &Lin, down: &Lin) -> Result<Tensor> {
+    down.forward(&gate.forward(x)?.silu()?.mul(&up.forward(x)?)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn softmax_and_log_softmax_agree() {
+        let x = Tensor::new(&[[1.0f32, 2.0, 3.0], [0.0, 0.0, 0.0]], &Device::Cpu).unwrap();
+        let p: Vec<Vec<f32>> = softmax(&x).unwrap().to_vec2().unwrap();
+        let lp: Vec<Vec<f32>> = log_softmax(&x).unwrap().to_vec2().unwrap();
+        for (pr, lr) in p.iter().zip(&lp) {
+            assert!((pr.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+            for (a, b) in pr.iter().zip(lr) {
+                assert!((a.ln() - b).abs() < 1e-5);
+            }
+        }
+        assert!((p[1][0] - 1.0 / 3.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn cross_entropy_of_uniform_logits_is_log_v() {
+        let logits = Tensor::zeros((4, 8), DType::F32, &Device::Cpu).unwrap();
+        let t = Tensor::new(&[0u32, 1, 2, 7], &Device::Cpu).unwrap();
+        let l: f32 = cross_entropy(&logits, &t).unwrap().to_scalar().unwrap();
+        assert!((l - (8f32).ln()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn rope_at_position_zero_is_identity_and_preserves_norm() {
+        let dev = Device::Cpu;
+        let x = Tensor::new(&[1.0f32, 2.0, 3.0, 4.0], &dev)
+            .unwrap()
+            .reshape((1, 1, 1, 4))
+            .unwrap();
+        let (c, s) = rope_tables(4, 10_000.0, 0, 1, DType::F32, &dev).unwrap();
+        let y: Vec<f32> = rope(&x, &c, &s)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(y, vec![1.0, 2.0, 3.0, 4.0]);
+        let (c, s) = rope_tables(4, 10_000.0, 5, 1, DType::F32, &dev).unwrap();
+        let y: Vec<f32> = rope(&x, &c, &s)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let n: f32 = y.iter().map(|v| v * v).sum();
+        assert!((n - 30.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn causal_mask_hides_the_future() {
+        let m: Vec<Vec<f32>> = causal_mask(2, 3, DType::F32, &Device::Cpu)
+            .unwrap()
+            .to_vec2()
+            .unwrap();
+        assert_eq!(m, vec![vec![0.0, 0.0, -1e9], vec![0.0, 0.0, 0.0]]);
+    }
+}
