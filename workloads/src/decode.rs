@@ -5,14 +5,14 @@
 
 use std::time::Instant;
 
-use candle_core::{D, DType as CDType, Device, Tensor};
+use candle_core::{D, DType as CDType, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::backend::{Backend, DeviceRecord, candle as cb};
 use crate::data::MarkovCorpus;
 use crate::error::{Result, WorkloadError};
-use crate::models::{Cache, Model, ModelConfig, WeightFormat, init};
+use crate::models::{Cache, Model, ModelConfig, WeightFormat};
 use crate::spec::{Params, WeightFmt, WorkloadSpec};
 use crate::verify::Verification;
 use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
@@ -65,9 +65,9 @@ pub fn prepare(spec: &WorkloadSpec, backend: &Backend) -> Result<Box<dyn Prepare
     let cfg = crate::models::shape(model).expect("validated model name");
     let device = cb::device(backend)?;
     let e = |op| cerr(backend, op);
-    let params = init(&cfg, spec.seed, &device, CDType::F32).map_err(e("init weights"))?;
-    let m = Model::from_params(&cfg, &params, weight_format(*format)).map_err(e("build model"))?;
-    drop(params);
+    // Tensor by tensor: a 7B model in q4_0 never exists in f32 at once.
+    let m = Model::generated(&cfg, spec.seed, &device, weight_format(*format))
+        .map_err(e("build model"))?;
     let corpus = MarkovCorpus::for_vocab(cfg.vocab, spec.seed);
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed ^ 0xDEC0);
     let mut depth_tokens = Vec::new();
@@ -214,11 +214,8 @@ impl PreparedWorkload for Decode {
         let e = |op| cerr(&self.backend, op);
         let mut rows = Vec::new();
         let (_, _, tokens) = self.generate(Some(&mut rows)).map_err(e("generate"))?;
-        // Reference: CPU f32 model, teacher-forced on the same tokens.
-        let cpu = Device::Cpu;
-        let p = init(&self.cfg, self.seed, &cpu, CDType::F32).map_err(e("reference weights"))?;
-        let rm = Model::from_params(&self.cfg, &p, WeightFormat::Float(CDType::F32))
-            .map_err(e("reference model"))?;
+        // Reference: the CPU f32 model, teacher-forced on the same tokens,
+        // one layer in memory at a time (so it works for any shape).
         let (p_len, d_len) = (
             self.prompt_tokens.len() / self.batch,
             self.depth_tokens.len() / self.batch,
@@ -229,16 +226,12 @@ impl PreparedWorkload for Decode {
             let mut seq: Vec<u32> = self.depth_tokens[b * d_len..(b + 1) * d_len].to_vec();
             seq.extend_from_slice(&self.prompt_tokens[b * p_len..(b + 1) * p_len]);
             seq.extend_from_slice(&tokens[b][..self.gen_tokens]); // the inputs of the G steps
-            let n = seq.len();
-            let t = Tensor::from_vec(seq, (1, n), &cpu).map_err(e("reference tokens"))?;
-            let logits: Vec<Vec<f32>> = rm
-                .forward(&t, None)
-                .and_then(|l| l.squeeze(0))
-                .and_then(|l| l.to_vec2())
-                .map_err(e("reference forward"))?;
+            let logits =
+                Model::streamed_reference_logits(&self.cfg, self.seed, &seq, d_len + p_len - 1)
+                    .map_err(e("reference forward"))?;
             for (step, r) in rows.iter().enumerate() {
                 out_rows.push(r[b].clone());
-                ref_rows.push(logits[d_len + p_len - 1 + step].clone());
+                ref_rows.push(logits[step].clone());
             }
         }
         let (max_abs, max_ref, kl, top1) = logit_quality(&out_rows, &ref_rows);

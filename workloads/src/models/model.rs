@@ -131,113 +131,151 @@ impl Params {
     }
 }
 
-/// Seeded synthetic weights: uniform with variance 1/fan_in (activations stay
-/// O(1) through every layer), output projections further scaled by
-/// 1/√(2·n_layers) as in GPT-2, norms at 1, embeddings with variance 1/d so
-/// that tied or untied logits start with unit scale (initial loss ≈ ln V).
-pub fn init(cfg: &ModelConfig, seed: u64, dev: &Device, dtype: DType) -> Result<Params> {
-    let mut g = Init {
-        rng: ChaCha8Rng::seed_from_u64(seed),
-        vars: Vec::new(),
-        dev,
-        dtype,
-    };
-    let resid = 1.0 / (2.0 * cfg.n_layers as f64).sqrt();
+/// How a parameter is initialised.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum InitKind {
+    /// Uniform on ±√3·std: variance std², cheaper to draw than a normal.
+    Uniform(f64),
+    Ones,
+}
+
+/// One parameter: name, shape, initialisation.
+#[derive(Debug, Clone)]
+pub struct ParamSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub init: InitKind,
+}
+
+/// Every parameter of a model, in a fixed order. Seeded synthetic weights:
+/// uniform with variance 1/fan_in (activations stay O(1) through every
+/// layer), output projections further scaled by 1/√(2·n_layers) as in GPT-2,
+/// norms at 1, embeddings with variance 1/d so that tied or untied logits
+/// start with unit scale (initial loss ≈ ln V).
+pub fn param_specs(cfg: &ModelConfig) -> Vec<ParamSpec> {
+    let mut v = Vec::new();
     let d = cfg.d_model;
-    let lin_std = |fan_in: usize| 1.0 / (fan_in as f64).sqrt();
-    g.add("embed".into(), (cfg.vocab, d), lin_std(d))?;
+    let resid = 1.0 / (2.0 * cfg.n_layers as f64).sqrt();
+    let std = |fan_in: usize| 1.0 / (fan_in as f64).sqrt();
+    let mut w = |name: String, out: usize, inp: usize, s: f64| {
+        v.push(ParamSpec {
+            name,
+            shape: vec![out, inp],
+            init: InitKind::Uniform(s),
+        })
+    };
+    w("embed".into(), cfg.vocab, d, std(d));
+    // Norm weights are collected apart: `w` holds `v` mutably.
+    let mut norms: Vec<ParamSpec> = Vec::new();
     for l in 0..cfg.n_layers {
         let ld = cfg.layer(l);
         let p = format!("layers.{l}");
-        g.ones(format!("{p}.attn_norm"), d)?;
+        let mut ones = |name: String, len: usize| {
+            norms.push(ParamSpec {
+                name,
+                shape: vec![len],
+                init: InitKind::Ones,
+            })
+        };
+        ones(format!("{p}.attn_norm"), d);
         match cfg.mla {
             Some(m) => {
                 let h = ld.n_heads;
-                g.add(
-                    format!("{p}.wq"),
-                    (h * (m.nope_dim + m.rope_dim), d),
-                    lin_std(d),
-                )?;
-                g.add(format!("{p}.w_dkv"), (m.kv_lora_rank, d), lin_std(d))?;
-                g.add(format!("{p}.w_kr"), (m.rope_dim, d), lin_std(d))?;
-                g.ones(format!("{p}.kv_norm"), m.kv_lora_rank)?;
                 let r = m.kv_lora_rank;
-                g.add(format!("{p}.w_uk"), (h * m.nope_dim, r), lin_std(r))?;
-                g.add(format!("{p}.w_uv"), (h * m.v_dim, r), lin_std(r))?;
-                g.add(
-                    format!("{p}.wo"),
-                    (d, h * m.v_dim),
-                    lin_std(h * m.v_dim) * resid,
-                )?;
+                w(format!("{p}.wq"), h * (m.nope_dim + m.rope_dim), d, std(d));
+                w(format!("{p}.w_dkv"), r, d, std(d));
+                w(format!("{p}.w_kr"), m.rope_dim, d, std(d));
+                ones(format!("{p}.kv_norm"), r);
+                w(format!("{p}.w_uk"), h * m.nope_dim, r, std(r));
+                w(format!("{p}.w_uv"), h * m.v_dim, r, std(r));
+                w(format!("{p}.wo"), d, h * m.v_dim, std(h * m.v_dim) * resid);
             }
             None => {
                 let hd = cfg.head_dim;
-                g.add(format!("{p}.wq"), (ld.n_heads * hd, d), lin_std(d))?;
-                g.add(format!("{p}.wk"), (ld.n_kv_heads * hd, d), lin_std(d))?;
-                g.add(format!("{p}.wv"), (ld.n_kv_heads * hd, d), lin_std(d))?;
-                g.add(
+                w(format!("{p}.wq"), ld.n_heads * hd, d, std(d));
+                w(format!("{p}.wk"), ld.n_kv_heads * hd, d, std(d));
+                w(format!("{p}.wv"), ld.n_kv_heads * hd, d, std(d));
+                w(
                     format!("{p}.wo"),
-                    (d, ld.n_heads * hd),
-                    lin_std(ld.n_heads * hd) * resid,
-                )?;
+                    d,
+                    ld.n_heads * hd,
+                    std(ld.n_heads * hd) * resid,
+                );
             }
         }
-        g.ones(format!("{p}.ffn_norm"), d)?;
+        ones(format!("{p}.ffn_norm"), d);
+        let mut expert = |name: String, width: usize| {
+            w(format!("{name}.gate"), width, d, std(d));
+            w(format!("{name}.up"), width, d, std(d));
+            w(format!("{name}.down"), d, width, std(width) * resid);
+        };
         match (ld.moe, cfg.moe) {
             (true, Some(m)) => {
                 for e in 0..m.shared {
-                    g.expert(format!("{p}.shared.{e}"), d, m.expert_ffn, resid)?;
+                    expert(format!("{p}.shared.{e}"), m.expert_ffn);
                 }
                 for e in 0..m.routed {
-                    g.expert(format!("{p}.routed.{e}"), d, m.expert_ffn, resid)?;
+                    expert(format!("{p}.routed.{e}"), m.expert_ffn);
                 }
-                g.add(format!("{p}.router"), (m.routed, d), lin_std(d))?;
+                w(format!("{p}.router"), m.routed, d, std(d));
             }
-            _ => g.expert(format!("{p}.ffn"), d, ld.ffn, resid)?,
+            _ => expert(format!("{p}.ffn"), ld.ffn),
         }
     }
-    g.ones("final_norm".into(), d)?;
+    v.extend(norms);
+    v.push(ParamSpec {
+        name: "final_norm".into(),
+        shape: vec![d],
+        init: InitKind::Ones,
+    });
     if !cfg.tied_embeddings {
-        g.add("lm_head".into(), (cfg.vocab, d), lin_std(d))?;
+        v.push(ParamSpec {
+            name: "lm_head".into(),
+            shape: vec![cfg.vocab, d],
+            init: InitKind::Uniform(std(d)),
+        });
     }
-    Ok(Params { vars: g.vars })
+    v
 }
 
-/// Draws parameters in a fixed order from one seeded stream.
-struct Init<'a> {
-    rng: ChaCha8Rng,
-    vars: Vec<(String, Var)>,
-    dev: &'a Device,
-    dtype: DType,
+/// Each parameter has its own seeded stream (FNV-1a of its name mixed with
+/// the model seed), so any subset — one layer — can be generated alone, and
+/// a model too large for memory in f32 can still be built tensor by tensor.
+fn tensor_seed(seed: u64, name: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
+    for b in name.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
-impl Init<'_> {
-    /// Uniform on ±√3·std: variance std², cheaper to draw than a normal.
-    fn add(&mut self, name: String, shape: (usize, usize), std: f64) -> Result<()> {
-        let a = 3.0f64.sqrt() * std;
-        let data: Vec<f32> = (0..shape.0 * shape.1)
-            .map(|_| self.rng.random_range(-a..a) as f32)
-            .collect();
-        let t = Tensor::from_vec(data, shape, self.dev)?.to_dtype(self.dtype)?;
-        self.vars.push((name, Var::from_tensor(&t)?));
-        Ok(())
-    }
+/// Generates one parameter's values (drawn in f32, then cast).
+pub fn generate(spec: &ParamSpec, seed: u64, dev: &Device, dtype: DType) -> Result<Tensor> {
+    let n: usize = spec.shape.iter().product();
+    let data: Vec<f32> = match spec.init {
+        InitKind::Ones => vec![1.0; n],
+        InitKind::Uniform(std) => {
+            let mut rng = ChaCha8Rng::seed_from_u64(tensor_seed(seed, &spec.name));
+            let a = (3.0f64.sqrt() * std) as f32;
+            (0..n).map(|_| rng.random_range(-a..a)).collect()
+        }
+    };
+    Tensor::from_vec(data, spec.shape.as_slice(), dev)?.to_dtype(dtype)
+}
 
-    fn ones(&mut self, name: String, n: usize) -> Result<()> {
-        let t = Tensor::ones(n, self.dtype, self.dev)?;
-        self.vars.push((name, Var::from_tensor(&t)?));
-        Ok(())
-    }
-
-    fn expert(&mut self, name: String, d: usize, width: usize, resid: f64) -> Result<()> {
-        self.add(format!("{name}.gate"), (width, d), 1.0 / (d as f64).sqrt())?;
-        self.add(format!("{name}.up"), (width, d), 1.0 / (d as f64).sqrt())?;
-        self.add(
-            format!("{name}.down"),
-            (d, width),
-            resid / (width as f64).sqrt(),
-        )
-    }
+/// All parameters as trainable Vars.
+pub fn init(cfg: &ModelConfig, seed: u64, dev: &Device, dtype: DType) -> Result<Params> {
+    let vars = param_specs(cfg)
+        .iter()
+        .map(|s| {
+            Ok((
+                s.name.clone(),
+                Var::from_tensor(&generate(s, seed, dev, dtype)?)?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    Ok(Params { vars })
 }
 
 fn lin(t: Tensor, format: WeightFormat) -> Result<Lin> {
@@ -255,81 +293,216 @@ fn lin(t: Tensor, format: WeightFormat) -> Result<Lin> {
     }
 }
 
+/// Where a model's tensors come from: trainable parameters, or generated
+/// on demand from the seed (for models too large to hold in f32).
+pub trait TensorSource {
+    fn get(&self, name: &str) -> Result<Tensor>;
+    fn device(&self) -> &Device;
+}
+
+impl TensorSource for Params {
+    fn get(&self, name: &str) -> Result<Tensor> {
+        Ok(Params::get(self, name))
+    }
+    fn device(&self) -> &Device {
+        self.vars[0].1.device()
+    }
+}
+
+/// Generates each tensor in f32 when asked, from its own seeded stream.
+pub struct Generated {
+    seed: u64,
+    device: Device,
+    specs: std::collections::HashMap<String, ParamSpec>,
+}
+
+impl Generated {
+    pub fn new(cfg: &ModelConfig, seed: u64, device: &Device) -> Generated {
+        Generated {
+            seed,
+            device: device.clone(),
+            specs: param_specs(cfg)
+                .into_iter()
+                .map(|s| (s.name.clone(), s))
+                .collect(),
+        }
+    }
+}
+
+impl TensorSource for Generated {
+    fn get(&self, name: &str) -> Result<Tensor> {
+        let spec = self
+            .specs
+            .get(name)
+            .ok_or_else(|| candle_core::Error::Msg(format!("no parameter {name}")))?;
+        generate(spec, self.seed, &self.device, DType::F32)
+    }
+    fn device(&self) -> &Device {
+        &self.device
+    }
+}
+
+fn act_dtype(format: WeightFormat) -> DType {
+    match format {
+        WeightFormat::Float(dt) => dt,
+        _ => DType::F32,
+    }
+}
+
+/// Builds layer `l` from `src` in `format`.
+fn build_layer(
+    cfg: &ModelConfig,
+    l: usize,
+    format: WeightFormat,
+    src: &dyn TensorSource,
+) -> Result<Layer> {
+    let act = act_dtype(format);
+    let w = |n: &str| lin(src.get(n)?, format);
+    let small = |n: &str| src.get(n)?.to_dtype(act);
+    let expert = |n: &str| -> Result<Expert> {
+        Ok(Expert {
+            gate: w(&format!("{n}.gate"))?,
+            up: w(&format!("{n}.up"))?,
+            down: w(&format!("{n}.down"))?,
+        })
+    };
+    let ld: LayerDims = cfg.layer(l);
+    let pre = format!("layers.{l}");
+    let attn = match cfg.mla {
+        Some(_) => Attn::Mla {
+            wq: w(&format!("{pre}.wq"))?,
+            w_dkv: w(&format!("{pre}.w_dkv"))?,
+            w_kr: w(&format!("{pre}.w_kr"))?,
+            kv_norm: small(&format!("{pre}.kv_norm"))?,
+            w_uk: w(&format!("{pre}.w_uk"))?,
+            w_uv: w(&format!("{pre}.w_uv"))?,
+            wo: w(&format!("{pre}.wo"))?,
+            n_heads: ld.n_heads,
+        },
+        None => Attn::Gqa {
+            wq: w(&format!("{pre}.wq"))?,
+            wk: w(&format!("{pre}.wk"))?,
+            wv: w(&format!("{pre}.wv"))?,
+            wo: w(&format!("{pre}.wo"))?,
+            n_heads: ld.n_heads,
+            n_kv: ld.n_kv_heads,
+        },
+    };
+    let ffn = match (ld.moe, cfg.moe) {
+        (true, Some(m)) => Ffn::Moe {
+            router: w(&format!("{pre}.router"))?,
+            routed: (0..m.routed)
+                .map(|e| expert(&format!("{pre}.routed.{e}")))
+                .collect::<Result<_>>()?,
+            shared: (0..m.shared)
+                .map(|e| expert(&format!("{pre}.shared.{e}")))
+                .collect::<Result<_>>()?,
+            top_k: m.top_k,
+        },
+        _ => Ffn::Dense(expert(&format!("{pre}.ffn"))?),
+    };
+    Ok(Layer {
+        attn_norm: small(&format!("{pre}.attn_norm"))?,
+        attn,
+        ffn_norm: small(&format!("{pre}.ffn_norm"))?,
+        ffn,
+    })
+}
+
 impl Model {
     /// Builds the model from parameters. Float formats keep the parameter
     /// tensors themselves (so training gradients reach the Vars); quantized
     /// formats quantize the linear weights (norms and embeddings stay f32).
     pub fn from_params(cfg: &ModelConfig, p: &Params, format: WeightFormat) -> Result<Model> {
-        let act = match format {
-            WeightFormat::Float(dt) => dt,
-            _ => DType::F32,
-        };
-        let w = |n: &str| lin(p.get(n), format);
-        let small = |n: &str| p.get(n).to_dtype(act);
-        let expert = |n: &str| -> Result<Expert> {
-            Ok(Expert {
-                gate: w(&format!("{n}.gate"))?,
-                up: w(&format!("{n}.up"))?,
-                down: w(&format!("{n}.down"))?,
-            })
-        };
-        let mut layers = Vec::with_capacity(cfg.n_layers);
-        for l in 0..cfg.n_layers {
-            let ld: LayerDims = cfg.layer(l);
-            let pre = format!("layers.{l}");
-            let attn = match cfg.mla {
-                Some(_) => Attn::Mla {
-                    wq: w(&format!("{pre}.wq"))?,
-                    w_dkv: w(&format!("{pre}.w_dkv"))?,
-                    w_kr: w(&format!("{pre}.w_kr"))?,
-                    kv_norm: small(&format!("{pre}.kv_norm"))?,
-                    w_uk: w(&format!("{pre}.w_uk"))?,
-                    w_uv: w(&format!("{pre}.w_uv"))?,
-                    wo: w(&format!("{pre}.wo"))?,
-                    n_heads: ld.n_heads,
-                },
-                None => Attn::Gqa {
-                    wq: w(&format!("{pre}.wq"))?,
-                    wk: w(&format!("{pre}.wk"))?,
-                    wv: w(&format!("{pre}.wv"))?,
-                    wo: w(&format!("{pre}.wo"))?,
-                    n_heads: ld.n_heads,
-                    n_kv: ld.n_kv_heads,
-                },
-            };
-            let ffn = match (ld.moe, cfg.moe) {
-                (true, Some(m)) => Ffn::Moe {
-                    router: w(&format!("{pre}.router"))?,
-                    routed: (0..m.routed)
-                        .map(|e| expert(&format!("{pre}.routed.{e}")))
-                        .collect::<Result<_>>()?,
-                    shared: (0..m.shared)
-                        .map(|e| expert(&format!("{pre}.shared.{e}")))
-                        .collect::<Result<_>>()?,
-                    top_k: m.top_k,
-                },
-                _ => Ffn::Dense(expert(&format!("{pre}.ffn"))?),
-            };
-            layers.push(Layer {
-                attn_norm: small(&format!("{pre}.attn_norm"))?,
-                attn,
-                ffn_norm: small(&format!("{pre}.ffn_norm"))?,
-                ffn,
-            });
-        }
+        Model::from_source(cfg, p, format)
+    }
+
+    /// Builds the model tensor by tensor from the seed: peak memory is the
+    /// model in `format` plus one f32 tensor.
+    pub fn generated(
+        cfg: &ModelConfig,
+        seed: u64,
+        device: &Device,
+        format: WeightFormat,
+    ) -> Result<Model> {
+        Model::from_source(cfg, &Generated::new(cfg, seed, device), format)
+    }
+
+    pub fn from_source(
+        cfg: &ModelConfig,
+        src: &dyn TensorSource,
+        format: WeightFormat,
+    ) -> Result<Model> {
+        let act = act_dtype(format);
+        let layers = (0..cfg.n_layers)
+            .map(|l| build_layer(cfg, l, format, src))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Model {
             cfg: cfg.clone(),
-            embed: small("embed")?,
+            embed: src.get("embed")?.to_dtype(act)?,
             layers,
-            final_norm: small("final_norm")?,
+            final_norm: src.get("final_norm")?.to_dtype(act)?,
             lm_head: if cfg.tied_embeddings {
                 None
             } else {
-                Some(w("lm_head")?)
+                Some(lin(src.get("lm_head")?, format)?)
             },
             dtype: act,
-            device: p.get("embed").device().clone(),
+            device: src.device().clone(),
         })
+    }
+
+    /// Logits of the f32 model for `tokens` (one sequence) at positions
+    /// `from..`, holding one layer in memory at a time: the reference for
+    /// shapes whose f32 weights do not fit (a 7B model needs 27 GB).
+    pub fn streamed_reference_logits(
+        cfg: &ModelConfig,
+        seed: u64,
+        tokens: &[u32],
+        from: usize,
+    ) -> Result<Vec<Vec<f32>>> {
+        let dev = Device::Cpu;
+        let src = Generated::new(cfg, seed, &dev);
+        let fmt = WeightFormat::Float(DType::F32);
+        let t = tokens.len();
+        let shell = Model {
+            cfg: cfg.clone(),
+            embed: src.get("embed")?,
+            layers: vec![],
+            final_norm: src.get("final_norm")?,
+            lm_head: None,
+            dtype: DType::F32,
+            device: dev.clone(),
+        };
+        let ids = Tensor::from_vec(tokens.to_vec(), t, &dev)?;
+        let mut x = shell.embed.index_select(&ids, 0)?.unsqueeze(0)?; // (1, T, C)
+        let mask = causal_mask(t, t, DType::F32, &dev)?;
+        for l in 0..cfg.n_layers {
+            let layer = build_layer(cfg, l, fmt, &src)?;
+            x = shell.apply_layer(&layer, &x, 0, &mask, None)?;
+        }
+        let x = rms_norm(&x.narrow(1, from, t - from)?, &shell.final_norm, NORM_EPS)?;
+        let logits = if cfg.tied_embeddings {
+            x.broadcast_matmul(&shell.embed.t()?)?
+        } else {
+            lin(src.get("lm_head")?, fmt)?.forward(&x)?
+        };
+        logits.squeeze(0)?.to_vec2()
+    }
+
+    /// One transformer block: x + attn(norm(x)), then + ffn(norm(·)).
+    fn apply_layer(
+        &self,
+        layer: &Layer,
+        x: &Tensor,
+        offset: usize,
+        mask: &Tensor,
+        cache: Option<&mut LayerCache>,
+    ) -> Result<Tensor> {
+        let h = rms_norm(x, &layer.attn_norm, NORM_EPS)?;
+        let x = x.add(&self.attention(&layer.attn, &h, offset, mask, cache)?)?;
+        let h = rms_norm(&x, &layer.ffn_norm, NORM_EPS)?;
+        x.add(&self.feed_forward(&layer.ffn, &h)?)
     }
 
     /// tokens (B, T) u32 → logits (B, T, vocab). With a cache, the tokens
@@ -344,11 +517,7 @@ impl Model {
         let mask = causal_mask(t, offset + t, self.dtype, &self.device)?;
         for (l, layer) in self.layers.iter().enumerate() {
             let lc = cache.as_mut().map(|c| &mut c.layers[l]);
-            let h = rms_norm(&x, &layer.attn_norm, NORM_EPS)?;
-            let a = self.attention(&layer.attn, &h, offset, &mask, lc)?;
-            x = x.add(&a)?;
-            let h = rms_norm(&x, &layer.ffn_norm, NORM_EPS)?;
-            x = x.add(&self.feed_forward(&layer.ffn, &h)?)?;
+            x = self.apply_layer(layer, &x, offset, &mask, lc)?;
         }
         if let Some(c) = cache {
             c.len += t;
@@ -585,6 +754,29 @@ mod tests {
                 mean_abs.is_finite() && mean_abs > 0.01 && mean_abs < 100.0,
                 "{name}: logits scale {mean_abs}"
             );
+        }
+    }
+
+    #[test]
+    fn streamed_reference_matches_the_resident_model() {
+        let dev = Device::Cpu;
+        for name in ["dense-tiny", "moe-mla-tiny", "openelm-tiny"] {
+            let cfg = shape(name).unwrap();
+            let m = Model::generated(&cfg, 3, &dev, WeightFormat::Float(DType::F32)).unwrap();
+            let toks: Vec<u32> = (0..7).map(|i| (i * 13 % cfg.vocab) as u32).collect();
+            let t = Tensor::from_vec(toks.clone(), (1, 7), &dev).unwrap();
+            let full: Vec<Vec<f32>> = m
+                .forward(&t, None)
+                .unwrap()
+                .squeeze(0)
+                .unwrap()
+                .to_vec2()
+                .unwrap();
+            let streamed = Model::streamed_reference_logits(&cfg, 3, &toks, 4).unwrap();
+            assert_eq!(streamed.len(), 3);
+            for (a, b) in full[4..].iter().flatten().zip(streamed.iter().flatten()) {
+                assert!((a - b).abs() < 1e-5, "{name}: {a} vs {b}");
+            }
         }
     }
 
