@@ -12,6 +12,7 @@ use capbench_workloads::{Verification, WorkPerIter};
 use serde::{Deserialize, Serialize};
 
 use crate::meter::ProcessUsage;
+use crate::meter::energy::WorkerEnergy;
 use crate::stats::Summary;
 use crate::suite::Sampling;
 
@@ -77,12 +78,23 @@ pub struct WorkerOutput {
     /// Statistics of `samples_wall_s` (within this process only).
     pub within_wall_s: Option<Summary>,
     pub usage: ProcessUsage,
+    /// Energy of the timed loop and the sources tried (absent in files
+    /// written before energy was recorded).
+    #[serde(default)]
+    pub energy: Option<WorkerEnergy>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct WorkPerIterRecord {
     pub flops: f64,
     pub bytes: f64,
+    /// Tokens processed per iteration (decode, training): enables
+    /// `energy_j_per_token` and `tokens_per_j`. `None` for kernels.
+    #[serde(default)]
+    pub tokens: Option<f64>,
+    /// Optimiser steps per iteration (training): enables `energy_j_per_step`.
+    #[serde(default)]
+    pub steps: Option<f64>,
 }
 
 impl From<WorkPerIter> for WorkPerIterRecord {
@@ -90,6 +102,10 @@ impl From<WorkPerIter> for WorkPerIterRecord {
         WorkPerIterRecord {
             flops: w.flops,
             bytes: w.bytes,
+            // Kernels have no tokens or steps; the workloads that do will
+            // report them here.
+            tokens: None,
+            steps: None,
         }
     }
 }

@@ -189,6 +189,7 @@ mod tests {
                 ci_half_width_rel: None,
                 within_wall_s: None,
                 usage: ProcessUsage::default(),
+                energy: None,
             }),
         }
     }
