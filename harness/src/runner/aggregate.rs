@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::results::{
-    CapsRecord, CaseResult, CaseStats, Headline, PlannedCase, ProcessRecord, SCHEMA_VERSION,
-    Status, WorkloadRecord,
+    CapsRecord, CaseEnergy, CaseResult, CaseStats, Headline, PlannedCase, ProcessRecord,
+    SCHEMA_VERSION, Status, WorkloadRecord,
 };
 use crate::stats;
 
@@ -134,6 +134,10 @@ pub fn case_result(
     {
         metrics.insert("peak_rss_bytes".into(), rss as f64);
     }
+    let energy = super::energy::case_energy(spec, &processes);
+    if let Some(e) = &energy {
+        insert_energy_metrics(&mut metrics, e);
+    }
     CaseResult {
         schema_version: SCHEMA_VERSION,
         id: planned.id.clone(),
@@ -157,6 +161,45 @@ pub fn case_result(
         processes,
         started_at,
         elapsed_s,
+        energy,
+    }
+}
+
+/// Headline energy figures. Their source label is `energy.figure.source`;
+/// the analytic projection gets its own `analytic_` names so it never shares
+/// a column with a measured or modelled figure.
+fn insert_energy_metrics(metrics: &mut BTreeMap<String, f64>, e: &CaseEnergy) {
+    if let Some(f) = &e.figure {
+        metrics.insert("energy_j".into(), f.energy_j);
+        metrics.insert("energy_j_per_iter".into(), f.energy_j_per_iter);
+        metrics.insert("avg_power_w".into(), f.avg_power_w);
+        let optional = [
+            ("gflops_per_j", f.gflops_per_j),
+            ("energy_j_per_token", f.energy_j_per_token),
+            ("tokens_per_j", f.tokens_per_j),
+            ("energy_j_per_step", f.energy_j_per_step),
+            ("steps_per_j", f.steps_per_j),
+            (
+                "energy_above_idle_j_per_iter",
+                f.energy_above_idle_j_per_iter,
+            ),
+            ("idle_baseline_power_w", f.idle_baseline_power_w),
+        ];
+        for (k, v) in optional {
+            if let Some(v) = v {
+                metrics.insert(k.into(), v);
+            }
+        }
+    }
+    if let Some(a) = &e.analytic {
+        metrics.insert(
+            "analytic_energy_j_per_iter_low".into(),
+            a.energy_j_per_iter_low,
+        );
+        metrics.insert(
+            "analytic_energy_j_per_iter_high".into(),
+            a.energy_j_per_iter_high,
+        );
     }
 }
 

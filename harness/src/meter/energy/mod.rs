@@ -168,12 +168,15 @@ impl Target {
     }
 }
 
+/// Opens the energy device of a GPU by index.
+pub type OpenGpu = dyn Fn(usize) -> Result<Box<dyn nvml::GpuEnergyDevice>, EnergyError>;
+
 /// Where to look for each source; tests point these at fakes.
 pub struct Probe {
     pub rapl_root: PathBuf,
     pub rapl_fs: std::sync::Arc<dyn rapl::SysfsRead>,
     /// Opens the NVML device for a CUDA index.
-    pub open_nvml: Box<dyn Fn(usize) -> Result<Box<dyn nvml::GpuEnergyDevice>, EnergyError>>,
+    pub open_nvml: Box<OpenGpu>,
     pub cpu_model: model::CpuPowerAssumption,
     /// Cores the worker keeps busy or idle-but-reserved (its thread count).
     pub cores_held: usize,
@@ -311,7 +314,7 @@ impl Probe {
             name: "analytic".into(),
             kind: EnergySource::Analytic,
             available: true,
-            status: "available: FLOPs and bytes × Horowitz ISSCC 2014 (45 nm) energies, recorded beside the case's energy as a projection".into(),
+            status: "available: FLOPs and bytes × Horowitz ISSCC 2014 (45 nm) energies; a projection beside the case's figure".into(),
         });
         all
     }

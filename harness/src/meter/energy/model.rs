@@ -138,10 +138,21 @@ impl CpuPowerAssumption {
         a
     }
 
+    /// One line for `capbench list energy`; the full sources go in results.
     pub fn describe(&self) -> String {
+        let origin = |s: &str| -> String {
+            if s.starts_with("default") || s.starts_with("assumption") {
+                "assumed".into()
+            } else {
+                s.split(" (").next().unwrap_or(s).to_string()
+            }
+        };
         format!(
-            "{:.2} W per busy core ({}), idle cores at {} of that ({})",
-            self.tdp_per_core_w, self.tdp_source, self.idle_fraction, self.idle_source
+            "{:.2} W per busy core ({}), idle cores at {} of that ({}); override: CAPBENCH_CPU_TDP_W, CAPBENCH_CPU_TDP_CORES, CAPBENCH_CPU_IDLE_FRACTION",
+            self.tdp_per_core_w,
+            origin(&self.tdp_source),
+            self.idle_fraction,
+            origin(&self.idle_source)
         )
     }
 }
