@@ -271,6 +271,34 @@ mod tests {
     }
 
     #[test]
+    fn files_written_before_energy_still_read() {
+        let spec = capbench_workloads::WorkloadSpec::parse("kernel/gemm-f32-16").unwrap();
+        let planned = PlannedCase {
+            id: "x".into(),
+            workload: spec.name.clone(),
+            backend: "cpu".into(),
+            caps: CapsRecord::default(),
+        };
+        let c = case_result(
+            &planned,
+            &spec,
+            vec![proc(0, Status::Ok, vec![0.1])],
+            "now".into(),
+            1.0,
+        );
+        let mut v = serde_json::to_value(&c).unwrap();
+        v.as_object_mut().unwrap().remove("energy");
+        let worker = &mut v["processes"][0]["worker"];
+        worker.as_object_mut().unwrap().remove("energy");
+        let old: CaseResult = serde_json::from_value(v).unwrap();
+        assert_eq!(old.energy, None);
+        assert_eq!(old.processes[0].worker.as_ref().unwrap().energy, None);
+        // Without worker energy there is no figure — and no 0 J metric.
+        assert!(c.energy.unwrap().figure.is_none());
+        assert!(!c.metrics.contains_key("energy_j_per_iter"));
+    }
+
+    #[test]
     fn single_process_says_within_process() {
         let s = case_stats(&[proc(0, Status::Ok, vec![1.0, 1.1, 0.9])]).unwrap();
         assert_eq!(s.ci_basis, "within_process");
