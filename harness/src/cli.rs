@@ -16,7 +16,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List workloads, backends (compiled in / usable here), profiles or suites.
+    /// List workloads, backends (compiled in / usable here), energy sources
+    /// (readable here, or why not), profiles or suites.
     List(ListArgs),
     /// Run a suite: one worker process per case, results in a run folder.
     ///
@@ -46,6 +47,8 @@ pub enum Command {
 pub enum ListWhat {
     Workloads,
     Backends,
+    /// Energy sources (RAPL, NVML, IOReport, models) and why any is unavailable.
+    Energy,
     Profiles,
     Suites,
 }

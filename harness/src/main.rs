@@ -10,6 +10,7 @@ use capbench::cli::{
     PlanArgs, RunArgs, ShowArgs,
 };
 use capbench::error::HarnessError;
+use capbench::meter::energy::{Probe, SourceAttempt};
 use capbench::report::compare as report_compare;
 use capbench::report::table;
 use capbench::results::{Status, io::load_run};
@@ -136,7 +137,18 @@ fn list(a: &ListArgs) -> Result<ExitCode, HarnessError> {
                         ]);
                     }
                 }
-                table::rows(&["backend", "compiled in", "usable here", "details"], rows)
+                let mut t =
+                    table::rows(&["backend", "compiled in", "usable here", "details"], rows);
+                t.push_str("\n\nenergy sources (capbench list energy):\n");
+                t.push_str(&energy_table());
+                t
+            }
+        }
+        ListWhat::Energy => {
+            if a.json {
+                json(&energy_survey())
+            } else {
+                energy_table()
             }
         }
         ListWhat::Profiles => {
@@ -188,6 +200,27 @@ fn list(a: &ListArgs) -> Result<ExitCode, HarnessError> {
     };
     println!("{text}");
     Ok(ExitCode::SUCCESS)
+}
+
+fn energy_survey() -> Vec<SourceAttempt> {
+    Probe::system(capbench_workloads::backend::candle::default_threads()).survey()
+}
+
+fn energy_table() -> String {
+    table::rows(
+        &["source", "kind", "usable here", "details"],
+        energy_survey()
+            .into_iter()
+            .map(|s| {
+                vec![
+                    s.name,
+                    s.kind.as_str().to_string(),
+                    yes_no(s.available),
+                    s.status,
+                ]
+            })
+            .collect(),
+    )
 }
 
 fn yes_no(b: bool) -> String {

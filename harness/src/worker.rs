@@ -9,6 +9,7 @@ use capbench_workloads::{Backend, PreparedWorkload, WorkloadError, WorkloadSpec,
 use serde::{Deserialize, Serialize};
 
 use crate::error::{HarnessError, Result};
+use crate::meter::energy::{self, EnergyMeter, Probe, Target, WorkerEnergy};
 use crate::meter::process_usage;
 use crate::results::io::write_json_atomic;
 use crate::results::{Status, WorkerOutput};
@@ -84,6 +85,7 @@ fn blank(status: Status, detail: String) -> WorkerOutput {
         injected_extra_work: None,
         within_wall_s: None,
         usage: process_usage(),
+        energy: None,
     }
 }
 
@@ -155,7 +157,23 @@ pub fn measure(job: &WorkerJob) -> WorkerOutput {
         Ok(v) => out.verification = Some(v),
     }
 
-    if let Err(e) = sample(w.as_mut(), &job.sampling, &mut out) {
+    // Chosen after prepare: the device decides which sources apply (wgpu on
+    // lavapipe is a CPU; wgpu on hardware is a GPU).
+    let target = Target::of(
+        &job.backend,
+        out.device.as_ref().map(|d| d.device_type.as_str()),
+    );
+    let (meter, sources_tried) = Probe::system(out.threads_used).choose(&target);
+    let mut energy = WorkerEnergy {
+        sources_tried,
+        failure: meter
+            .is_none()
+            .then(|| "no energy source could be used (see sources_tried)".to_string()),
+        ..Default::default()
+    };
+    let sampled = sample(w.as_mut(), &job.sampling, &mut out, meter, &mut energy);
+    out.energy = Some(energy);
+    if let Err(e) = sampled {
         out.status = status_of(&e);
         out.status_detail = format!("while timing: {e}");
     }
@@ -168,18 +186,31 @@ pub fn measure(job: &WorkerJob) -> WorkerOutput {
 
 /// Warm-up, then timed samples until the CI target, the time budget (after
 /// `min_samples`) or `max_samples`. `run_iter` returns with the device idle,
-/// so each clock read brackets finished work.
+/// so each clock read brackets finished work. The energy meter (idle
+/// baseline first, for measured sources) brackets the whole timed loop.
 fn sample(
     w: &mut dyn PreparedWorkload,
     cfg: &Sampling,
     out: &mut WorkerOutput,
+    mut meter: Option<Box<dyn EnergyMeter>>,
+    energy: &mut WorkerEnergy,
 ) -> capbench_workloads::error::Result<()> {
     for _ in 0..cfg.warmup_iters {
         w.run_iter()?;
     }
     out.warmup_iters = cfg.warmup_iters;
+    let baseline = match meter.as_mut().map(|m| energy::begin(m.as_mut())) {
+        Some(Ok(b)) => b,
+        Some(Err(e)) => {
+            // A failed read is recorded, never turned into 0 J.
+            energy.failure = Some(format!("starting the energy meter: {e}"));
+            meter = None;
+            None
+        }
+        None => None,
+    };
     let start = Instant::now();
-    loop {
+    let stop_reason = loop {
         let t = Instant::now();
         let report = w.run_iter()?;
         let wall = t.elapsed().as_secs_f64();
@@ -189,8 +220,7 @@ fn sample(
         }
         let n = out.samples_wall_s.len();
         if n >= cfg.max_samples {
-            out.stop_reason = "max_samples".into();
-            return Ok(());
+            break "max_samples";
         }
         if n < cfg.min_samples {
             continue;
@@ -202,15 +232,21 @@ fn sample(
             let rel = (hi - lo) / 2.0 / med;
             out.ci_half_width_rel = med.is_normal().then_some(rel);
             if med > 0.0 && rel <= cfg.target_ci_rel {
-                out.stop_reason = "ci_target".into();
-                return Ok(());
+                break "ci_target";
             }
         }
         if start.elapsed().as_secs_f64() >= cfg.max_time_s {
-            out.stop_reason = "time_budget".into();
-            return Ok(());
+            break "time_budget";
+        }
+    };
+    out.stop_reason = stop_reason.into();
+    if let Some(m) = meter.as_mut() {
+        match energy::finish(m.as_mut(), baseline, out.samples_wall_s.len()) {
+            Ok(e) => energy.measurement = Some(e),
+            Err(e) => energy.failure = Some(format!("stopping the energy meter: {e}")),
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -249,6 +285,11 @@ mod tests {
         assert!(out.samples_wall_s.iter().all(|s| *s > 0.0));
         assert!(["ci_target", "time_budget", "max_samples"].contains(&out.stop_reason.as_str()));
         assert_eq!(out.within_wall_s.unwrap().n, n);
+        // This machine may or may not have RAPL; some source must cover it.
+        let e = out.energy.unwrap();
+        let m = e.measurement.expect("an energy figure");
+        assert!(m.energy_j > 0.0 && m.iters == n, "{m:?}");
+        assert!(e.sources_tried.iter().any(|s| s.name == "rapl"));
     }
 
     #[test]

@@ -165,3 +165,103 @@ fn json_flag_prints_the_run_file() {
     let quiet = run_ok(&small_cpu_run(&tmp.path().join("q")));
     assert!(quiet.stdout.is_empty());
 }
+
+/// Issue 6: every ok case carries a labelled, non-zero energy figure, and the
+/// sources that were skipped say why. On a machine without powercap or a GPU
+/// (like CI) that figure is `modelled`, with its inputs.
+#[test]
+fn every_ok_case_has_a_labelled_non_zero_energy_figure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let backends = if wgpu_usable() { "cpu,wgpu" } else { "cpu" };
+    run_ok(&[
+        "run",
+        "--quiet",
+        "--backend",
+        backends,
+        "--workload",
+        "kernel/gemm-f32-128",
+        "--repeat",
+        "2",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let run = read_json(&dir.join("run.json"));
+    let cases = run["cases"].as_array().unwrap();
+    assert!(!cases.is_empty());
+    for c in cases {
+        assert_eq!(c["status"], "ok", "{}", c["status_detail"]);
+        let f = &c["energy"]["figure"];
+        let source = f["source"].as_str().unwrap_or_else(|| panic!("{c}"));
+        assert!(
+            ["measured", "polled", "modelled"].contains(&source),
+            "{source}"
+        );
+        let per_iter = f["energy_j_per_iter"].as_f64().unwrap();
+        assert!(per_iter > 0.0, "{f}");
+        assert_eq!(c["metrics"]["energy_j_per_iter"].as_f64(), Some(per_iter));
+        assert!(c["metrics"]["gflops_per_j"].as_f64().unwrap() > 0.0);
+        assert!(c["metrics"]["avg_power_w"].as_f64().unwrap() > 0.0);
+        assert_eq!(f["processes"], 2);
+        let tried = c["energy"]["sources_tried"].as_array().unwrap();
+        let rapl = tried.iter().find(|s| s["name"] == "rapl").unwrap();
+        if rapl["status"] != "used" {
+            assert!(
+                rapl["status"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("unavailable: ")
+            );
+        }
+        match source {
+            "modelled" => {
+                let inputs = &f["model_inputs"];
+                assert!(
+                    inputs["cpu_user_s"].as_f64().unwrap() + inputs["cpu_sys_s"].as_f64().unwrap()
+                        > 0.0
+                );
+                assert!(inputs["assumption"]["tdp_source"].is_string());
+            }
+            _ => assert!(f["idle_baseline_power_w"].is_number(), "{f}"),
+        }
+        assert_eq!(c["energy"]["analytic"]["source"], "analytic");
+        for p in c["processes"].as_array().unwrap() {
+            let m = &p["worker"]["energy"]["measurement"];
+            assert!(m["energy_j"].as_f64().unwrap() > 0.0, "{m}");
+        }
+    }
+    let env_sources = run["env"]["energy_sources"].as_array().unwrap();
+    assert!(env_sources.iter().any(|s| s["name"] == "cpu_time_model"));
+}
+
+#[test]
+fn list_energy_names_every_source() {
+    let out = run_ok(&["list", "energy", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<_> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "rapl",
+            "nvml",
+            "ioreport",
+            "gpu_tdp_model",
+            "cpu_time_model",
+            "analytic"
+        ]
+    );
+    for s in v.as_array().unwrap() {
+        let status = s["status"].as_str().unwrap();
+        assert!(
+            status.starts_with("available") || status.starts_with("unavailable: "),
+            "{status}"
+        );
+    }
+    let table = String::from_utf8(run_ok(&["list", "backends"]).stdout).unwrap();
+    assert!(table.contains("cpu_time_model"), "{table}");
+}

@@ -18,6 +18,10 @@ pub struct WorkPerIter {
     pub headline_metric: &'static str,
     /// … and its units per iteration: headline = per_iter / timed seconds.
     pub headline_per_iter: f64,
+    /// Tokens processed per timed iteration (decode, prefill, training).
+    pub tokens: Option<f64>,
+    /// Optimiser steps per timed iteration (training).
+    pub steps: Option<f64>,
 }
 
 impl WorkPerIter {
@@ -28,6 +32,8 @@ impl WorkPerIter {
             bytes,
             headline_metric: "gflops_per_s",
             headline_per_iter: flops / 1e9,
+            tokens: None,
+            steps: None,
         }
     }
 }

@@ -7,6 +7,12 @@ use crate::results::{CaseResult, RunFile, Status};
 
 fn new_table(header: &[&str]) -> Table {
     let mut t = Table::new();
+    // Wrap long cells (energy source notes) to the terminal, or 160 columns
+    // when there is none (pipes, CI logs).
+    t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    if t.width().is_none() {
+        t.set_width(160);
+    }
     t.set_header(header.iter().map(Cell::new));
     t
 }
@@ -34,6 +40,21 @@ pub fn headline_text(c: &CaseResult) -> String {
 }
 
 /// Three significant digits, without exponent for everyday magnitudes.
+/// Joules with an SI prefix and three significant digits: `3.75 mJ`.
+pub fn joules(j: f64) -> String {
+    let a = j.abs();
+    let (scale, unit) = if a >= 1.0 || a == 0.0 || !a.is_finite() {
+        (1.0, "J")
+    } else if a >= 1e-3 {
+        (1e3, "mJ")
+    } else if a >= 1e-6 {
+        (1e6, "µJ")
+    } else {
+        (1e9, "nJ")
+    };
+    format!("{} {unit}", sig3(j * scale))
+}
+
 pub fn sig3(x: f64) -> String {
     if !x.is_finite() {
         return format!("{x}");
@@ -74,10 +95,21 @@ pub fn summary(run: &RunFile) -> String {
             None => ("—".into(), "—".into()),
         };
         let note = if c.status == Status::Ok {
-            c.verification
+            let verified = c
+                .verification
                 .as_ref()
                 .map(|v| format!("verified, max diff {:.1e}", v.scaled_max_diff))
-                .unwrap_or_default()
+                .unwrap_or_default();
+            match c.energy.as_ref().and_then(|e| e.figure.as_ref()) {
+                // The source label travels with every energy figure shown.
+                Some(f) => format!(
+                    "{verified}\n{}/iter, {} W ({})",
+                    joules(f.energy_j_per_iter),
+                    sig3(f.avg_power_w),
+                    f.source.as_str()
+                ),
+                None => verified,
+            }
         } else {
             c.status_detail.chars().take(80).collect()
         };
@@ -130,6 +162,13 @@ pub fn rows(header: &[&str], rows: Vec<Vec<String>>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn joules_picks_a_prefix() {
+        assert_eq!(joules(0.00375), "3.75 mJ");
+        assert_eq!(joules(2.5), "2.50 J");
+        assert_eq!(joules(4.2e-5), "42.0 µJ");
+    }
 
     #[test]
     fn sig3_keeps_three_digits() {

@@ -5,6 +5,8 @@ use capbench_workloads::backend::{BackendStatus, probe_all};
 use serde::{Deserialize, Serialize};
 use sysinfo::System;
 
+use crate::meter::energy::{Probe, SourceAttempt};
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Env {
     /// FNV-1a of CPU model, logical cores, memory (GiB) and OS: two runs with
@@ -39,6 +41,9 @@ pub struct Env {
     pub load_avg_after: Option<[f64; 3]>,
     /// Per-backend availability and devices (wgpu: every adapter).
     pub backends: Vec<BackendStatus>,
+    /// Every energy source and whether it can be read here, with why not.
+    #[serde(default)]
+    pub energy_sources: Vec<SourceAttempt>,
 }
 
 fn fnv1a(s: &str) -> u64 {
@@ -77,6 +82,9 @@ fn compiled_features() -> Vec<String> {
     }
     if cfg!(feature = "wgpu") {
         v.push("wgpu".to_string());
+    }
+    if cfg!(feature = "nvml") {
+        v.push("nvml".to_string());
     }
     v
 }
@@ -153,6 +161,7 @@ impl Env {
             load_avg_before: load_avg(),
             load_avg_after: None,
             backends: probe_all(),
+            energy_sources: Probe::system(threads.unwrap_or_else(candle_core_threads)).survey(),
         }
     }
 }

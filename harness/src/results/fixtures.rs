@@ -36,6 +36,7 @@ pub fn env(machine_id: &str) -> Env {
         load_avg_before: [0.0; 3],
         load_avg_after: Some([0.0; 3]),
         backends: vec![],
+        energy_sources: vec![],
     }
 }
 
@@ -64,6 +65,7 @@ pub fn process(index: usize, status: Status, samples: Vec<f64>) -> ProcessRecord
             injected_extra_work: None,
             within_wall_s: None,
             usage: ProcessUsage::default(),
+            energy: None,
         }),
     }
 }

@@ -14,6 +14,9 @@ use capbench_workloads::{Verification, WorkPerIter};
 use serde::{Deserialize, Serialize};
 
 use crate::meter::ProcessUsage;
+use crate::meter::energy::analytic::AnalyticEnergy;
+use crate::meter::energy::model::CpuModelInputs;
+use crate::meter::energy::{EnergySource, SourceAttempt, WorkerEnergy};
 use crate::stats::Summary;
 use crate::suite::Sampling;
 
@@ -86,6 +89,10 @@ pub struct WorkerOutput {
     /// Statistics of `samples_wall_s` (within this process only).
     pub within_wall_s: Option<Summary>,
     pub usage: ProcessUsage,
+    /// Energy of the timed loop and the sources tried (absent in files
+    /// written before energy was recorded).
+    #[serde(default)]
+    pub energy: Option<WorkerEnergy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,6 +102,13 @@ pub struct WorkPerIterRecord {
     /// Headline metric name and its units per iteration.
     pub headline_metric: String,
     pub headline_per_iter: f64,
+    /// Tokens processed per iteration (decode, training): enables
+    /// `energy_j_per_token` and `tokens_per_j`. `None` for kernels.
+    #[serde(default)]
+    pub tokens: Option<f64>,
+    /// Optimiser steps per iteration (training): enables `energy_j_per_step`.
+    #[serde(default)]
+    pub steps: Option<f64>,
 }
 
 impl From<WorkPerIter> for WorkPerIterRecord {
@@ -104,6 +118,8 @@ impl From<WorkPerIter> for WorkPerIterRecord {
             bytes: w.bytes,
             headline_metric: w.headline_metric.to_string(),
             headline_per_iter: w.headline_per_iter,
+            tokens: w.tokens,
+            steps: w.steps,
         }
     }
 }
@@ -194,6 +210,59 @@ pub struct CaseResult {
     pub processes: Vec<ProcessRecord>,
     pub started_at: String,
     pub elapsed_s: f64,
+    /// Energy of the case with its source label (absent in older files).
+    #[serde(default)]
+    pub energy: Option<CaseEnergy>,
+}
+
+/// A case's energy: the figure from the best source the workers could use,
+/// and the analytic projection kept apart from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseEnergy {
+    /// `None` when no process recorded energy; `failure` says why.
+    pub figure: Option<EnergyFigure>,
+    pub failure: Option<String>,
+    /// Sources the first worker considered, in order, with why each was or
+    /// was not used.
+    pub sources_tried: Vec<SourceAttempt>,
+    /// FLOPs and bytes × Horowitz 2014 energies: a projection, never a measurement.
+    pub analytic: Option<AnalyticEnergy>,
+}
+
+/// Energy over the timed loops of a case's successful processes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnergyFigure {
+    /// `measured`, `polled` or `modelled`: read every figure below with it.
+    pub source: EnergySource,
+    /// `rapl`, `nvml` or `cpu_time_model`.
+    pub meter: String,
+    pub domains: Vec<String>,
+    pub resolution_j: Option<f64>,
+    /// Power polling interval, for `polled`.
+    pub sample_interval_s: Option<f64>,
+    pub processes: usize,
+    /// Counter or power reads, all processes.
+    pub readings: u64,
+    /// Σ over processes of the timed loop's energy (idle included).
+    pub energy_j: f64,
+    pub wall_s: f64,
+    pub iters: usize,
+    pub energy_j_per_iter: f64,
+    pub energy_j_per_token: Option<f64>,
+    pub tokens_per_j: Option<f64>,
+    pub energy_j_per_step: Option<f64>,
+    pub steps_per_j: Option<f64>,
+    pub avg_power_w: f64,
+    /// Analytic FLOPs per joule of this figure, 10⁹.
+    pub gflops_per_j: Option<f64>,
+    /// Measured/polled only: mean power over the idle baselines.
+    pub idle_baseline_power_w: Option<f64>,
+    /// Measured/polled only: energy minus baseline power × wall time.
+    pub energy_above_idle_j: Option<f64>,
+    pub energy_above_idle_j_per_iter: Option<f64>,
+    /// Modelled only: the first process's inputs (each process's are in
+    /// `processes[].worker.energy`).
+    pub model_inputs: Option<CpuModelInputs>,
 }
 
 /// A case as planned, before it runs.

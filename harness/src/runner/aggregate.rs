@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::results::{
-    CapsRecord, CaseResult, CaseStats, Headline, PlannedCase, ProcessRecord, SCHEMA_VERSION,
-    Status, WorkloadRecord,
+    CapsRecord, CaseEnergy, CaseResult, CaseStats, Headline, PlannedCase, ProcessRecord,
+    SCHEMA_VERSION, Status, WorkloadRecord,
 };
 use crate::stats;
 
@@ -174,6 +174,10 @@ pub fn case_result(
     {
         metrics.insert("peak_rss_bytes".into(), rss as f64);
     }
+    let energy = super::energy::case_energy(spec, &processes);
+    if let Some(e) = &energy {
+        insert_energy_metrics(&mut metrics, e);
+    }
     CaseResult {
         schema_version: SCHEMA_VERSION,
         id: planned.id.clone(),
@@ -197,6 +201,45 @@ pub fn case_result(
         processes,
         started_at,
         elapsed_s,
+        energy,
+    }
+}
+
+/// Headline energy figures. Their source label is `energy.figure.source`;
+/// the analytic projection gets its own `analytic_` names so it never shares
+/// a column with a measured or modelled figure.
+fn insert_energy_metrics(metrics: &mut BTreeMap<String, f64>, e: &CaseEnergy) {
+    if let Some(f) = &e.figure {
+        metrics.insert("energy_j".into(), f.energy_j);
+        metrics.insert("energy_j_per_iter".into(), f.energy_j_per_iter);
+        metrics.insert("avg_power_w".into(), f.avg_power_w);
+        let optional = [
+            ("gflops_per_j", f.gflops_per_j),
+            ("energy_j_per_token", f.energy_j_per_token),
+            ("tokens_per_j", f.tokens_per_j),
+            ("energy_j_per_step", f.energy_j_per_step),
+            ("steps_per_j", f.steps_per_j),
+            (
+                "energy_above_idle_j_per_iter",
+                f.energy_above_idle_j_per_iter,
+            ),
+            ("idle_baseline_power_w", f.idle_baseline_power_w),
+        ];
+        for (k, v) in optional {
+            if let Some(v) = v {
+                metrics.insert(k.into(), v);
+            }
+        }
+    }
+    if let Some(a) = &e.analytic {
+        metrics.insert(
+            "analytic_energy_j_per_iter_low".into(),
+            a.energy_j_per_iter_low,
+        );
+        metrics.insert(
+            "analytic_energy_j_per_iter_high".into(),
+            a.energy_j_per_iter_high,
+        );
     }
 }
 
@@ -268,6 +311,34 @@ mod tests {
         assert_eq!(s.processes_ok, 2);
         // 2e6 flop / median-of-medians (0.01, 0.012) = 0.011 s
         assert!((h.value - 2e6 / 0.011 / 1e9).abs() < 1e-9);
+    }
+
+    #[test]
+    fn files_written_before_energy_still_read() {
+        let spec = capbench_workloads::WorkloadSpec::parse("kernel/gemm-f32-16").unwrap();
+        let planned = PlannedCase {
+            id: "x".into(),
+            workload: spec.name.clone(),
+            backend: "cpu".into(),
+            caps: CapsRecord::default(),
+        };
+        let c = case_result(
+            &planned,
+            &spec,
+            vec![proc(0, Status::Ok, vec![0.1])],
+            "now".into(),
+            1.0,
+        );
+        let mut v = serde_json::to_value(&c).unwrap();
+        v.as_object_mut().unwrap().remove("energy");
+        let worker = &mut v["processes"][0]["worker"];
+        worker.as_object_mut().unwrap().remove("energy");
+        let old: CaseResult = serde_json::from_value(v).unwrap();
+        assert_eq!(old.energy, None);
+        assert_eq!(old.processes[0].worker.as_ref().unwrap().energy, None);
+        // Without worker energy there is no figure — and no 0 J metric.
+        assert!(c.energy.unwrap().figure.is_none());
+        assert!(!c.metrics.contains_key("energy_j_per_iter"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! starts, writes `run.json` at the end, and resumes interrupted runs.
 
 pub mod aggregate;
+pub mod energy;
 pub mod plan;
 pub mod spawn;
 

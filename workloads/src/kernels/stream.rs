@@ -35,6 +35,8 @@ pub fn prepare(spec: &WorkloadSpec, _backend: &Backend) -> Result<Box<dyn Prepar
             bytes: spec.bytes_per_iter(),
             headline_metric: "gbytes_per_s",
             headline_per_iter: spec.bytes_per_iter() / 1e9,
+            tokens: None,
+            steps: None,
         },
     }))
 }

@@ -44,6 +44,8 @@ pub fn of(spec: &WorkloadSpec) -> WorkPerIter {
                 bytes: cfg.param_count() as f64 * 4.0 * 9.0,
                 headline_metric: "tokens_per_s",
                 headline_per_iter: tokens,
+                tokens: Some(tokens),
+                steps: Some(1.0),
             }
         }
         Params::Decode {
@@ -68,6 +70,8 @@ pub fn of(spec: &WorkloadSpec) -> WorkPerIter {
                         + b * kv_token_bytes * (*depth + *prompt) as f64,
                     headline_metric: "prefill_tokens_per_s",
                     headline_per_iter: b * *prompt as f64,
+                    tokens: Some(b * *prompt as f64),
+                    steps: None,
                 }
             } else {
                 // Generation: each step reads the weights once for the batch
@@ -84,6 +88,8 @@ pub fn of(spec: &WorkloadSpec) -> WorkPerIter {
                     bytes: *gen_tokens as f64 * decode_weight_bytes(&cfg, *format) + b * kv,
                     headline_metric: "tokens_per_s",
                     headline_per_iter: b * *gen_tokens as f64,
+                    tokens: Some(b * *gen_tokens as f64),
+                    steps: None,
                 }
             }
         }

@@ -1,5 +1,7 @@
 //! What the worker reads off the OS about itself: peak resident memory and CPU
-//! time (getrusage). Energy meters and device memory come in later modules.
+//! time (getrusage); energy sources live in `energy`. Device memory comes later.
+
+pub mod energy;
 
 use serde::{Deserialize, Serialize};
 
