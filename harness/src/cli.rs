@@ -96,6 +96,11 @@ pub struct PlanArgs {
     /// Default: the suite's sampling.repeat (quick: 3).
     #[arg(long, value_name = "K")]
     pub repeat: Option<usize>,
+
+    /// Train `train-quality/*` workloads on this UTF-8 text (byte-level
+    /// tokens, last 10% held out) instead of the synthetic corpus.
+    #[arg(long, value_name = "FILE")]
+    pub corpus: Option<PathBuf>,
 }
 
 impl PlanArgs {
@@ -106,6 +111,7 @@ impl PlanArgs {
             || self.threads.is_some()
             || self.case_timeout.is_some()
             || self.repeat.is_some()
+            || self.corpus.is_some()
     }
 }
 

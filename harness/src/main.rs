@@ -236,6 +236,7 @@ fn plan_request(p: PlanArgs, inject_slowdown: Option<f64>) -> PlanRequest {
         case_timeout_s: p.case_timeout,
         repeat: p.repeat,
         inject_slowdown,
+        corpus: p.corpus,
     }
 }
 

@@ -77,6 +77,17 @@ struct SuiteFile {
     threads: Option<usize>,
     #[serde(default)]
     sampling: Sampling,
+    /// Sampling for the workloads matching a glob (first match wins), e.g.
+    /// fewer samples for multi-second quality runs.
+    #[serde(default, rename = "override")]
+    overrides: Vec<OverrideFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverrideFile {
+    workloads: Spanned<String>,
+    sampling: Sampling,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +103,19 @@ pub struct Suite {
     /// CPU threads per worker (`--threads` overrides).
     pub threads: Option<usize>,
     pub sampling: Sampling,
+    /// (workload glob, sampling) pairs; the first matching glob applies.
+    pub overrides: Vec<(glob::Pattern, Sampling)>,
+}
+
+impl Suite {
+    /// The sampling a workload runs with.
+    pub fn sampling_for(&self, workload: &str) -> &Sampling {
+        self.overrides
+            .iter()
+            .find(|(g, _)| g.matches(workload))
+            .map(|(_, s)| s)
+            .unwrap_or(&self.sampling)
+    }
 }
 
 const BUILT_IN: &[(&str, &str)] = &[
@@ -169,6 +193,26 @@ pub fn parse(text: &str, path: &Path, source: &str) -> Result<Suite> {
     file.sampling
         .validate()
         .map_err(|m| HarnessError::bad_input(path, "[sampling]", m, "adjust the value"))?;
+    let mut overrides = Vec::new();
+    for o in &file.overrides {
+        let g = glob::Pattern::new(o.workloads.get_ref()).map_err(|e| {
+            HarnessError::bad_input(
+                path,
+                at(&o.workloads),
+                format!("not a valid glob: {e}"),
+                "fix the [[override]] workloads pattern",
+            )
+        })?;
+        o.sampling.validate().map_err(|m| {
+            HarnessError::bad_input(
+                path,
+                at(&o.workloads),
+                m,
+                "adjust the [[override]] sampling",
+            )
+        })?;
+        overrides.push((g, o.sampling.clone()));
+    }
     if file.threads == Some(0) {
         return Err(HarnessError::bad_input(
             path,
@@ -196,6 +240,7 @@ pub fn parse(text: &str, path: &Path, source: &str) -> Result<Suite> {
         case_timeout_s: file.case_timeout_s,
         threads: file.threads,
         sampling: file.sampling,
+        overrides,
     })
 }
 

@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::time::Instant;
 
-use capbench_workloads::{Backend, PreparedWorkload, WorkloadError, WorkloadSpec, prepare};
+use capbench_workloads::{
+    Backend, PrepareOptions, PreparedWorkload, WorkloadError, WorkloadSpec, prepare_with,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{HarnessError, Result};
@@ -30,6 +32,9 @@ pub struct WorkerJob {
     /// Gate trials only: extra work per iteration, as a fraction.
     #[serde(default)]
     pub inject_slowdown: Option<f64>,
+    /// `--corpus` text file for train-quality workloads.
+    #[serde(default)]
+    pub corpus: Option<std::path::PathBuf>,
 }
 
 /// Entry point of `capbench worker`.
@@ -116,8 +121,22 @@ pub fn measure(job: &WorkerJob) -> WorkerOutput {
         Ok(b) => b,
         Err(e) => return blank(Status::Error, e.to_string()),
     };
+    let opts = PrepareOptions {
+        corpus_text: match &job.corpus {
+            Some(p) => match std::fs::read_to_string(p) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    return blank(
+                        Status::Error,
+                        format!("cannot read corpus {}: {e}", p.display()),
+                    );
+                }
+            },
+            None => None,
+        },
+    };
     let t = Instant::now();
-    let mut w = match prepare(&spec, &backend) {
+    let mut w = match prepare_with(&spec, &backend, &opts) {
         Ok(w) => w,
         Err(e) => return blank(status_of(&e), e.to_string()),
     };
@@ -272,6 +291,7 @@ mod tests {
             process_index: 0,
             parent_pid: 0,
             inject_slowdown: None,
+            corpus: None,
         }
     }
 

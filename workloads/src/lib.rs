@@ -7,6 +7,7 @@ pub mod decode;
 pub mod error;
 pub mod kernels;
 pub mod models;
+pub mod quality;
 pub mod spec;
 pub mod train;
 pub mod verify;
@@ -16,4 +17,6 @@ pub use backend::{Backend, BackendStatus, WgpuApi, WgpuSelector};
 pub use error::WorkloadError;
 pub use spec::{DType, WorkloadSpec};
 pub use verify::Verification;
-pub use workload::{IterReport, PreparedWorkload, WorkPerIter, catalog, prepare};
+pub use workload::{
+    IterReport, PrepareOptions, PreparedWorkload, WorkPerIter, catalog, prepare, prepare_with,
+};

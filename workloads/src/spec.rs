@@ -132,6 +132,15 @@ pub enum Params {
         batch: usize,
         seq: usize,
     },
+    /// A fresh model trained `steps` steps on fresh batches, then evaluated
+    /// on held-out data against the corpus's entropy floor.
+    TrainQuality {
+        model: String,
+        dtype: DType,
+        steps: usize,
+        batch: usize,
+        seq: usize,
+    },
     /// `prompt` tokens prefilled after `depth` cached ones, then `gen_tokens`
     /// tokens generated greedily (gen_tokens = 0: the prefill workload).
     Decode {
@@ -162,6 +171,7 @@ pub const GEMM_VERSION: u32 = 1;
 pub const STREAM_VERSION: u32 = 1;
 pub const TRAIN_VERSION: u32 = 1;
 pub const DECODE_VERSION: u32 = 1;
+pub const QUALITY_VERSION: u32 = 1;
 pub const FAULT_VERSION: u32 = 1;
 pub const DEFAULT_SEED: u64 = 0x5eed_cab0;
 
@@ -229,6 +239,38 @@ impl WorkloadSpec {
                     dtype,
                     batch: o[0].unwrap_or(db),
                     seq: o[1].unwrap_or(dt_),
+                },
+            });
+        }
+        if let Some(rest) = name.strip_prefix("train-quality/") {
+            let hint = "expected train-quality/<model>/<f32|bf16>[/s<STEPS>b<B>t<T>], e.g. train-quality/dense-tiny/f32";
+            let parts: Vec<&str> = rest.split('/').collect();
+            let (model, dt, opts) = match parts.as_slice() {
+                [m, d] => (*m, *d, ""),
+                [m, d, o] => (*m, *d, *o),
+                _ => return Err(unknown(hint)),
+            };
+            let cfg = crate::models::shape(model).ok_or_else(|| unknown(&model_hint()))?;
+            let dtype = DType::parse(dt)
+                .filter(|d| *d != DType::F16)
+                .ok_or_else(|| unknown(hint))?;
+            let (db, dt_) = default_train_shape(&cfg.name);
+            let o = parse_opts(opts, &['s', 'b', 't']).ok_or_else(|| unknown(hint))?;
+            let steps = o[0].unwrap_or(300);
+            if steps == 0 {
+                return Err(unknown(hint));
+            }
+            return Ok(WorkloadSpec {
+                name: name.to_string(),
+                kind: "train-quality".into(),
+                version: QUALITY_VERSION,
+                seed: DEFAULT_SEED,
+                params: Params::TrainQuality {
+                    model: model.into(),
+                    dtype,
+                    steps,
+                    batch: o[1].unwrap_or(db),
+                    seq: o[2].unwrap_or(dt_),
                 },
             });
         }
@@ -335,7 +377,9 @@ impl WorkloadSpec {
             Params::Gemm { m, n, k, .. } => 2.0 * *m as f64 * *n as f64 * *k as f64,
             Params::Fault { .. } => 2.0 * 16.0 * 16.0 * 16.0,
             Params::Stream { elems } => 2.0 * *elems as f64,
-            Params::Train { .. } | Params::Decode { .. } => crate::models::work::of(self).flops,
+            Params::Train { .. } | Params::Decode { .. } | Params::TrainQuality { .. } => {
+                crate::models::work::of(self).flops
+            }
         }
     }
 
@@ -349,7 +393,9 @@ impl WorkloadSpec {
             Params::Fault { .. } => (3 * 16 * 16 * 4) as f64,
             // STREAM counts 3 arrays × 4 bytes (McCalpin; no write-allocate).
             Params::Stream { elems } => 12.0 * *elems as f64,
-            Params::Train { .. } | Params::Decode { .. } => crate::models::work::of(self).bytes,
+            Params::Train { .. } | Params::Decode { .. } | Params::TrainQuality { .. } => {
+                crate::models::work::of(self).bytes
+            }
         }
     }
 }

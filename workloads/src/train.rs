@@ -18,7 +18,7 @@ use crate::verify::Verification;
 use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
 
 /// AdamW hyper-parameters (Loshchilov & Hutter 2019), GPT-style values.
-const LR: f64 = 1e-3;
+pub const LR: f64 = 1e-3;
 const BETA1: f64 = 0.9;
 const BETA2: f64 = 0.95;
 const EPS: f64 = 1e-8;
@@ -50,6 +50,11 @@ fn cerr(
 }
 
 pub fn prepare(spec: &WorkloadSpec, backend: &Backend) -> Result<Box<dyn PreparedWorkload>> {
+    Ok(Box::new(prepare_step(spec, backend)?))
+}
+
+/// The train step as a concrete type (the quality workload verifies with it).
+pub fn prepare_step(spec: &WorkloadSpec, backend: &Backend) -> Result<TrainStep> {
     let SpecParams::Train {
         model,
         dtype,
@@ -63,12 +68,7 @@ pub fn prepare(spec: &WorkloadSpec, backend: &Backend) -> Result<Box<dyn Prepare
     let device = cb::device(backend)?;
     let e = |op| cerr(backend, op);
     let params = init(&cfg, spec.seed, &device, CDType::F32).map_err(e("init weights"))?;
-    let moments = params
-        .vars
-        .iter()
-        .map(|(_, v)| Ok((v.zeros_like()?, v.zeros_like()?)))
-        .collect::<candle_core::Result<Vec<_>>>()
-        .map_err(e("optimizer state"))?;
+    let moments = zero_moments(&params).map_err(e("optimizer state"))?;
     let corpus = MarkovCorpus::for_vocab(cfg.vocab, spec.seed);
     let host_batch = corpus.batch(
         *batch,
@@ -79,7 +79,7 @@ pub fn prepare(spec: &WorkloadSpec, backend: &Backend) -> Result<Box<dyn Prepare
         .map_err(e("upload batch"))?;
     let targets = Tensor::from_vec(host_batch.1.clone(), *batch * *seq, &device)
         .map_err(e("upload batch"))?;
-    Ok(Box::new(TrainStep {
+    Ok(TrainStep {
         backend: *backend,
         device,
         dtype: match dtype {
@@ -97,11 +97,11 @@ pub fn prepare(spec: &WorkloadSpec, backend: &Backend) -> Result<Box<dyn Prepare
         batch: *batch,
         seq: *seq,
         work: crate::models::work::of(spec),
-    }))
+    })
 }
 
 /// Loss and gradients of `params` on one batch.
-fn loss_and_grads(
+pub fn loss_and_grads(
     cfg: &ModelConfig,
     params: &Params,
     dtype: CDType,
@@ -143,12 +143,28 @@ pub fn incomplete_gradients(
     Ok(bad)
 }
 
-impl TrainStep {
-    fn adamw(&mut self, grads: &GradStore) -> candle_core::Result<()> {
-        self.step += 1;
-        let t = self.step as i32;
+/// Zeroed AdamW moments (m, v) for every parameter.
+pub fn zero_moments(params: &Params) -> candle_core::Result<Vec<(Tensor, Tensor)>> {
+    params
+        .vars
+        .iter()
+        .map(|(_, v)| Ok((v.zeros_like()?, v.zeros_like()?)))
+        .collect()
+}
+
+/// One AdamW update (step `t`, 1-based, learning rate `lr`) of every
+/// parameter with a gradient.
+pub fn adamw(
+    params: &Params,
+    moments: &mut [(Tensor, Tensor)],
+    t: usize,
+    lr: f64,
+    grads: &GradStore,
+) -> candle_core::Result<()> {
+    {
+        let t = t as i32;
         let (c1, c2) = (1.0 - BETA1.powi(t), 1.0 - BETA2.powi(t));
-        for ((_, var), (m, v)) in self.params.vars.iter().zip(self.moments.iter_mut()) {
+        for ((_, var), (m, v)) in params.vars.iter().zip(moments.iter_mut()) {
             let Some(g) = grads.get(var.as_tensor()) else {
                 continue;
             };
@@ -161,7 +177,7 @@ impl TrainStep {
             let update = m.affine(1.0 / c1, 0.0)?.div(&denom)?;
             let p = var.as_tensor().detach();
             // Decoupled weight decay: p ← p − lr·(update + wd·p).
-            let new = p.sub(&update.add(&p.affine(WEIGHT_DECAY, 0.0)?)?.affine(LR, 0.0)?)?;
+            let new = p.sub(&update.add(&p.affine(WEIGHT_DECAY, 0.0)?)?.affine(lr, 0.0)?)?;
             var.set(&new)?;
         }
         Ok(())
@@ -263,7 +279,8 @@ impl PreparedWorkload for TrainStep {
             &self.targets,
         )
         .map_err(e("train step"))?;
-        self.adamw(&grads).map_err(e("AdamW update"))?;
+        self.step += 1;
+        adamw(&self.params, &mut self.moments, self.step, LR, &grads).map_err(e("AdamW update"))?;
         cb::synchronize(&self.backend, &self.device)?;
         Ok(IterReport {
             timed_s: None,

@@ -84,16 +84,32 @@ pub fn supports(spec: &WorkloadSpec, backend: &Backend) -> std::result::Result<(
         (Params::Stream { .. }, b) if *b != Backend::Cpu => {
             Err("kernel/stream measures host memory; the wgpu triad is not implemented yet".into())
         }
-        (Params::Train { .. } | Params::Decode { .. }, Backend::Wgpu(_)) => {
-            Err("model workloads on wgpu are not implemented yet (candle backends only)".into())
-        }
+        (
+            Params::Train { .. } | Params::Decode { .. } | Params::TrainQuality { .. },
+            Backend::Wgpu(_),
+        ) => Err("model workloads on wgpu are not implemented yet (candle backends only)".into()),
         _ => Ok(()),
     }
+}
+
+/// Run-wide inputs a workload may use.
+#[derive(Debug, Clone, Default)]
+pub struct PrepareOptions {
+    /// A user's UTF-8 text for `train-quality` (byte-level tokens).
+    pub corpus_text: Option<String>,
 }
 
 /// Builds the workload on its backend: data generated, uploaded, kernels
 /// compiled. Nothing is timed here.
 pub fn prepare(spec: &WorkloadSpec, backend: &Backend) -> Result<Box<dyn PreparedWorkload>> {
+    prepare_with(spec, backend, &PrepareOptions::default())
+}
+
+pub fn prepare_with(
+    spec: &WorkloadSpec,
+    backend: &Backend,
+    opts: &PrepareOptions,
+) -> Result<Box<dyn PreparedWorkload>> {
     backend.ensure_compiled()?;
     supports(spec, backend).map_err(|reason| WorkloadError::Unsupported {
         workload: spec.name.clone(),
@@ -106,6 +122,9 @@ pub fn prepare(spec: &WorkloadSpec, backend: &Backend) -> Result<Box<dyn Prepare
         Params::Stream { .. } => kernels::stream::prepare(spec, backend),
         Params::Train { .. } => crate::train::prepare(spec, backend),
         Params::Decode { .. } => crate::decode::prepare(spec, backend),
+        Params::TrainQuality { .. } => {
+            crate::quality::prepare(spec, backend, opts.corpus_text.as_deref())
+        }
     }
 }
 
@@ -150,6 +169,15 @@ pub fn catalog() -> Vec<CatalogEntry> {
             backends: "cpu, cuda, metal",
             description: "forward, cross-entropy, backward, AdamW on a fixed batch of the synthetic Markov corpus; verified against CPU f64 (loss, every gradient); tokens/s, loss",
             example: "train-step/dense-tiny/f32",
+            harness_test: false,
+        },
+        CatalogEntry {
+            pattern: "train-quality/<model>/<f32|bf16>[/s<STEPS>b<B>t<T>]",
+            kind: "train-quality",
+            version: crate::spec::QUALITY_VERSION,
+            backends: "cpu, cuda, metal",
+            description: "trains a fresh model S steps (default 300) on fresh batches; held-out loss, excess over the corpus's exact entropy floor, the loss curve; --corpus FILE trains on your text instead",
+            example: "train-quality/dense-tiny/f32",
             harness_test: false,
         },
         CatalogEntry {

@@ -78,6 +78,7 @@ pub fn case(workload: &str, backend: &str, groups: Vec<Vec<f64>>) -> CaseResult 
         workload: workload.into(),
         backend: backend.into(),
         caps: CapsRecord::default(),
+        sampling: None,
     };
     let processes = groups
         .into_iter()
@@ -123,6 +124,7 @@ pub fn run(machine_id: &str, cases: Vec<CaseResult>) -> RunFile {
             case_timeout_s: 60.0,
             sampling: Sampling::default(),
             inject_slowdown: None,
+            corpus: None,
         },
         not_planned: vec![],
         totals: RunTotals {

@@ -272,6 +272,10 @@ pub struct PlannedCase {
     pub workload: String,
     pub backend: String,
     pub caps: CapsRecord,
+    /// This case's sampling when a suite override differs from
+    /// `options.sampling`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<Sampling>,
 }
 
 /// A workload × backend combination the plan left out, and why.
@@ -295,6 +299,18 @@ pub struct RunOptions {
     /// Gate trials only: the injected slowdown (absent in normal runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inject_slowdown: Option<f64>,
+    /// `--corpus`: the user text train-quality workloads trained on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corpus: Option<CorpusRecord>,
+}
+
+/// Identifies a user corpus: results on different text are not comparable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CorpusRecord {
+    pub path: String,
+    pub bytes: u64,
+    /// FNV-1a 64 of the contents, hex.
+    pub fnv1a: String,
 }
 
 /// `plan.json`: written first, read by `--resume`.

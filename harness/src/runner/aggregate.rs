@@ -156,7 +156,9 @@ pub fn case_result(
             extras.entry(k.clone()).or_default().extend(v);
         }
     }
-    for (k, v) in &extras {
+    // A curve (e.g. the training loss by step) is a series, not samples of
+    // one quantity: it stays raw in the processes' extra_samples.
+    for (k, v) in extras.iter().filter(|(k, _)| !k.ends_with("_curve")) {
         let sum = stats::summarize(v);
         metrics.insert(format!("{k}_median"), sum.median);
         metrics.insert(format!("{k}_p90"), sum.p90);
@@ -298,6 +300,7 @@ mod tests {
             workload: spec.name.clone(),
             backend: "cpu".into(),
             caps: CapsRecord::default(),
+            sampling: None,
         };
         let ps = vec![
             proc(0, Status::Ok, vec![0.010, 0.011, 0.009, 0.010]),
@@ -321,6 +324,7 @@ mod tests {
             workload: spec.name.clone(),
             backend: "cpu".into(),
             caps: CapsRecord::default(),
+            sampling: None,
         };
         let c = case_result(
             &planned,

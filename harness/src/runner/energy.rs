@@ -16,7 +16,9 @@ pub fn case_energy(spec: &WorkloadSpec, processes: &[ProcessRecord]) -> Option<C
     use capbench_workloads::spec::{DType, WeightFmt};
     // The dtype the arithmetic runs in (quantized decode computes in f32).
     let compute_dtype = match &spec.params {
-        Params::Gemm { dtype, .. } | Params::Train { dtype, .. } => Some(*dtype),
+        Params::Gemm { dtype, .. }
+        | Params::Train { dtype, .. }
+        | Params::TrainQuality { dtype, .. } => Some(*dtype),
         Params::Stream { .. } => Some(DType::F32),
         Params::Decode { format, .. } => Some(match format {
             WeightFmt::F16 => DType::F16,

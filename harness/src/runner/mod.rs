@@ -64,8 +64,13 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
     let exe = std::env::current_exe().map_err(HarnessError::io("locate", Path::new("capbench")))?;
     let work_dir = dir.join(".work");
     std::fs::create_dir_all(&work_dir).map_err(HarnessError::io("create", &work_dir))?;
-    let repeat = plan.options.sampling.repeat;
-    let pb = progress_bar(show_progress, (todo.len() * repeat) as u64);
+    let sampling_of = |c: &crate::results::PlannedCase| {
+        c.sampling
+            .clone()
+            .unwrap_or_else(|| plan.options.sampling.clone())
+    };
+    let total: usize = todo.iter().map(|c| sampling_of(c).repeat).sum();
+    let pb = progress_bar(show_progress, total as u64);
 
     for (n, case) in todo.iter().enumerate() {
         let spec = WorkloadSpec::parse(&case.workload).map_err(|e| {
@@ -77,6 +82,8 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
             )
         })?;
         pb.set_message(case.id.clone());
+        let sampling = sampling_of(case);
+        let repeat = sampling.repeat;
         let started_at = now_rfc3339();
         let t = Instant::now();
         let mut processes = Vec::with_capacity(repeat);
@@ -86,10 +93,11 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
                 workload: case.workload.clone(),
                 workload_version: spec.version,
                 backend: case.backend.clone(),
-                sampling: plan.options.sampling.clone(),
+                sampling: sampling.clone(),
                 process_index: k,
                 parent_pid: std::process::id(),
                 inject_slowdown: plan.options.inject_slowdown,
+                corpus: plan.options.corpus.as_ref().map(|c| c.path.clone().into()),
             };
             let job_path = work_dir.join(format!("case{n}-p{k}.job.json"));
             let result_path = work_dir.join(format!("case{n}-p{k}.result.json"));

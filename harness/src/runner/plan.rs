@@ -24,6 +24,40 @@ pub struct PlanRequest {
     pub case_timeout_s: Option<f64>,
     pub repeat: Option<usize>,
     pub inject_slowdown: Option<f64>,
+    pub corpus: Option<PathBuf>,
+}
+
+/// Reads and checks `--corpus`: it must be readable UTF-8 text.
+fn corpus_record(path: &std::path::Path) -> Result<crate::results::CorpusRecord> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        HarnessError::bad_input(
+            path,
+            "whole file",
+            format!("cannot read corpus: {e}"),
+            "pass a readable UTF-8 text file",
+        )
+    })?;
+    if let Err(e) = std::str::from_utf8(&bytes) {
+        return Err(HarnessError::bad_input(
+            path,
+            format!("byte {}", e.valid_up_to()),
+            "not valid UTF-8",
+            "convert the corpus to UTF-8 text",
+        ));
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in &bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    Ok(crate::results::CorpusRecord {
+        path: std::fs::canonicalize(path)
+            .unwrap_or(path.to_path_buf())
+            .display()
+            .to_string(),
+        bytes: bytes.len() as u64,
+        fnv1a: format!("{h:016x}"),
+    })
 }
 
 /// Checks that a backend is compiled in and has a device here.
@@ -138,6 +172,13 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
                     workload: w.name.clone(),
                     backend: b.to_string(),
                     caps: caps.clone(),
+                    sampling: {
+                        let mut s = suite.sampling_for(&w.name).clone();
+                        if let Some(r) = req.repeat {
+                            s.repeat = r;
+                        }
+                        (s != sampling).then_some(s)
+                    },
                 }),
                 Err(reason) => not_planned.push(NotPlanned {
                     workload: w.name.clone(),
@@ -173,6 +214,7 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
             case_timeout_s,
             sampling,
             inject_slowdown: req.inject_slowdown,
+            corpus: req.corpus.as_deref().map(corpus_record).transpose()?,
         },
         cases,
         not_planned,

@@ -93,6 +93,32 @@ pub fn of(spec: &WorkloadSpec) -> WorkPerIter {
                 }
             }
         }
+        Params::TrainQuality {
+            model,
+            steps,
+            batch,
+            seq,
+            dtype,
+        } => {
+            let step = of(&WorkloadSpec {
+                params: Params::Train {
+                    model: model.clone(),
+                    dtype: *dtype,
+                    batch: *batch,
+                    seq: *seq,
+                },
+                ..spec.clone()
+            });
+            let s = *steps as f64;
+            WorkPerIter {
+                flops: step.flops * s,
+                bytes: step.bytes * s,
+                headline_metric: "tokens_per_s",
+                headline_per_iter: step.headline_per_iter * s,
+                tokens: step.tokens.map(|t| t * s),
+                steps: Some(s),
+            }
+        }
         _ => unreachable!("models::work::of called for {}", spec.name),
     }
 }
@@ -107,6 +133,13 @@ pub fn memory_need_bytes(spec: &WorkloadSpec) -> Option<f64> {
             dtype,
             batch,
             seq,
+        }
+        | Params::TrainQuality {
+            model,
+            dtype,
+            batch,
+            seq,
+            ..
         } => {
             let cfg = super::shape(model)?;
             let p = cfg.param_count() as f64;
