@@ -125,6 +125,10 @@ pub enum Params {
     Stream {
         elems: usize,
     },
+    /// Causal attention over `seq` positions (8 heads × 64 dims, f32).
+    Attention {
+        seq: usize,
+    },
     /// One training step (forward, loss, backward, AdamW) on (batch, seq).
     Train {
         model: String,
@@ -169,6 +173,7 @@ pub struct WorkloadSpec {
 
 pub const GEMM_VERSION: u32 = 1;
 pub const STREAM_VERSION: u32 = 1;
+pub const ATTENTION_VERSION: u32 = 1;
 pub const TRAIN_VERSION: u32 = 1;
 pub const DECODE_VERSION: u32 = 1;
 pub const QUALITY_VERSION: u32 = 1;
@@ -212,6 +217,18 @@ impl WorkloadSpec {
                 version: STREAM_VERSION,
                 seed: DEFAULT_SEED,
                 params: Params::Stream { elems },
+            });
+        }
+        if let Some(rest) = name.strip_prefix("kernel/attention-") {
+            let seq = parse_count(rest).ok_or_else(|| {
+                unknown("expected kernel/attention-<T> positions, e.g. kernel/attention-512")
+            })?;
+            return Ok(WorkloadSpec {
+                name: name.to_string(),
+                kind: "kernel".into(),
+                version: ATTENTION_VERSION,
+                seed: DEFAULT_SEED,
+                params: Params::Attention { seq },
             });
         }
         if let Some(rest) = name.strip_prefix("train-step/") {
@@ -377,6 +394,7 @@ impl WorkloadSpec {
             Params::Gemm { m, n, k, .. } => 2.0 * *m as f64 * *n as f64 * *k as f64,
             Params::Fault { .. } => 2.0 * 16.0 * 16.0 * 16.0,
             Params::Stream { elems } => 2.0 * *elems as f64,
+            Params::Attention { seq } => crate::kernels::attention::flops(*seq),
             Params::Train { .. } | Params::Decode { .. } | Params::TrainQuality { .. } => {
                 crate::models::work::of(self).flops
             }
@@ -393,6 +411,8 @@ impl WorkloadSpec {
             Params::Fault { .. } => (3 * 16 * 16 * 4) as f64,
             // STREAM counts 3 arrays × 4 bytes (McCalpin; no write-allocate).
             Params::Stream { elems } => 12.0 * *elems as f64,
+            // q, k, v read and the output written once.
+            Params::Attention { seq } => (4 * seq * 8 * 64 * 4) as f64,
             Params::Train { .. } | Params::Decode { .. } | Params::TrainQuality { .. } => {
                 crate::models::work::of(self).bytes
             }

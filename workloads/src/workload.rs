@@ -81,6 +81,9 @@ pub fn supports(spec: &WorkloadSpec, backend: &Backend) -> std::result::Result<(
         (Params::Fault { .. }, b) if *b != Backend::Cpu => {
             Err("fault workloads exist to test the harness and run on cpu only".into())
         }
+        (Params::Attention { .. }, Backend::Wgpu(_)) => {
+            Err("attention on wgpu is not implemented yet (candle backends only)".into())
+        }
         (Params::Stream { .. }, b) if *b != Backend::Cpu => {
             Err("kernel/stream measures host memory; the wgpu triad is not implemented yet".into())
         }
@@ -120,6 +123,7 @@ pub fn prepare_with(
         Params::Gemm { .. } => kernels::gemm::prepare(spec, backend),
         Params::Fault { fault } => kernels::fault::prepare(spec, *fault),
         Params::Stream { .. } => kernels::stream::prepare(spec, backend),
+        Params::Attention { .. } => kernels::attention::prepare(spec, backend),
         Params::Train { .. } => crate::train::prepare(spec, backend),
         Params::Decode { .. } => crate::decode::prepare(spec, backend),
         Params::TrainQuality { .. } => {
@@ -160,6 +164,15 @@ pub fn catalog() -> Vec<CatalogEntry> {
             backends: "cpu",
             description: "STREAM triad a = b + s·c over N f32 per array: sustainable memory bandwidth (GB/s, 12 bytes per element)",
             example: "kernel/stream-4M",
+            harness_test: false,
+        },
+        CatalogEntry {
+            pattern: "kernel/attention-<T>",
+            kind: "kernel",
+            version: crate::spec::ATTENTION_VERSION,
+            backends: "cpu, cuda, metal",
+            description: "causal attention, 8 heads × 64 dims over T positions, with the models' own ops; verified against host f64",
+            example: "kernel/attention-512",
             harness_test: false,
         },
         CatalogEntry {

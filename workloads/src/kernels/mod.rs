@@ -1,5 +1,6 @@
 //! Micro kernels: GEMM first; fault workloads that test the harness.
 
+pub mod attention;
 pub mod fault;
 pub mod gemm;
 pub mod stream;

@@ -1,0 +1,157 @@
+//! `kernel/attention-<T>`: causal scaled-dot-product attention, one batch of
+//! 8 heads × 64 dims over T positions, with the same ops the models use —
+//! the building block whose cost grows with context.
+
+use candle_core::{DType as CDType, Device, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::backend::{Backend, DeviceRecord, candle as cb};
+use crate::error::{Result, WorkloadError};
+use crate::models::ops::{causal_mask, softmax};
+use crate::spec::{Params, WorkloadSpec};
+use crate::verify::{Verification, compare};
+use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
+
+pub const HEADS: usize = 8;
+pub const HEAD_DIM: usize = 64;
+
+struct Attention {
+    backend: Backend,
+    device: Device,
+    t: usize,
+    host: [Vec<f32>; 3], // q, k, v (H, T, hd) row-major
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor,
+    work: WorkPerIter,
+}
+
+/// Causal attention FLOPs: QKᵀ and PV each 2·H·hd per visible (i, j) pair,
+/// T(T+1)/2 pairs.
+pub fn flops(t: usize) -> f64 {
+    4.0 * (HEADS * HEAD_DIM) as f64 * (t * (t + 1) / 2) as f64
+}
+
+pub fn prepare(spec: &WorkloadSpec, backend: &Backend) -> Result<Box<dyn PreparedWorkload>> {
+    let Params::Attention { seq } = spec.params else {
+        unreachable!("attention::prepare called for {}", spec.name)
+    };
+    let device = cb::device(backend)?;
+    let e = |op| WorkloadError::candle(&backend.to_string(), op);
+    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+    let n = HEADS * seq * HEAD_DIM;
+    let mut draw = || -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
+    let host = [draw(), draw(), draw()];
+    let up = |v: &Vec<f32>| Tensor::from_slice(v, (1, HEADS, seq, HEAD_DIM), &device);
+    let (q, k, v) = (
+        up(&host[0]).map_err(e("upload"))?,
+        up(&host[1]).map_err(e("upload"))?,
+        up(&host[2]).map_err(e("upload"))?,
+    );
+    let mask = causal_mask(seq, seq, CDType::F32, &device).map_err(e("mask"))?;
+    Ok(Box::new(Attention {
+        backend: *backend,
+        device,
+        t: seq,
+        host,
+        q,
+        k,
+        v,
+        mask,
+        work: WorkPerIter::gflops(spec.flops_per_iter(), spec.bytes_per_iter()),
+    }))
+}
+
+impl Attention {
+    fn forward(&self) -> candle_core::Result<Tensor> {
+        let scale = 1.0 / (HEAD_DIM as f64).sqrt();
+        let scores = (self.q.matmul(&self.k.t()?)? * scale)?.broadcast_add(&self.mask)?;
+        softmax(&scores)?.matmul(&self.v) // (1, H, T, hd)
+    }
+
+    /// Naive f64 attention on the host.
+    fn reference(&self) -> Vec<f64> {
+        let (t, d) = (self.t, HEAD_DIM);
+        let [q, k, v] = &self.host;
+        let mut out = vec![0.0f64; HEADS * t * d];
+        let scale = 1.0 / (d as f64).sqrt();
+        for h in 0..HEADS {
+            let base = h * t * d;
+            for i in 0..t {
+                let s: Vec<f64> = (0..=i)
+                    .map(|j| {
+                        (0..d)
+                            .map(|x| q[base + i * d + x] as f64 * k[base + j * d + x] as f64)
+                            .sum::<f64>()
+                            * scale
+                    })
+                    .collect();
+                let m = s.iter().cloned().fold(f64::MIN, f64::max);
+                let e: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
+                let z: f64 = e.iter().sum();
+                for (j, w) in e.iter().enumerate() {
+                    for x in 0..d {
+                        out[base + i * d + x] += w / z * v[base + j * d + x] as f64;
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+impl PreparedWorkload for Attention {
+    fn verify(&mut self) -> Result<Verification> {
+        let e = |op| WorkloadError::candle(&self.backend.to_string(), op);
+        let out: Vec<f32> = self
+            .forward()
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1())
+            .map_err(e("attention"))?;
+        Ok(compare(
+            &out,
+            &self.reference(),
+            1e-4,
+            "host f64 causal attention",
+        ))
+    }
+
+    fn run_iter(&mut self) -> Result<IterReport> {
+        let o = self.forward().map_err(WorkloadError::candle(
+            &self.backend.to_string(),
+            "attention",
+        ))?;
+        cb::synchronize(&self.backend, &self.device)?;
+        drop(o);
+        Ok(IterReport::default())
+    }
+
+    fn work(&self) -> WorkPerIter {
+        self.work
+    }
+
+    fn device(&self) -> DeviceRecord {
+        cb::record(&self.backend)
+    }
+
+    fn timer(&self) -> &'static str {
+        "wall_clock_after_device_sync"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attention_verifies_and_counts_causal_flops() {
+        let spec = WorkloadSpec::parse("kernel/attention-33").unwrap();
+        let mut w = prepare(&spec, &Backend::Cpu).unwrap();
+        let v = w.verify().unwrap();
+        assert!(v.passed, "{v:?}");
+        assert_eq!(flops(2), 4.0 * 512.0 * 3.0);
+        w.run_iter().unwrap();
+    }
+}
