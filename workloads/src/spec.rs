@@ -211,35 +211,28 @@ impl WorkloadSpec {
             let elems = parse_count(rest).ok_or_else(|| {
                 unknown("expected kernel/stream-<N> elements per array, e.g. kernel/stream-4M")
             })?;
-            return Ok(WorkloadSpec {
-                name: name.to_string(),
-                kind: "kernel".into(),
-                version: STREAM_VERSION,
-                seed: DEFAULT_SEED,
-                params: Params::Stream { elems },
-            });
+            return Ok(Self::named(
+                name,
+                "kernel",
+                STREAM_VERSION,
+                Params::Stream { elems },
+            ));
         }
         if let Some(rest) = name.strip_prefix("kernel/attention-") {
             let seq = parse_count(rest).ok_or_else(|| {
                 unknown("expected kernel/attention-<T> positions, e.g. kernel/attention-512")
             })?;
-            return Ok(WorkloadSpec {
-                name: name.to_string(),
-                kind: "kernel".into(),
-                version: ATTENTION_VERSION,
-                seed: DEFAULT_SEED,
-                params: Params::Attention { seq },
-            });
+            return Ok(Self::named(
+                name,
+                "kernel",
+                ATTENTION_VERSION,
+                Params::Attention { seq },
+            ));
         }
         if let Some(rest) = name.strip_prefix("train-step/") {
             let hint =
                 "expected train-step/<model>/<f32|bf16>[/b<B>t<T>], e.g. train-step/dense-tiny/f32";
-            let parts: Vec<&str> = rest.split('/').collect();
-            let (model, dt, opts) = match parts.as_slice() {
-                [m, d] => (*m, *d, ""),
-                [m, d, o] => (*m, *d, *o),
-                _ => return Err(unknown(hint)),
-            };
+            let (model, dt, opts) = model_parts(rest).ok_or_else(|| unknown(hint))?;
             let cfg = crate::models::shape(model).ok_or_else(|| unknown(&model_hint()))?;
             let dtype = DType::parse(dt)
                 .filter(|d| *d != DType::F16)
@@ -261,12 +254,7 @@ impl WorkloadSpec {
         }
         if let Some(rest) = name.strip_prefix("train-quality/") {
             let hint = "expected train-quality/<model>/<f32|bf16>[/s<STEPS>b<B>t<T>], e.g. train-quality/dense-tiny/f32";
-            let parts: Vec<&str> = rest.split('/').collect();
-            let (model, dt, opts) = match parts.as_slice() {
-                [m, d] => (*m, *d, ""),
-                [m, d, o] => (*m, *d, *o),
-                _ => return Err(unknown(hint)),
-            };
+            let (model, dt, opts) = model_parts(rest).ok_or_else(|| unknown(hint))?;
             let cfg = crate::models::shape(model).ok_or_else(|| unknown(&model_hint()))?;
             let dtype = DType::parse(dt)
                 .filter(|d| *d != DType::F16)
@@ -296,12 +284,7 @@ impl WorkloadSpec {
                 continue;
             };
             let hint = "expected decode/<model>/<f32|f16|bf16|q8_0|q4_0>[/p<P>g<G>b<B>d<D>] (prefill/… without g), e.g. decode/dense-tiny/q8_0";
-            let parts: Vec<&str> = rest.split('/').collect();
-            let (model, f, opts) = match parts.as_slice() {
-                [m, f] => (*m, *f, ""),
-                [m, f, o] => (*m, *f, *o),
-                _ => return Err(unknown(hint)),
-            };
+            let (model, f, opts) = model_parts(rest).ok_or_else(|| unknown(hint))?;
             let cfg = crate::models::shape(model).ok_or_else(|| unknown(&model_hint()))?;
             let format = WeightFmt::parse(f).ok_or_else(|| unknown(hint))?;
             let keys: &[char] = if kind == "decode" {
@@ -358,17 +341,26 @@ impl WorkloadSpec {
                     FaultMode::Slow { ms }
                 }
             };
-            return Ok(WorkloadSpec {
-                name: name.to_string(),
-                kind: "fault".into(),
-                version: FAULT_VERSION,
-                seed: DEFAULT_SEED,
-                params: Params::Fault { fault },
-            });
+            return Ok(Self::named(
+                name,
+                "fault",
+                FAULT_VERSION,
+                Params::Fault { fault },
+            ));
         }
         Err(unknown(
             "see `capbench list workloads` for the names and forms accepted",
         ))
+    }
+
+    fn named(name: &str, kind: &str, version: u32, params: Params) -> WorkloadSpec {
+        WorkloadSpec {
+            name: name.to_string(),
+            kind: kind.into(),
+            version,
+            seed: DEFAULT_SEED,
+            params,
+        }
     }
 
     pub fn gemm(m: usize, n: usize, k: usize, dtype: DType) -> WorkloadSpec {
@@ -417,6 +409,16 @@ impl WorkloadSpec {
                 crate::models::work::of(self).bytes
             }
         }
+    }
+}
+
+/// `model/format[/options]` → its three parts (options may be empty).
+fn model_parts(rest: &str) -> Option<(&str, &str, &str)> {
+    let parts: Vec<&str> = rest.split('/').collect();
+    match parts.as_slice() {
+        [m, f] => Some((m, f, "")),
+        [m, f, o] => Some((m, f, o)),
+        _ => None,
     }
 }
 
