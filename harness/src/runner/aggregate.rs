@@ -154,6 +154,8 @@ pub fn case_result(
         headline,
         metrics,
         stats,
+        tags: BTreeMap::new(),
+        series: BTreeMap::new(),
         processes,
         started_at,
         elapsed_s,
