@@ -202,8 +202,13 @@ fn measured_and_estimated_figures_never_share_a_series() {
 
 #[test]
 fn figures_without_data_are_skipped_with_a_reason_and_no_files() {
+    require_font();
     let dir = tempfile::tempdir().unwrap();
+    // A report of richer data first: its energy figure must not linger.
+    write_report(&fixture::full(), dir.path(), &[]).unwrap();
+    assert!(dir.path().join("plots/energy-per-iter.svg").exists());
     let w = write_report(&fixture::kernels_only(), dir.path(), &Format::ALL).unwrap();
+    assert!(!dir.path().join("plots/energy-per-iter.svg").exists());
     for id in ["energy", "training-loss", "decode-memory-cap"] {
         let f = figure(&w.report, id);
         assert_eq!(f.status, "skipped", "{id}");
@@ -271,5 +276,27 @@ fn escape_covers_the_five_html_specials() {
     assert_eq!(
         export::html_escape("<a href=\"x\">'&'</a>"),
         "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+    );
+}
+
+#[test]
+fn several_runs_are_drawn_together_labelled_by_host() {
+    let mut inputs = fixture::kernels_only();
+    let mut other = fixture::kernels_only().remove(0);
+    other.run.env.machine_id = "0ther".into();
+    other.run.env.hostname = "laptop".into();
+    other.run.run_id = "fixture-0ther".into();
+    other.run.started_at = "2026-01-03T00:00:00Z".into();
+    inputs.push(other);
+    let dir = tempfile::tempdir().unwrap();
+    let r = report_with_stub_svgs(&inputs, dir.path());
+    assert_eq!(r.title, "2 machines · 2026-01-01 – 2026-01-03");
+    assert_eq!(r.cases.len(), 4);
+    let t = figure(&r, "throughput");
+    assert_eq!(t.series, ["cpu @ fixture-host", "cpu @ laptop"]);
+    assert!(
+        t.source.starts_with("runs fixture-k3rnels, fixture-0ther"),
+        "{}",
+        t.source
     );
 }

@@ -64,19 +64,33 @@ pub(crate) fn headline_text(r: &crate::report::model::CaseRow) -> String {
     }
 }
 
-/// "p50 / p90 / p99" of the per-iteration time in ms, or "—".
+/// "p50 / p90 / p99" in ms: per token where the case records token
+/// latencies (as the latency figure does), else per iteration; or "—".
 pub(crate) fn latency_text(r: &crate::report::model::CaseRow) -> String {
+    use crate::report::model::keys;
     use crate::report::table::sig3;
     let m = &r.metrics;
-    match (
-        m.get("wall_s_median"),
-        m.get("wall_s_p90"),
-        m.get("wall_s_p99"),
-    ) {
-        (Some(a), Some(b), Some(c)) => {
-            format!("{} / {} / {}", sig3(a * 1e3), sig3(b * 1e3), sig3(c * 1e3))
-        }
-        _ => "—".into(),
+    let get = |k: [&str; 3]| Some((*m.get(k[0])?, *m.get(k[1])?, *m.get(k[2])?));
+    let token = get([
+        keys::TOKEN_LATENCY_S_P50,
+        keys::TOKEN_LATENCY_S_P90,
+        keys::TOKEN_LATENCY_S_P99,
+    ]);
+    let (v, unit) = match token {
+        Some(v) => (Some(v), " per token"),
+        None => (
+            get([keys::WALL_S_P50, keys::WALL_S_P90, keys::WALL_S_P99]),
+            "",
+        ),
+    };
+    match v {
+        Some((a, b, c)) => format!(
+            "{} / {} / {}{unit}",
+            sig3(a * 1e3),
+            sig3(b * 1e3),
+            sig3(c * 1e3)
+        ),
+        None => "—".into(),
     }
 }
 

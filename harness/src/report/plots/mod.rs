@@ -73,12 +73,29 @@ fn plot_error(dir: &Path, id: &str, ext: &str, e: String) -> HarnessError {
     }
 }
 
+/// Removes the SVG and PNG files a previous report left in `plots/`, so a
+/// figure these runs cannot support does not linger from older data.
+fn remove_old_figures(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let ours = matches!(p.extension().and_then(|x| x.to_str()), Some("svg" | "png"));
+        if ours && p.is_file() {
+            std::fs::remove_file(&p).map_err(HarnessError::io("remove old figure", &p))?;
+        }
+    }
+    Ok(())
+}
+
 /// Draws every figure the runs support into `out/plots/`; lists the rest as
 /// skipped with the reason.
 pub fn render_all(inputs: &[ReportInput], out: &Path) -> Result<Vec<FigureEntry>> {
     let planned = plan(inputs);
     let font = font::ensure();
     let dir = out.join(PLOTS_DIR);
+    remove_old_figures(&dir)?;
     if font.is_ok() && planned.iter().any(|p| p.chart.is_ok()) {
         std::fs::create_dir_all(&dir).map_err(HarnessError::io("create", &dir))?;
     }
