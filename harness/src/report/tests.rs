@@ -300,3 +300,17 @@ fn several_runs_are_drawn_together_labelled_by_host() {
         t.source
     );
 }
+
+#[test]
+fn several_runs_of_one_machine_keep_their_own_series() {
+    let mut inputs = fixture::kernels_only();
+    let mut again = fixture::kernels_only().remove(0);
+    again.run.run_id = "fixture-again".into();
+    inputs.push(again);
+    let dir = tempfile::tempdir().unwrap();
+    let r = report_with_stub_svgs(&inputs, dir.path());
+    assert_eq!(
+        figure(&r, "throughput").series,
+        ["cpu · run fixture-k3rnels", "cpu · run fixture-again"]
+    );
+}

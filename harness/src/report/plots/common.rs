@@ -49,16 +49,28 @@ pub fn several_machines(inputs: &[ReportInput]) -> bool {
         .any(|i| i.run.env.machine_id != inputs[0].run.env.machine_id)
 }
 
-/// The backend, with the host when runs from several machines are drawn.
+/// The backend, with the host when runs from several machines are drawn,
+/// or the run id when several runs of one machine are: points of different
+/// runs never merge into one series.
 pub fn backend_label(inputs: &[ReportInput], it: &Item) -> String {
     let mut b = it.case.backend.clone();
     if let Some(t) = it.case.caps.threads {
         b.push_str(&format!(" ({t} threads)"));
     }
-    if several_machines(inputs) {
-        b.push_str(&format!(" @ {}", it.input.run.env.hostname));
-    }
+    b.push_str(&run_suffix(inputs, it));
     b
+}
+
+/// " @ host" when several machines are drawn, " · run ID" when several runs
+/// of one machine are, else nothing.
+pub fn run_suffix(inputs: &[ReportInput], it: &Item) -> String {
+    if several_machines(inputs) {
+        format!(" @ {}", it.input.run.env.hostname)
+    } else if inputs.len() > 1 {
+        format!(" · run {}", it.input.run.run_id)
+    } else {
+        String::new()
+    }
 }
 
 /// `measured` cases draw filled markers; anything else (projected) hollow,

@@ -2,7 +2,7 @@
 //! wall time (per token, for decode cases that record token latencies).
 
 use super::chart::{Axis, Chart, Line, Marker, Point, Series, wants_log};
-use super::common::{Planned, dodge, ok_cases, runs_text, several_machines};
+use super::common::{Planned, dodge, ok_cases, run_suffix, runs_text};
 use crate::report::model::{ReportInput, keys};
 
 const ID: &str = "latency";
@@ -28,12 +28,11 @@ pub fn plan(inputs: &[ReportInput]) -> Vec<Planned> {
         } else {
             continue;
         };
-        let host = if several_machines(inputs) {
-            format!(" @ {}", it.input.run.env.hostname)
-        } else {
-            String::new()
-        };
-        rows.push(format!("{}{host} ({unit})", it.case.id));
+        rows.push(format!(
+            "{}{} ({unit})",
+            it.case.id,
+            run_suffix(inputs, &it)
+        ));
         for (i, k) in ks.iter().enumerate() {
             pct[i].push(m[*k] * 1e3);
         }
