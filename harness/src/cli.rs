@@ -32,6 +32,14 @@ pub enum Command {
     /// a verdict per case. Exit 1 if any case regressed beyond the threshold
     /// with confidence, 0 otherwise, 2 on bad input.
     Compare(CompareArgs),
+    /// Turn run folders into figures and reports: plots (SVG + PNG) of
+    /// throughput with 95% CIs, latency percentiles, energy, quality vs
+    /// throughput, training loss, decode under memory caps and the roofline —
+    /// each drawn only when the runs hold its data — plus index.html (one
+    /// self-contained page), report.md, cases.csv and report.json.
+    ///
+    /// Exit code 0 when written, 2 when a run folder is missing or damaged.
+    Report(ReportArgs),
     /// Measure this machine's A/A noise per case (the same suite run K
     /// times) so `compare` adapts its threshold to each case's noise.
     Calibrate(CalibrateArgs),
@@ -142,6 +150,31 @@ pub struct RunArgs {
     /// Print run.json to stdout when done (progress and table go to stderr).
     #[arg(long)]
     pub json: bool,
+
+    /// When the run ends, write its report (figures, index.html, report.md,
+    /// cases.csv, report.json) into the run folder's report/ — as
+    /// `capbench report DIR` would.
+    #[arg(long)]
+    pub report: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Run folders (or their run.json); several are drawn together, e.g. to
+    /// put two machines side by side.
+    #[arg(value_name = "DIR", required = true, num_args = 1..)]
+    pub runs: Vec<PathBuf>,
+
+    /// Folder to write the report into (created; files in it are replaced).
+    /// Default: DIR/report for one run, results/local/report-<time> for several.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Formats to write, comma-separated: md (report.md), html (index.html),
+    /// csv (cases.csv), json (report.json). Figures are always drawn.
+    #[arg(long, value_name = "LIST", value_enum, value_delimiter = ',',
+          default_values_t = crate::report::Format::ALL)]
+    pub format: Vec<crate::report::Format>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -308,5 +341,26 @@ mod tests {
         assert_eq!(parse_fraction("5%"), Ok(0.05));
         assert_eq!(parse_fraction("0.1"), Ok(0.1));
         assert!(parse_fraction("150%").is_err() && parse_fraction("x").is_err());
+    }
+
+    #[test]
+    fn report_flags_parse() {
+        use crate::report::Format;
+        let c = Cli::parse_from(["capbench", "report", "a", "b", "--format", "md,csv"]);
+        let Command::Report(r) = c.command else {
+            panic!()
+        };
+        assert_eq!(r.runs, [PathBuf::from("a"), PathBuf::from("b")]);
+        assert_eq!(r.format, [Format::Md, Format::Csv]);
+        let c = Cli::parse_from(["capbench", "report", "a"]);
+        let Command::Report(r) = c.command else {
+            panic!()
+        };
+        assert_eq!(r.format, Format::ALL);
+        assert!(Cli::try_parse_from(["capbench", "report"]).is_err());
+        assert!(Cli::try_parse_from(["capbench", "report", "a", "--format", "pdf"]).is_err());
+        let c = Cli::parse_from(["capbench", "run", "--report"]);
+        let Command::Run(r) = c.command else { panic!() };
+        assert!(r.report);
     }
 }

@@ -7,12 +7,12 @@ use std::process::ExitCode;
 use capbench::analysis::compare::{CompareOptions, compare_runs};
 use capbench::cli::{
     BaselineCommand, CalibrateArgs, Cli, Command, CompareArgs, CompareFormat, ListArgs, ListWhat,
-    PlanArgs, RunArgs, ShowArgs,
+    PlanArgs, ReportArgs, RunArgs, ShowArgs,
 };
 use capbench::error::HarnessError;
 use capbench::meter::energy::{Probe, SourceAttempt};
 use capbench::report::compare as report_compare;
-use capbench::report::table;
+use capbench::report::{self as report_mod, ReportInput, table};
 use capbench::results::{Status, io::load_run};
 use capbench::runner::{self, PlanRequest, RunTarget};
 use capbench::{baseline, suite, worker};
@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         Command::Run(a) => run(a),
         Command::Show(a) => show(&a),
         Command::Compare(a) => compare(&a),
+        Command::Report(a) => report(&a),
         Command::Calibrate(a) => calibrate(a),
         Command::Baseline(c) => baseline_cmd(c),
         Command::Worker(a) => worker::run(&a.job, &a.result).map(|_| ExitCode::SUCCESS),
@@ -277,6 +278,18 @@ fn run(a: RunArgs) -> Result<ExitCode, HarnessError> {
         outcome.ran_now,
         outcome.run.cases.len()
     );
+    if a.report {
+        let input = ReportInput {
+            source: dir.display().to_string(),
+            run: outcome.run.clone(),
+        };
+        let out = dir.join(report_mod::REPORT_DIR);
+        announce(&report_mod::write_report(
+            &[input],
+            &out,
+            &report_mod::Format::ALL,
+        )?);
+    }
     let all_ok = outcome.run.cases.iter().all(|c| c.status == Status::Ok);
     Ok(if all_ok {
         ExitCode::SUCCESS
@@ -292,6 +305,60 @@ fn show(a: &ShowArgs) -> Result<ExitCode, HarnessError> {
     } else {
         print!("{}", table::summary(&run));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Tells where the report went and which figures were left out, and why.
+fn announce(w: &report_mod::Written) {
+    let drawn = w
+        .report
+        .figures
+        .iter()
+        .filter(|f| f.status == "drawn")
+        .count();
+    eprintln!(
+        "report: {} ({drawn} figures drawn, {} files)",
+        w.dir.display(),
+        w.files.len()
+    );
+    for f in w.report.figures.iter().filter(|f| f.status != "drawn") {
+        eprintln!(
+            "  not drawn: {} — {}",
+            f.id,
+            f.note.as_deref().unwrap_or("no data")
+        );
+    }
+}
+
+fn report(a: &ReportArgs) -> Result<ExitCode, HarnessError> {
+    let inputs = a
+        .runs
+        .iter()
+        .map(|p| {
+            Ok(ReportInput {
+                source: p.display().to_string(),
+                run: load_run(p)?,
+            })
+        })
+        .collect::<Result<Vec<_>, HarnessError>>()?;
+    let out = match (&a.out, a.runs.as_slice()) {
+        (Some(o), _) => o.clone(),
+        (None, [one]) => {
+            let dir = if one.is_dir() {
+                one.clone()
+            } else {
+                one.parent().map(PathBuf::from).unwrap_or_default()
+            };
+            dir.join(report_mod::REPORT_DIR)
+        }
+        (None, _) => PathBuf::from("results/local").join(format!(
+            "report-{}",
+            runner::plan::compact_time(&capbench::results::now_rfc3339())
+        )),
+    };
+    let w = report_mod::write_report(&inputs, &out, &a.format)?;
+    announce(&w);
+    println!("{}", w.dir.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -207,6 +207,16 @@ pub struct CaseResult {
     /// Unit-suffixed figures: `gflops_per_s`, `wall_s_median`, …
     pub metrics: BTreeMap<String, f64>,
     pub stats: Option<CaseStats>,
+    /// String-valued facts about the case that are not numbers, e.g.
+    /// `energy_source` (`measured`/`polled`/`modelled`/`analytic`),
+    /// `throughput_source` (`measured`/`projected`), `quant`. Absent when
+    /// empty; results/README.md lists the keys reports read.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// Named curves as (x, y) points, e.g. `loss_curve` = (step, loss in
+    /// nats). Absent when empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub series: BTreeMap<String, Vec<[f64; 2]>>,
     pub processes: Vec<ProcessRecord>,
     pub started_at: String,
     pub elapsed_s: f64,

@@ -180,6 +180,36 @@ pub fn case_result(
     if let Some(e) = &energy {
         insert_energy_metrics(&mut metrics, e);
     }
+    // Tags the reports group by: the weight format or dtype of the case.
+    let mut tags = BTreeMap::new();
+    match &spec.params {
+        capbench_workloads::spec::Params::Decode { format, .. } => {
+            tags.insert("quant".to_string(), format.as_str().to_string());
+        }
+        capbench_workloads::spec::Params::Train { dtype, .. }
+        | capbench_workloads::spec::Params::TrainQuality { dtype, .. }
+        | capbench_workloads::spec::Params::Gemm { dtype, .. } => {
+            tags.insert("quant".to_string(), dtype.as_str().to_string());
+        }
+        _ => {}
+    }
+    // The training loss curve as (step, loss), from the first process that
+    // recorded one (training is deterministic: every process has the same).
+    let mut series = BTreeMap::new();
+    if let Some(curve) = processes
+        .iter()
+        .filter_map(|p| p.worker.as_ref()?.extra_samples.get("loss_curve"))
+        .next()
+    {
+        series.insert(
+            "loss_curve".to_string(),
+            curve
+                .iter()
+                .enumerate()
+                .map(|(i, l)| [(i + 1) as f64, *l])
+                .collect(),
+        );
+    }
     CaseResult {
         schema_version: SCHEMA_VERSION,
         id: planned.id.clone(),
@@ -200,6 +230,8 @@ pub fn case_result(
         headline,
         metrics,
         stats,
+        tags,
+        series,
         processes,
         started_at,
         elapsed_s,

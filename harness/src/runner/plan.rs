@@ -222,7 +222,7 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
 }
 
 /// `2026-11-29T10:55:03Z` → `20261129T105503Z`, for folder names.
-fn compact_time(rfc3339: &str) -> String {
+pub fn compact_time(rfc3339: &str) -> String {
     rfc3339.chars().filter(|c| *c != '-' && *c != ':').collect()
 }
 

@@ -1,0 +1,113 @@
+//! Exporters: one module per format behind one trait (as hyperfine does),
+//! each a pure function of the `Report` to the text of one file.
+
+mod csv;
+mod html;
+mod json;
+mod markdown;
+
+use clap::ValueEnum;
+
+use crate::report::model::Report;
+
+pub use html::escape as html_escape;
+
+pub trait Exporter {
+    /// File the format writes inside the report folder.
+    fn file_name(&self) -> &'static str;
+    fn render(&self, report: &Report) -> String;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Markdown: GitHub tables, figures linked (report.md).
+    Md,
+    /// One self-contained page: figures inline, sortable table (index.html).
+    Html,
+    /// One flat row per case (cases.csv).
+    Csv,
+    /// Canonical JSON of the whole report (report.json).
+    Json,
+}
+
+impl Format {
+    pub const ALL: [Format; 4] = [Format::Md, Format::Html, Format::Csv, Format::Json];
+
+    pub fn exporter(self) -> Box<dyn Exporter> {
+        match self {
+            Format::Md => Box::new(markdown::Markdown),
+            Format::Html => Box::new(html::Html),
+            Format::Csv => Box::new(csv::Csv),
+            Format::Json => Box::new(json::Json),
+        }
+    }
+}
+
+/// Headline as "52.8 GFLOP/s [50.1, 53.6]", or "—".
+pub(crate) fn headline_text(r: &crate::report::model::CaseRow) -> String {
+    use crate::report::table::sig3;
+    match (
+        &r.headline_metric,
+        r.headline_value,
+        r.headline_ci95_low,
+        r.headline_ci95_high,
+    ) {
+        (Some(m), Some(v), Some(lo), Some(hi)) => {
+            let unit = match m.as_str() {
+                "gflops_per_s" => "GFLOP/s",
+                "tokens_per_s" => "tokens/s",
+                other => other,
+            };
+            format!("{} {unit} [{}, {}]", sig3(v), sig3(lo), sig3(hi))
+        }
+        _ => "—".into(),
+    }
+}
+
+/// "p50 / p90 / p99" in ms: per token where the case records token
+/// latencies (as the latency figure does), else per iteration; or "—".
+pub(crate) fn latency_text(r: &crate::report::model::CaseRow) -> String {
+    use crate::report::model::keys;
+    use crate::report::table::sig3;
+    let m = &r.metrics;
+    let get = |k: [&str; 3]| Some((*m.get(k[0])?, *m.get(k[1])?, *m.get(k[2])?));
+    let token = get([
+        keys::TOKEN_LATENCY_S_P50,
+        keys::TOKEN_LATENCY_S_P90,
+        keys::TOKEN_LATENCY_S_P99,
+    ]);
+    let (v, unit) = match token {
+        Some(v) => (Some(v), " per token"),
+        None => (
+            get([keys::WALL_S_P50, keys::WALL_S_P90, keys::WALL_S_P99]),
+            "",
+        ),
+    };
+    match v {
+        Some((a, b, c)) => format!(
+            "{} / {} / {}{unit}",
+            sig3(a * 1e3),
+            sig3(b * 1e3),
+            sig3(c * 1e3)
+        ),
+        None => "—".into(),
+    }
+}
+
+/// Environment fingerprint as (field, value) text pairs, nested values as
+/// compact JSON.
+pub(crate) fn env_pairs(env: &crate::results::Env) -> Vec<(String, String)> {
+    let v = serde_json::to_value(env).expect("env serialises");
+    let serde_json::Value::Object(map) = v else {
+        return vec![];
+    };
+    map.into_iter()
+        .map(|(k, v)| {
+            let text = match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (k, text)
+        })
+        .collect()
+}
