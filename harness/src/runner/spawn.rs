@@ -39,10 +39,14 @@ pub fn run_process(spec: &SpawnSpec<'_>) -> ProcessRecord {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     if let Some(t) = spec.threads {
-        // candle's CPU kernels and rayon both read these.
-        cmd.env("RAYON_NUM_THREADS", t.to_string())
-            .env("CANDLE_NUM_THREADS", t.to_string());
+        // candle's f32/f16 kernels and rayon read this.
+        cmd.env("RAYON_NUM_THREADS", t.to_string());
     }
+    // candle's spin-barrier pool (its quantized matmul) stays on the calling
+    // thread; capbench parallelises quantized weights by row blocks on
+    // rayon instead (see `Lin::QuantRows`): on shared vCPUs the spinning
+    // pool halved decode speed.
+    cmd.env("CANDLE_NUM_THREADS", "1");
     let started = Instant::now();
     let mut child = match cmd.spawn() {
         Ok(c) => c,

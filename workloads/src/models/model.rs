@@ -279,18 +279,35 @@ pub fn init(cfg: &ModelConfig, seed: u64, dev: &Device, dtype: DType) -> Result<
 }
 
 fn lin(t: Tensor, format: WeightFormat) -> Result<Lin> {
-    match format {
-        WeightFormat::Float(dt) => Ok(Lin::Dense(t.to_dtype(dt)?)),
-        WeightFormat::Q8_0 | WeightFormat::Q4_0 => {
-            let q = if format == WeightFormat::Q8_0 {
-                GgmlDType::Q8_0
-            } else {
-                GgmlDType::Q4_0
-            };
-            let qt = QTensor::quantize(&t.to_dtype(DType::F32)?, q)?;
-            Ok(Lin::Quant(Arc::new(QMatMul::from_qtensor(qt)?)))
-        }
+    let q = match format {
+        WeightFormat::Float(dt) => return Ok(Lin::Dense(t.to_dtype(dt)?)),
+        WeightFormat::Q8_0 => GgmlDType::Q8_0,
+        WeightFormat::Q4_0 => GgmlDType::Q4_0,
+    };
+    let t = t.to_dtype(DType::F32)?;
+    let (rows, cols) = t.dims2()?;
+    let parts = candle_core::utils::get_num_threads().min(rows / 32).max(1);
+    let quantize = |t: &Tensor| -> Result<Arc<QMatMul>> {
+        Ok(Arc::new(QMatMul::from_qtensor(QTensor::quantize(t, q)?)?))
+    };
+    if parts == 1 || rows * cols < super::ops::SPLIT_MIN_ELEMS || !t.device().is_cpu() {
+        return Ok(Lin::Quant(quantize(&t)?));
     }
+    // Row blocks of near-equal size; each quantizes exactly as the whole.
+    // Each block is rebuilt from host data: `QTensor::quantize` reads the
+    // whole storage and ignores a view's offset (quantizing a narrowed view
+    // fails or repeats the first rows — caught by decode verification).
+    let step = rows.div_ceil(parts);
+    let block = |r: usize| -> Result<Tensor> {
+        let n = step.min(rows - r);
+        let data: Vec<f32> = t.narrow(0, r, n)?.flatten_all()?.to_vec1()?;
+        Tensor::from_vec(data, (n, cols), t.device())
+    };
+    let blocks = (0..rows)
+        .step_by(step)
+        .map(|r| quantize(&block(r)?))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Lin::QuantRows(blocks))
 }
 
 /// Where a model's tensors come from: trainable parameters, or generated
@@ -797,6 +814,65 @@ mod tests {
             assert_eq!(c_kv.dims(), &[1, 5, mla.kv_lora_rank]);
             assert_eq!(k_pe.dims(), &[1, 5, mla.rope_dim]);
         }
+    }
+
+    /// Row-split quantized weights give the same product as one quantized
+    /// weight (a view's offset once made every block quantize the first rows).
+    #[test]
+    fn row_split_quantized_linear_equals_the_whole() {
+        let dev = Device::Cpu;
+        let w = Tensor::from_vec(
+            (0..512 * 1024usize)
+                .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+                .collect::<Vec<_>>(),
+            (512, 1024),
+            &dev,
+        )
+        .unwrap();
+        let x = Tensor::from_vec(
+            (0..1024usize)
+                .map(|i| (i % 13) as f32 / 13.0)
+                .collect::<Vec<_>>(),
+            (1, 1024),
+            &dev,
+        )
+        .unwrap();
+        let whole = Lin::Quant(Arc::new(
+            QMatMul::from_qtensor(QTensor::quantize(&w, GgmlDType::Q8_0).unwrap()).unwrap(),
+        ));
+        let parts = (0..512)
+            .step_by(128)
+            .map(|r| {
+                let rows: Vec<f32> = w
+                    .narrow(0, r, 128)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap();
+                let block = Tensor::from_vec(rows, (128, 1024), &dev).unwrap();
+                Arc::new(
+                    QMatMul::from_qtensor(QTensor::quantize(&block, GgmlDType::Q8_0).unwrap())
+                        .unwrap(),
+                )
+            })
+            .collect();
+        let split = Lin::QuantRows(parts);
+        let a: Vec<f32> = whole
+            .forward(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let b: Vec<f32> = split
+            .forward(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(a, b);
     }
 
     #[test]
