@@ -195,7 +195,7 @@ pub fn export_model(
             cfg.family.as_str()
         ));
     }
-    if cfg.head_dim % 2 != 0 || cfg.n_heads % cfg.n_kv_heads != 0 {
+    if !cfg.head_dim.is_multiple_of(2) || !cfg.n_heads.is_multiple_of(cfg.n_kv_heads) {
         return Err(format!("{}: head layout not expressible in GGUF", cfg.name));
     }
     let src = Generated::new(cfg, seed, &Device::Cpu);
@@ -465,7 +465,7 @@ impl GgufFile {
         let ffn = req("feed_forward_length")?;
         let n_heads = req("attention.head_count")?;
         let n_kv_heads = opt_usize("attention.head_count_kv").unwrap_or(n_heads);
-        if n_heads == 0 || n_kv_heads == 0 || n_heads % n_kv_heads != 0 {
+        if n_heads == 0 || n_kv_heads == 0 || !n_heads.is_multiple_of(n_kv_heads) {
             return Err(key_err(
                 "llama.attention.head_count_kv",
                 format!("{n_kv_heads} KV heads for {n_heads} query heads (must divide it)"),
@@ -474,7 +474,7 @@ impl GgufFile {
         }
         let head_dim = opt_usize("attention.key_length").unwrap_or(d_model / n_heads);
         let rope_dims = opt_usize("rope.dimension_count").unwrap_or(head_dim);
-        if rope_dims != head_dim || head_dim % 2 != 0 {
+        if rope_dims != head_dim || !head_dim.is_multiple_of(2) {
             return Err(unsupported(
                 "llama.rope.dimension_count",
                 format!("RoPE over {rope_dims} of {head_dim} head dimensions is not supported"),
