@@ -46,6 +46,10 @@ pub enum Command {
     /// Save and list baselines for the regression gate.
     #[command(subcommand)]
     Baseline(BaselineCommand),
+    /// Write a synthetic dense model as a GGUF file (llama.cpp tensor names
+    /// and `llama.*` metadata), so other tools run the exact same weights;
+    /// `capbench run --model FILE.gguf` decodes it (or any llama-family GGUF).
+    ExportGguf(ExportGgufArgs),
     /// Run exactly one case-process (used by `run`; not for direct use).
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -109,6 +113,13 @@ pub struct PlanArgs {
     /// tokens, last 10% held out) instead of the synthetic corpus.
     #[arg(long, value_name = "FILE")]
     pub corpus: Option<PathBuf>,
+
+    /// Decode on this llama-family GGUF file: plans `decode/gguf/<format as
+    /// stored>` and `prefill/gguf/<format>` (with no --suite, only those),
+    /// verified against the file's weights dequantized to f32 on the CPU.
+    /// The file is checked first: a damaged or unsupported one exits 2.
+    #[arg(long, value_name = "FILE.gguf")]
+    pub model: Option<PathBuf>,
 }
 
 impl PlanArgs {
@@ -120,6 +131,7 @@ impl PlanArgs {
             || self.case_timeout.is_some()
             || self.repeat.is_some()
             || self.corpus.is_some()
+            || self.model.is_some()
     }
 }
 
@@ -291,6 +303,25 @@ pub struct ShowArgs {
     /// Print the run as JSON (schema-checked) instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportGgufArgs {
+    /// A dense-family model shape, e.g. dense-tiny, dense-small, llama-2-7b,
+    /// llama-3.2-1b (see `capbench list workloads`).
+    #[arg(long, value_name = "SHAPE")]
+    pub model: String,
+    /// Storage format of the linear weights: f32, f16, q8_0 or q4_0 (norms
+    /// are f32; the embedding f32, or f16 in an f16 file).
+    #[arg(long, value_name = "FORMAT", default_value = "q8_0")]
+    pub format: String,
+    /// Weight seed. Default: the seed the decode workloads use, so the file
+    /// holds the weights of `decode/<SHAPE>/<FORMAT>`.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// The file to write (must not exist).
+    #[arg(long, value_name = "FILE.gguf")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]

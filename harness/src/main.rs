@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use capbench::analysis::compare::{CompareOptions, compare_runs};
 use capbench::cli::{
-    BaselineCommand, CalibrateArgs, Cli, Command, CompareArgs, CompareFormat, ListArgs, ListWhat,
-    PlanArgs, ReportArgs, RunArgs, ShowArgs,
+    BaselineCommand, CalibrateArgs, Cli, Command, CompareArgs, CompareFormat, ExportGgufArgs,
+    ListArgs, ListWhat, PlanArgs, ReportArgs, RunArgs, ShowArgs,
 };
 use capbench::error::HarnessError;
 use capbench::meter::energy::{Probe, SourceAttempt};
@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Command::Report(a) => report(&a),
         Command::Calibrate(a) => calibrate(a),
         Command::Baseline(c) => baseline_cmd(c),
+        Command::ExportGguf(a) => export_gguf(&a),
         Command::Worker(a) => worker::run(&a.job, &a.result).map(|_| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {
@@ -238,7 +239,44 @@ fn plan_request(p: PlanArgs, inject_slowdown: Option<f64>) -> PlanRequest {
         repeat: p.repeat,
         inject_slowdown,
         corpus: p.corpus,
+        model: p.model,
     }
+}
+
+fn export_gguf(a: &ExportGgufArgs) -> Result<ExitCode, HarnessError> {
+    use capbench_workloads::spec::{DEFAULT_SEED, WeightFmt};
+    let cfg = capbench_workloads::models::shape(&a.model).ok_or_else(|| {
+        HarnessError::usage(format!(
+            "--model '{}' is not a model shape; see `capbench list workloads`",
+            a.model
+        ))
+    })?;
+    let format = WeightFmt::parse(&a.format)
+        .filter(|f| *f != WeightFmt::Bf16)
+        .ok_or_else(|| {
+            HarnessError::usage(format!(
+                "--format '{}': expected f32, f16, q8_0 or q4_0",
+                a.format
+            ))
+        })?;
+    if a.out.exists() {
+        return Err(HarnessError::usage(format!(
+            "{} exists; remove it or choose another --out",
+            a.out.display()
+        )));
+    }
+    let seed = a.seed.unwrap_or(DEFAULT_SEED);
+    let bytes = capbench_workloads::models::gguf::export(&cfg, seed, format, &a.out)
+        .map_err(capbench::runner::plan::gguf_error)?;
+    println!("{}", a.out.display());
+    eprintln!(
+        "wrote {} ({bytes} bytes): {} in {}, seed {seed:#x}; decode it with `capbench run --model {}`",
+        a.out.display(),
+        cfg.name,
+        format.as_str(),
+        a.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run(a: RunArgs) -> Result<ExitCode, HarnessError> {

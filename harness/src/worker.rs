@@ -35,6 +35,9 @@ pub struct WorkerJob {
     /// `--corpus` text file for train-quality workloads.
     #[serde(default)]
     pub corpus: Option<std::path::PathBuf>,
+    /// `--model` GGUF file for decode/gguf/… workloads.
+    #[serde(default)]
+    pub model: Option<std::path::PathBuf>,
 }
 
 /// Entry point of `capbench worker`.
@@ -134,6 +137,7 @@ pub fn measure(job: &WorkerJob) -> WorkerOutput {
             },
             None => None,
         },
+        model_file: job.model.clone(),
     };
     let t = Instant::now();
     let mut w = match prepare_with(&spec, &backend, &opts) {
@@ -292,6 +296,7 @@ mod tests {
             parent_pid: 0,
             inject_slowdown: None,
             corpus: None,
+            model: None,
         }
     }
 

@@ -2,18 +2,22 @@
 //! greedy generation with the KV cache, at any batch size and weight format
 //! (f32, f16, bf16, q8_0, q4_0). Verified before timing against the CPU f32
 //! model on the same tokens: max logit difference, mean KL, top-1 agreement.
+//! `decode/gguf/<format>` runs the same on a user's GGUF file (`--model`),
+//! verified against that file's weights dequantized to f32 on the CPU.
 
+use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{D, DType as CDType, Tensor};
+use candle_core::{D, DType as CDType, Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::backend::{Backend, DeviceRecord, candle as cb};
 use crate::data::MarkovCorpus;
 use crate::error::{Result, WorkloadError};
-use crate::models::{Cache, Model, ModelConfig, WeightFormat};
-use crate::spec::{Params, WeightFmt, WorkloadSpec};
+use crate::models::gguf::{GgufFile, weight_format};
+use crate::models::{Cache, Model, ModelConfig};
+use crate::spec::{GGUF_MODEL, Params, WeightFmt, WorkloadSpec};
 use crate::verify::Verification;
 use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
 
@@ -22,6 +26,8 @@ pub struct Decode {
     cfg: ModelConfig,
     seed: u64,
     format: WeightFmt,
+    /// `decode/gguf/…`: the file the model and its reference come from.
+    file: Option<GgufFile>,
     model: Model,
     /// Cache after the `depth` context tokens (cloned per iteration).
     depth_cache: Cache,
@@ -40,17 +46,13 @@ fn cerr(
     WorkloadError::candle(&backend.to_string(), op)
 }
 
-fn weight_format(f: WeightFmt) -> WeightFormat {
-    match f {
-        WeightFmt::F32 => WeightFormat::Float(CDType::F32),
-        WeightFmt::F16 => WeightFormat::Float(CDType::F16),
-        WeightFmt::Bf16 => WeightFormat::Float(CDType::BF16),
-        WeightFmt::Q8_0 => WeightFormat::Q8_0,
-        WeightFmt::Q4_0 => WeightFormat::Q4_0,
-    }
-}
-
-pub fn prepare(spec: &WorkloadSpec, backend: &Backend) -> Result<Box<dyn PreparedWorkload>> {
+/// Prepares a decode or prefill workload; `model_file` is `--model`, needed
+/// by (and only by) `decode/gguf/…`.
+pub fn prepare(
+    spec: &WorkloadSpec,
+    backend: &Backend,
+    model_file: Option<&Path>,
+) -> Result<Box<dyn PreparedWorkload>> {
     let Params::Decode {
         model,
         format,
@@ -62,12 +64,38 @@ pub fn prepare(spec: &WorkloadSpec, backend: &Backend) -> Result<Box<dyn Prepare
     else {
         unreachable!("decode::prepare called for {}", spec.name)
     };
-    let cfg = crate::models::shape(model).expect("validated model name");
     let device = cb::device(backend)?;
     let e = |op| cerr(backend, op);
-    // Tensor by tensor: a 7B model in q4_0 never exists in f32 at once.
-    let m = Model::generated(&cfg, spec.seed, &device, weight_format(*format))
-        .map_err(e("build model"))?;
+    let (cfg, m, file, work) = if model == GGUF_MODEL {
+        let path = model_file.ok_or_else(|| WorkloadError::Unsupported {
+            workload: spec.name.clone(),
+            backend: backend.to_string(),
+            reason: "decode/gguf/… runs the file given by --model FILE.gguf, and none was given"
+                .into(),
+        })?;
+        let f = GgufFile::open(path)?;
+        if f.format != *format {
+            return Err(WorkloadError::Unsupported {
+                workload: spec.name.clone(),
+                backend: backend.to_string(),
+                reason: format!(
+                    "{} is stored as {}; run decode/gguf/{}",
+                    path.display(),
+                    f.format.as_str(),
+                    f.format.as_str()
+                ),
+            });
+        }
+        let m = f.load(&device, weight_format(*format))?;
+        let work = crate::models::work::decode_work(spec, &f.cfg, f.decode_weight_bytes);
+        (f.cfg.clone(), m, Some(f), work)
+    } else {
+        let cfg = crate::models::shape(model).expect("validated model name");
+        // Tensor by tensor: a 7B model in q4_0 never exists in f32 at once.
+        let m = Model::generated(&cfg, spec.seed, &device, weight_format(*format))
+            .map_err(e("build model"))?;
+        (cfg, m, None, crate::models::work::of(spec))
+    };
     let corpus = MarkovCorpus::for_vocab(cfg.vocab, spec.seed);
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed ^ 0xDEC0);
     let mut depth_tokens = Vec::new();
@@ -92,6 +120,7 @@ pub fn prepare(spec: &WorkloadSpec, backend: &Backend) -> Result<Box<dyn Prepare
         cfg,
         seed: spec.seed,
         format: *format,
+        file,
         model: m,
         depth_cache,
         depth_tokens,
@@ -99,7 +128,7 @@ pub fn prepare(spec: &WorkloadSpec, backend: &Backend) -> Result<Box<dyn Prepare
         prompt: prompt_t,
         batch: *batch,
         gen_tokens: *gen_tokens,
-        work: crate::models::work::of(spec),
+        work,
     }))
 }
 
@@ -226,9 +255,17 @@ impl PreparedWorkload for Decode {
             let mut seq: Vec<u32> = self.depth_tokens[b * d_len..(b + 1) * d_len].to_vec();
             seq.extend_from_slice(&self.prompt_tokens[b * p_len..(b + 1) * p_len]);
             seq.extend_from_slice(&tokens[b][..self.gen_tokens]); // the inputs of the G steps
-            let logits =
-                Model::streamed_reference_logits(&self.cfg, self.seed, &seq, d_len + p_len - 1)
-                    .map_err(e("reference forward"))?;
+            let from = d_len + p_len - 1;
+            let logits = match &self.file {
+                Some(f) => Model::streamed_reference_logits_from(
+                    &f.cfg,
+                    &f.source(&Device::Cpu)?,
+                    &seq,
+                    from,
+                ),
+                None => Model::streamed_reference_logits(&self.cfg, self.seed, &seq, from),
+            }
+            .map_err(e("reference forward"))?;
             for (step, r) in rows.iter().enumerate() {
                 out_rows.push(r[b].clone());
                 ref_rows.push(logits[step].clone());
@@ -245,7 +282,13 @@ impl PreparedWorkload for Decode {
         };
         Ok(Verification {
             passed: finite == 0 && kl <= kl_tol && scaled <= scaled_tol,
-            reference: "CPU f32 model, teacher-forced on the same tokens".into(),
+            reference: match &self.file {
+                Some(f) => format!(
+                    "{}: its weights dequantized to f32, run on the CPU, teacher-forced on the same tokens",
+                    f.path.display()
+                ),
+                None => "CPU f32 model, teacher-forced on the same tokens".into(),
+            },
             elements_checked: out_rows.iter().map(|r| r.len() as u64).sum(),
             max_abs_diff: max_abs,
             max_rel_diff: scaled,
@@ -327,12 +370,46 @@ mod tests {
             for fmt in ["f32", "bf16", "q8_0", "q4_0"] {
                 let spec =
                     WorkloadSpec::parse(&format!("decode/{fam}-tiny/{fmt}/p8g4b2d4")).unwrap();
-                let mut w = prepare(&spec, &Backend::Cpu).unwrap();
+                let mut w = prepare(&spec, &Backend::Cpu, None).unwrap();
                 let v = w.verify().unwrap();
                 assert!(v.passed, "{fam} {fmt}: {v:?}");
                 let r = w.run_iter().unwrap();
                 assert_eq!(r.extras.iter().filter(|(k, _)| *k == "itl_s").count(), 4);
             }
         }
+    }
+
+    /// `decode/gguf/…` on an exported file: verifies against the file's f32
+    /// weights, reports the file's own weight bytes, refuses a name whose
+    /// format is not the file's.
+    #[test]
+    fn decodes_a_gguf_file() {
+        let dir = std::env::temp_dir().join(format!("capbench-decode-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tiny-q4_0.gguf");
+        let cfg = crate::models::shape("dense-tiny").unwrap();
+        crate::models::gguf::export(&cfg, 5, WeightFmt::Q4_0, &path).unwrap();
+        let spec = WorkloadSpec::parse("decode/gguf/q4_0/p8g4b2d4").unwrap();
+        let mut w = prepare(&spec, &Backend::Cpu, Some(&path)).unwrap();
+        let v = w.verify().unwrap();
+        assert!(v.passed, "{v:?}");
+        assert!(v.reference.contains("tiny-q4_0.gguf"), "{}", v.reference);
+        assert!(
+            v.mean_kl.unwrap() > 0.0,
+            "q4_0 vs its f32 dequantization: {v:?}"
+        );
+        let r = w.run_iter().unwrap();
+        assert_eq!(r.extras.iter().filter(|(k, _)| *k == "itl_s").count(), 4);
+        let work = w.work();
+        assert!(
+            work.bytes
+                > 4.0 * crate::models::work::decode_weight_bytes(&cfg, WeightFmt::Q4_0) * 0.99
+        );
+        let wrong = WorkloadSpec::parse("decode/gguf/q8_0/p8g4").unwrap();
+        let e = prepare(&wrong, &Backend::Cpu, Some(&path)).err().unwrap();
+        assert!(e.to_string().contains("stored as q4_0"), "{e}");
+        let e = prepare(&spec, &Backend::Cpu, None).err().unwrap();
+        assert!(e.to_string().contains("--model"), "{e}");
+        std::fs::remove_file(&path).unwrap();
     }
 }

@@ -37,6 +37,10 @@ pub enum WorkloadError {
         source: Box<candle_core::Error>,
     },
 
+    /// A model file (`--model FILE.gguf`) that cannot be read or run.
+    #[error(transparent)]
+    ModelFile(#[from] crate::models::gguf::GgufError),
+
     #[error("wgpu error during {op}: {message}")]
     Wgpu { op: &'static str, message: String },
 }

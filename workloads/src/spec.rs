@@ -179,6 +179,9 @@ pub const DECODE_VERSION: u32 = 1;
 pub const QUALITY_VERSION: u32 = 1;
 pub const FAULT_VERSION: u32 = 1;
 pub const DEFAULT_SEED: u64 = 0x5eed_cab0;
+/// The model name of decode/prefill workloads on a user's GGUF file
+/// (`decode/gguf/<format as stored>`, the file given by `--model`).
+pub const GGUF_MODEL: &str = "gguf";
 
 impl WorkloadSpec {
     /// Parses an instance name. Accepted forms:
@@ -283,9 +286,14 @@ impl WorkloadSpec {
             let Some(rest) = name.strip_prefix(prefix) else {
                 continue;
             };
-            let hint = "expected decode/<model>/<f32|f16|bf16|q8_0|q4_0>[/p<P>g<G>b<B>d<D>] (prefill/… without g), e.g. decode/dense-tiny/q8_0";
+            let hint = "expected decode/<model>/<f32|f16|bf16|q8_0|q4_0>[/p<P>g<G>b<B>d<D>] (prefill/… without g), e.g. decode/dense-tiny/q8_0, or decode/gguf/<format> with --model FILE.gguf";
             let (model, f, opts) = model_parts(rest).ok_or_else(|| unknown(hint))?;
-            let cfg = crate::models::shape(model).ok_or_else(|| unknown(&model_hint()))?;
+            let tiny = if model == GGUF_MODEL {
+                false
+            } else {
+                let cfg = crate::models::shape(model).ok_or_else(|| unknown(&model_hint()))?;
+                cfg.name.ends_with("-tiny")
+            };
             let format = WeightFmt::parse(f).ok_or_else(|| unknown(hint))?;
             let keys: &[char] = if kind == "decode" {
                 &['p', 'g', 'b', 'd']
@@ -293,7 +301,6 @@ impl WorkloadSpec {
                 &['p', 'b', 'd']
             };
             let o = parse_opts(opts, keys).ok_or_else(|| unknown(hint))?;
-            let tiny = cfg.name.ends_with("-tiny");
             let (dp, dg) = if tiny { (16, 16) } else { (64, 32) };
             let (prompt, gen_tokens, batch, depth) = if kind == "decode" {
                 (
@@ -470,7 +477,10 @@ fn model_hint() -> String {
         .into_iter()
         .map(|s| s.name)
         .collect();
-    format!("unknown model; known: {}", names.join(", "))
+    format!(
+        "unknown model; known: {} (and gguf for decode/prefill with --model FILE.gguf)",
+        names.join(", ")
+    )
 }
 
 #[cfg(test)]
@@ -497,6 +507,16 @@ mod tests {
                 gen_tokens: 64,
                 batch: 2,
                 depth: 512,
+                format: WeightFmt::Q4_0,
+                ..
+            }
+        ));
+        let g = WorkloadSpec::parse("decode/gguf/q4_0/g8").unwrap();
+        assert!(matches!(
+            g.params,
+            Params::Decode {
+                prompt: 64,
+                gen_tokens: 8,
                 format: WeightFmt::Q4_0,
                 ..
             }

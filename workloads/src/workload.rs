@@ -100,6 +100,8 @@ pub fn supports(spec: &WorkloadSpec, backend: &Backend) -> std::result::Result<(
 pub struct PrepareOptions {
     /// A user's UTF-8 text for `train-quality` (byte-level tokens).
     pub corpus_text: Option<String>,
+    /// `--model FILE.gguf` for `decode/gguf/…` and `prefill/gguf/…`.
+    pub model_file: Option<std::path::PathBuf>,
 }
 
 /// Builds the workload on its backend: data generated, uploaded, kernels
@@ -125,7 +127,7 @@ pub fn prepare_with(
         Params::Stream { .. } => kernels::stream::prepare(spec, backend),
         Params::Attention { .. } => kernels::attention::prepare(spec, backend),
         Params::Train { .. } => crate::train::prepare(spec, backend),
-        Params::Decode { .. } => crate::decode::prepare(spec, backend),
+        Params::Decode { .. } => crate::decode::prepare(spec, backend, opts.model_file.as_deref()),
         Params::TrainQuality { .. } => {
             crate::quality::prepare(spec, backend, opts.corpus_text.as_deref())
         }
@@ -209,6 +211,15 @@ pub fn catalog() -> Vec<CatalogEntry> {
             backends: "cpu, cuda, metal",
             description: "the prompt phase alone: prefill tokens/s and time to first token",
             example: "prefill/llama-3.2-1b/q4_0/p128",
+            harness_test: false,
+        },
+        CatalogEntry {
+            pattern: "decode/gguf/<format as stored>[/p<P>g<G>b<B>d<D>] (and prefill/gguf/…)",
+            kind: "decode",
+            version: crate::spec::DECODE_VERSION,
+            backends: "cpu, cuda, metal",
+            description: "decode on your llama-family GGUF file (--model FILE.gguf; planned for you), quantized tensors as stored; verified against the file's weights dequantized to f32 on the CPU; same metrics as decode/<model>",
+            example: "decode/gguf/q4_0",
             harness_test: false,
         },
         CatalogEntry {

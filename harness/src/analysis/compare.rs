@@ -292,6 +292,9 @@ pub fn environment_mismatch(base: &RunFile, new: &RunFile) -> Vec<String> {
     if base.options.corpus != new.options.corpus {
         v.push("training corpus differs (--corpus)".to_string());
     }
+    if base.options.model != new.options.model {
+        v.push("model file differs (--model)".to_string());
+    }
     if base.env.build_profile != new.env.build_profile {
         v.push(format!(
             "build profile differs: base {}, new {}",

@@ -125,6 +125,7 @@ pub fn run(machine_id: &str, cases: Vec<CaseResult>) -> RunFile {
             sampling: Sampling::default(),
             inject_slowdown: None,
             corpus: None,
+            model: None,
         },
         not_planned: vec![],
         totals: RunTotals {

@@ -312,6 +312,26 @@ pub struct RunOptions {
     /// `--corpus`: the user text train-quality workloads trained on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub corpus: Option<CorpusRecord>,
+    /// `--model`: the GGUF file `decode/gguf/…` ran on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelFileRecord>,
+}
+
+/// Identifies a user's model file: results on different files are not
+/// comparable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelFileRecord {
+    pub path: String,
+    pub bytes: u64,
+    /// FNV-1a 64 of the whole file, hex.
+    pub fnv1a: String,
+    /// The format most linear weights are stored in (the workload names it).
+    pub format: String,
+    /// Tensor counts per stored type, e.g. {"f32": 45, "q4_0": 155}.
+    pub tensor_types: std::collections::BTreeMap<String, usize>,
+    pub layers: usize,
+    pub d_model: usize,
+    pub vocab: usize,
 }
 
 /// Identifies a user corpus: results on different text are not comparable.

@@ -27,8 +27,18 @@ pub fn case_energy(spec: &WorkloadSpec, processes: &[ProcessRecord]) -> Option<C
         }),
         Params::Fault { .. } => None,
     };
+    // The work the workers reported (a GGUF file's is known only to them),
+    // else the analytic work of the name.
+    let reported = processes
+        .iter()
+        .find_map(|p| p.worker.as_ref()?.work_per_iter.clone());
+    let (flops, bytes) = match &reported {
+        Some(w) => (w.flops, w.bytes),
+        None => (spec.flops_per_iter(), spec.bytes_per_iter()),
+    };
     let analytic = compute_dtype
-        .map(|dt| analytic::estimate(spec.flops_per_iter(), spec.bytes_per_iter(), dt));
+        .filter(|_| flops > 0.0 || bytes > 0.0)
+        .map(|dt| analytic::estimate(flops, bytes, dt));
     let workers: Vec<_> = processes
         .iter()
         .filter(|p| p.status == Status::Ok)
@@ -74,7 +84,6 @@ pub fn case_energy(spec: &WorkloadSpec, processes: &[ProcessRecord]) -> Option<C
         let per = |units: Option<f64>| units.filter(|u| *u > 0.0).map(|u| per_iter / u);
         let per_token = per(work.as_ref().and_then(|w| w.tokens));
         let per_step = per(work.as_ref().and_then(|w| w.steps));
-        let flops = spec.flops_per_iter();
         let baselines: Vec<_> = ms.iter().filter_map(|m| m.idle_baseline.as_ref()).collect();
         let above: Option<f64> = (baselines.len() == ms.len())
             .then(|| ms.iter().filter_map(|m| m.energy_above_idle_j).sum());

@@ -98,6 +98,7 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
                 parent_pid: std::process::id(),
                 inject_slowdown: plan.options.inject_slowdown,
                 corpus: plan.options.corpus.as_ref().map(|c| c.path.clone().into()),
+                model: plan.options.model.as_ref().map(|m| m.path.clone().into()),
             };
             let job_path = work_dir.join(format!("case{n}-p{k}.job.json"));
             let result_path = work_dir.join(format!("case{n}-p{k}.result.json"));

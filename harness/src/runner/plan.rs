@@ -25,6 +25,58 @@ pub struct PlanRequest {
     pub repeat: Option<usize>,
     pub inject_slowdown: Option<f64>,
     pub corpus: Option<PathBuf>,
+    /// `--model FILE.gguf`.
+    pub model: Option<PathBuf>,
+}
+
+/// A GGUF file's error as bad input (exit 2), naming file, place and fix.
+pub fn gguf_error(e: capbench_workloads::models::gguf::GgufError) -> HarnessError {
+    HarnessError::BadInput {
+        path: e.path,
+        place: e.place,
+        message: e.message,
+        fix: e.fix,
+    }
+}
+
+/// Opens and checks `--model` (every tensor present, shaped and inside the
+/// file) and fingerprints it.
+fn model_record(path: &std::path::Path) -> Result<crate::results::ModelFileRecord> {
+    use std::io::Read;
+    let f = capbench_workloads::models::gguf::GgufFile::open(path).map_err(gguf_error)?;
+    let mut r = std::io::BufReader::with_capacity(
+        1 << 20,
+        std::fs::File::open(path).map_err(HarnessError::io("read", path))?,
+    );
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = r.read(&mut buf).map_err(HarnessError::io("read", path))?;
+        if n == 0 {
+            break;
+        }
+        for b in &buf[..n] {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    Ok(crate::results::ModelFileRecord {
+        path: std::fs::canonicalize(path)
+            .unwrap_or(path.to_path_buf())
+            .display()
+            .to_string(),
+        bytes: f.file_bytes,
+        fnv1a: format!("{h:016x}"),
+        format: f.format.as_str().to_string(),
+        tensor_types: f.dtypes.clone(),
+        layers: f.cfg.n_layers,
+        d_model: f.cfg.d_model,
+        vocab: f.cfg.vocab,
+    })
+}
+
+fn is_gguf_workload(w: &capbench_workloads::WorkloadSpec) -> bool {
+    matches!(&w.params, capbench_workloads::spec::Params::Decode { model, .. } if model == capbench_workloads::spec::GGUF_MODEL)
 }
 
 /// Reads and checks `--corpus`: it must be readable UTF-8 text.
@@ -121,7 +173,47 @@ pub fn case_id(workload: &str, backend: &str, caps: &CapsRecord) -> String {
 }
 
 pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
-    let suite = suite::load(req.suite.as_deref().unwrap_or("quick"))?;
+    let model = req.model.as_deref().map(model_record).transpose()?;
+    let mut suite = suite::load(req.suite.as_deref().unwrap_or("quick"))?;
+    if let Some(m) = &model {
+        // --model alone runs the file; with --suite, the file's cases join it.
+        let extra = [
+            format!("decode/gguf/{}", m.format),
+            format!("prefill/gguf/{}", m.format),
+        ];
+        if req.suite.is_none() {
+            suite.name = "model".into();
+            suite.source = "built-in (--model)".into();
+            suite.workloads.clear();
+        }
+        for name in extra {
+            if !suite.workloads.iter().any(|w| w.name == name) {
+                suite
+                    .workloads
+                    .push(capbench_workloads::WorkloadSpec::parse(&name).expect("valid name"));
+            }
+        }
+    }
+    for w in suite.workloads.iter().filter(|w| is_gguf_workload(w)) {
+        match &model {
+            None => {
+                return Err(HarnessError::usage(format!(
+                    "{} runs a GGUF file: pass it with --model FILE.gguf",
+                    w.name
+                )));
+            }
+            Some(m) => {
+                if let capbench_workloads::spec::Params::Decode { format, .. } = &w.params
+                    && format.as_str() != m.format
+                {
+                    return Err(HarnessError::usage(format!(
+                        "{}: the --model file is stored as {}; use decode/gguf/{}",
+                        w.name, m.format, m.format
+                    )));
+                }
+            }
+        }
+    }
     let mut sampling = suite.sampling.clone();
     if let Some(r) = req.repeat {
         sampling.repeat = r;
@@ -215,6 +307,7 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
             sampling,
             inject_slowdown: req.inject_slowdown,
             corpus: req.corpus.as_deref().map(corpus_record).transpose()?,
+            model,
         },
         cases,
         not_planned,

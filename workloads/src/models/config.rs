@@ -62,6 +62,15 @@ pub struct ModelConfig {
     pub ffn: usize,
     pub tied_embeddings: bool,
     pub rope_theta: f64,
+    /// RoPE rotates pairs (2i, 2i+1) (llama.cpp / GGUF layout, whose Q and K
+    /// rows are permuted by the converter) instead of (i, i + d/2) (the
+    /// "rotate half" layout of the HF Llama code, used by the synthetic
+    /// models). Set for models loaded from GGUF.
+    #[serde(default)]
+    pub rope_interleaved: bool,
+    /// RMSNorm epsilon (1e-5 for the synthetic models; GGUF files say theirs).
+    #[serde(default = "default_norm_eps")]
+    pub norm_eps: f64,
     pub max_context: usize,
     pub mla: Option<MlaDims>,
     pub moe: Option<MoeDims>,
@@ -70,6 +79,10 @@ pub struct ModelConfig {
     pub ffn_mult: Option<(f64, f64)>,
     /// Where the real shape comes from (empty for synthetic sizes).
     pub source: String,
+}
+
+fn default_norm_eps() -> f64 {
+    1e-5
 }
 
 /// Dimensions of one layer after layer-wise scaling.
@@ -224,6 +237,8 @@ fn base(name: &str, family: Family) -> ModelConfig {
         ffn: 128,
         tied_embeddings: false,
         rope_theta: 10_000.0,
+        rope_interleaved: false,
+        norm_eps: default_norm_eps(),
         max_context: 256,
         mla: None,
         moe: None,

@@ -2,6 +2,7 @@
 //! differentiable ops, and the transformer itself.
 
 pub mod config;
+pub mod gguf;
 pub mod model;
 pub mod ops;
 pub mod work;

@@ -10,8 +10,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::config::{LayerDims, ModelConfig};
-use super::ops::{Lin, causal_mask, rms_norm, rope, rope_tables, softmax, swiglu};
+use super::ops::{
+    Lin, causal_mask, rms_norm, rope, rope_interleaved, rope_tables, softmax, swiglu,
+};
 
+/// RMSNorm epsilon of the synthetic models (`ModelConfig::norm_eps`).
 pub const NORM_EPS: f64 = 1e-5;
 
 /// How the weights are stored for a run.
@@ -278,7 +281,7 @@ pub fn init(cfg: &ModelConfig, seed: u64, dev: &Device, dtype: DType) -> Result<
     Ok(Params { vars })
 }
 
-fn lin(t: Tensor, format: WeightFormat) -> Result<Lin> {
+pub(crate) fn lin(t: Tensor, format: WeightFormat) -> Result<Lin> {
     let q = match format {
         WeightFormat::Float(dt) => return Ok(Lin::Dense(t.to_dtype(dt)?)),
         WeightFormat::Q8_0 => GgmlDType::Q8_0,
@@ -315,6 +318,12 @@ fn lin(t: Tensor, format: WeightFormat) -> Result<Lin> {
 pub trait TensorSource {
     fn get(&self, name: &str) -> Result<Tensor>;
     fn device(&self) -> &Device;
+    /// A linear weight in `format`. By default from the f32 tensor; a source
+    /// that already holds quantized weights (a GGUF file) hands them over
+    /// as they are.
+    fn lin(&self, name: &str, format: WeightFormat) -> Result<Lin> {
+        lin(self.get(name)?, format)
+    }
 }
 
 impl TensorSource for Params {
@@ -374,7 +383,7 @@ fn build_layer(
     src: &dyn TensorSource,
 ) -> Result<Layer> {
     let act = act_dtype(format);
-    let w = |n: &str| lin(src.get(n)?, format);
+    let w = |n: &str| src.lin(n, format);
     let small = |n: &str| src.get(n)?.to_dtype(act);
     let expert = |n: &str| -> Result<Expert> {
         Ok(Expert {
@@ -462,7 +471,7 @@ impl Model {
             lm_head: if cfg.tied_embeddings {
                 None
             } else {
-                Some(lin(src.get("lm_head")?, format)?)
+                Some(src.lin("lm_head", format)?)
             },
             dtype: act,
             device: src.device().clone(),
@@ -478,8 +487,19 @@ impl Model {
         tokens: &[u32],
         from: usize,
     ) -> Result<Vec<Vec<f32>>> {
-        let dev = Device::Cpu;
-        let src = Generated::new(cfg, seed, &dev);
+        let src = Generated::new(cfg, seed, &Device::Cpu);
+        Model::streamed_reference_logits_from(cfg, &src, tokens, from)
+    }
+
+    /// As `streamed_reference_logits`, from any CPU tensor source (a GGUF
+    /// file: its tensors dequantized to f32 one layer at a time).
+    pub fn streamed_reference_logits_from(
+        cfg: &ModelConfig,
+        src: &dyn TensorSource,
+        tokens: &[u32],
+        from: usize,
+    ) -> Result<Vec<Vec<f32>>> {
+        let dev = src.device().clone();
         let fmt = WeightFormat::Float(DType::F32);
         let t = tokens.len();
         let shell = Model {
@@ -495,14 +515,18 @@ impl Model {
         let mut x = shell.embed.index_select(&ids, 0)?.unsqueeze(0)?; // (1, T, C)
         let mask = causal_mask(t, t, DType::F32, &dev)?;
         for l in 0..cfg.n_layers {
-            let layer = build_layer(cfg, l, fmt, &src)?;
+            let layer = build_layer(cfg, l, fmt, src)?;
             x = shell.apply_layer(&layer, &x, 0, &mask, None)?;
         }
-        let x = rms_norm(&x.narrow(1, from, t - from)?, &shell.final_norm, NORM_EPS)?;
+        let x = rms_norm(
+            &x.narrow(1, from, t - from)?,
+            &shell.final_norm,
+            cfg.norm_eps,
+        )?;
         let logits = if cfg.tied_embeddings {
             x.broadcast_matmul(&shell.embed.t()?)?
         } else {
-            lin(src.get("lm_head")?, fmt)?.forward(&x)?
+            src.lin("lm_head", fmt)?.forward(&x)?
         };
         logits.squeeze(0)?.to_vec2()
     }
@@ -516,9 +540,10 @@ impl Model {
         mask: &Tensor,
         cache: Option<&mut LayerCache>,
     ) -> Result<Tensor> {
-        let h = rms_norm(x, &layer.attn_norm, NORM_EPS)?;
+        let eps = self.cfg.norm_eps;
+        let h = rms_norm(x, &layer.attn_norm, eps)?;
         let x = x.add(&self.attention(&layer.attn, &h, offset, mask, cache)?)?;
-        let h = rms_norm(&x, &layer.ffn_norm, NORM_EPS)?;
+        let h = rms_norm(&x, &layer.ffn_norm, eps)?;
         x.add(&self.feed_forward(&layer.ffn, &h)?)
     }
 
@@ -539,7 +564,7 @@ impl Model {
         if let Some(c) = cache {
             c.len += t;
         }
-        let x = rms_norm(&x, &self.final_norm, NORM_EPS)?;
+        let x = rms_norm(&x, &self.final_norm, self.cfg.norm_eps)?;
         match &self.lm_head {
             Some(head) => head.forward(&x),
             None => x.broadcast_matmul(&self.embed.t()?),
@@ -568,8 +593,13 @@ impl Model {
                 let (cos, sin) =
                     rope_tables(hd, self.cfg.rope_theta, offset, t, self.dtype, &self.device)?;
                 let heads = |y: Tensor, n: usize| y.reshape((b, t, n, hd))?.transpose(1, 2); // (B, n, T, hd)
-                let q = rope(&heads(wq.forward(x)?, *n_heads)?, &cos, &sin)?;
-                let mut k = rope(&heads(wk.forward(x)?, *n_kv)?, &cos, &sin)?;
+                let rot = if self.cfg.rope_interleaved {
+                    rope_interleaved
+                } else {
+                    rope
+                };
+                let q = rot(&heads(wq.forward(x)?, *n_heads)?, &cos, &sin)?;
+                let mut k = rot(&heads(wk.forward(x)?, *n_kv)?, &cos, &sin)?;
                 let mut v = heads(wv.forward(x)?, *n_kv)?;
                 if let Some(c) = cache {
                     if let LayerCache::Kv { k: pk, v: pv } = c {
@@ -629,7 +659,7 @@ impl Model {
                     &cos,
                     &sin,
                 )?;
-                let mut c_kv = rms_norm(&w_dkv.forward(x)?, kv_norm, NORM_EPS)?; // (B, T, r)
+                let mut c_kv = rms_norm(&w_dkv.forward(x)?, kv_norm, self.cfg.norm_eps)?; // (B, T, r)
                 let k_pe_new = w_kr
                     .forward(x)?
                     .reshape((b, t, 1, m.rope_dim))?

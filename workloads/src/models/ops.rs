@@ -128,6 +128,22 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     x.broadcast_mul(cos)?.add(&rotated.broadcast_mul(sin)?)
 }
 
+/// RoPE in the interleaved layout of llama.cpp (GGUF): pairs (2i, 2i+1) are
+/// rotated by the angle of frequency i. Takes the same (T, dim) tables as
+/// `rope` and uses their first half. x (B, H, T, dim).
+pub fn rope_interleaved(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let (b, h, t, dim) = x.dims4()?;
+    let half = dim / 2;
+    let cos = cos.narrow(D::Minus1, 0, half)?.unsqueeze(D::Minus1)?; // (T, half, 1)
+    let sin = sin.narrow(D::Minus1, 0, half)?.unsqueeze(D::Minus1)?;
+    let pairs = x.reshape((b, h, t, half, 2))?;
+    let x0 = pairs.narrow(D::Minus1, 0, 1)?;
+    let x1 = pairs.narrow(D::Minus1, 1, 1)?;
+    let r0 = x0.broadcast_mul(&cos)?.sub(&x1.broadcast_mul(&sin)?)?;
+    let r1 = x0.broadcast_mul(&sin)?.add(&x1.broadcast_mul(&cos)?)?;
+    Tensor::cat(&[&r0, &r1], D::Minus1)?.reshape((b, h, t, dim))
+}
+
 /// Additive causal mask (t, s) for queries at positions s−t … s−1 over keys
 /// 0 … s−1: 0 where visible, −1e9 where in the future (finite, so rows never
 /// become NaN in half precision after the max shift).
@@ -195,6 +211,36 @@ mod tests {
             .unwrap();
         let n: f32 = y.iter().map(|v| v * v).sum();
         assert!((n - 30.0).abs() < 1e-4);
+    }
+
+    /// llama.cpp's converter permutes each head's rows so that the pair
+    /// (i, i + d/2) becomes (2i, 2i+1): interleaved RoPE on permuted rows must
+    /// equal rotate-half RoPE on the original rows, permuted.
+    #[test]
+    fn interleaved_rope_on_permuted_rows_equals_rotate_half() {
+        let dev = Device::Cpu;
+        let (h, t, d) = (2, 5, 8);
+        let v: Vec<f32> = (0..h * t * d)
+            .map(|i| ((i * 7 % 13) as f32) - 6.0)
+            .collect();
+        let x = Tensor::from_vec(v, (1, h, t, d), &dev).unwrap();
+        // new index 2i + j holds old index j·d/2 + i
+        let perm: Vec<u32> = (0..d).map(|n| ((n % 2) * d / 2 + n / 2) as u32).collect();
+        let perm = Tensor::new(perm.as_slice(), &dev).unwrap();
+        let (c, s) = rope_tables(d, 10_000.0, 3, t, DType::F32, &dev).unwrap();
+        let want = rope(&x, &c, &s).unwrap().index_select(&perm, 3).unwrap();
+        let got = rope_interleaved(&x.index_select(&perm, 3).unwrap(), &c, &s).unwrap();
+        let diff: f32 = (want - got)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(diff < 1e-5, "{diff}");
     }
 
     #[test]

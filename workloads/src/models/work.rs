@@ -48,51 +48,19 @@ pub fn of(spec: &WorkloadSpec) -> WorkPerIter {
                 steps: Some(1.0),
             }
         }
-        Params::Decode {
-            model,
-            format,
-            prompt,
-            gen_tokens,
-            batch,
-            depth,
-        } => {
-            let cfg = super::shape(model).expect("validated model name");
-            let b = *batch as f64;
-            let kv_token_bytes = cfg.kv_elems_per_token() as f64 * act_bytes(*format);
-            if *gen_tokens == 0 {
-                // Prefill: the prompt in one pass over the weights.
-                let flops: f64 = (1..=*prompt)
-                    .map(|i| cfg.forward_flops_per_token(depth + i))
-                    .sum();
-                WorkPerIter {
-                    flops: b * flops,
-                    bytes: decode_weight_bytes(&cfg, *format)
-                        + b * kv_token_bytes * (*depth + *prompt) as f64,
-                    headline_metric: "prefill_tokens_per_s",
-                    headline_per_iter: b * *prompt as f64,
-                    tokens: Some(b * *prompt as f64),
-                    steps: None,
-                }
-            } else {
-                // Generation: each step reads the weights once for the batch
-                // and each sequence's whole KV cache.
-                let ctx0 = depth + prompt;
-                let flops: f64 = (1..=*gen_tokens)
-                    .map(|g| cfg.forward_flops_per_token(ctx0 + g))
-                    .sum();
-                let kv: f64 = (1..=*gen_tokens)
-                    .map(|g| kv_token_bytes * (ctx0 + g) as f64)
-                    .sum();
-                WorkPerIter {
-                    flops: b * flops,
-                    bytes: *gen_tokens as f64 * decode_weight_bytes(&cfg, *format) + b * kv,
-                    headline_metric: "tokens_per_s",
-                    headline_per_iter: b * *gen_tokens as f64,
-                    tokens: Some(b * *gen_tokens as f64),
-                    steps: None,
-                }
-            }
-        }
+        Params::Decode { model, format, .. } => match super::shape(model) {
+            Some(cfg) => decode_work(spec, &cfg, decode_weight_bytes(&cfg, *format)),
+            // A GGUF file's work is known once the file is read (the worker
+            // reports it); from the name alone it is unknown.
+            None => WorkPerIter {
+                flops: 0.0,
+                bytes: 0.0,
+                headline_metric: "tokens_per_s",
+                headline_per_iter: 0.0,
+                tokens: None,
+                steps: None,
+            },
+        },
         Params::TrainQuality {
             model,
             steps,
@@ -120,6 +88,56 @@ pub fn of(spec: &WorkloadSpec) -> WorkPerIter {
             }
         }
         _ => unreachable!("models::work::of called for {}", spec.name),
+    }
+}
+
+/// Work of a decode or prefill workload on model `cfg` whose weights read
+/// per forward pass are `weight_bytes`.
+pub fn decode_work(spec: &WorkloadSpec, cfg: &ModelConfig, weight_bytes: f64) -> WorkPerIter {
+    let Params::Decode {
+        format,
+        prompt,
+        gen_tokens,
+        batch,
+        depth,
+        ..
+    } = &spec.params
+    else {
+        unreachable!("models::work::decode_work called for {}", spec.name)
+    };
+    let b = *batch as f64;
+    let kv_token_bytes = cfg.kv_elems_per_token() as f64 * act_bytes(*format);
+    if *gen_tokens == 0 {
+        // Prefill: the prompt in one pass over the weights.
+        let flops: f64 = (1..=*prompt)
+            .map(|i| cfg.forward_flops_per_token(depth + i))
+            .sum();
+        WorkPerIter {
+            flops: b * flops,
+            bytes: weight_bytes + b * kv_token_bytes * (*depth + *prompt) as f64,
+            headline_metric: "prefill_tokens_per_s",
+            headline_per_iter: b * *prompt as f64,
+            tokens: Some(b * *prompt as f64),
+            steps: None,
+        }
+    } else {
+        // Generation: each step reads the weights once for the batch
+        // and each sequence's whole KV cache.
+        let ctx0 = depth + prompt;
+        let flops: f64 = (1..=*gen_tokens)
+            .map(|g| cfg.forward_flops_per_token(ctx0 + g))
+            .sum();
+        let kv: f64 = (1..=*gen_tokens)
+            .map(|g| kv_token_bytes * (ctx0 + g) as f64)
+            .sum();
+        WorkPerIter {
+            flops: b * flops,
+            bytes: *gen_tokens as f64 * weight_bytes + b * kv,
+            headline_metric: "tokens_per_s",
+            headline_per_iter: b * *gen_tokens as f64,
+            tokens: Some(b * *gen_tokens as f64),
+            steps: None,
+        }
     }
 }
 

@@ -1,0 +1,706 @@
+//! GGUF model files: export a synthetic dense model with llama.cpp's tensor
+//! names and `llama.*` metadata (so other tools run the exact same weights),
+//! and load a llama-family GGUF — ours or a user's — into `Model`, keeping
+//! quantized tensors as they are stored.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use candle_core::quantized::gguf_file::{self, Content, Value};
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Device, Tensor};
+
+use super::config::{Family, ModelConfig};
+use super::model::{Generated, Model, TensorSource, WeightFormat};
+use super::ops::Lin;
+use crate::spec::WeightFmt;
+
+/// A GGUF file that cannot be written, read or run: the file, the place in
+/// it (metadata key, tensor name, byte offset) and what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {place}: {message}\n  fix: {fix}")]
+pub struct GgufError {
+    pub path: String,
+    pub place: String,
+    pub message: String,
+    pub fix: String,
+}
+
+impl GgufError {
+    fn new(
+        path: &Path,
+        place: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> GgufError {
+        GgufError {
+            path: path.display().to_string(),
+            place: place.into(),
+            message: message.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+type Result<T, E = GgufError> = std::result::Result<T, E>;
+
+const REEXPORT: &str = "the file is truncated or damaged: download or export it again";
+
+/// Our parameter name → llama.cpp's tensor name.
+fn gguf_name(name: &str) -> Option<String> {
+    Some(match name {
+        "embed" => "token_embd.weight".into(),
+        "final_norm" => "output_norm.weight".into(),
+        "lm_head" => "output.weight".into(),
+        _ => {
+            let rest = name.strip_prefix("layers.")?;
+            let (l, part) = rest.split_once('.')?;
+            let g = match part {
+                "attn_norm" => "attn_norm",
+                "wq" => "attn_q",
+                "wk" => "attn_k",
+                "wv" => "attn_v",
+                "wo" => "attn_output",
+                "ffn_norm" => "ffn_norm",
+                "ffn.gate" => "ffn_gate",
+                "ffn.up" => "ffn_up",
+                "ffn.down" => "ffn_down",
+                _ => return None,
+            };
+            format!("blk.{l}.{g}.weight")
+        }
+    })
+}
+
+/// The tensors of a llama-family dense model: (our name, shape (rows, cols)
+/// or (len)), in the order they are written.
+fn expected_tensors(cfg: &ModelConfig) -> Vec<(String, Vec<usize>)> {
+    let (d, hd) = (cfg.d_model, cfg.head_dim);
+    let mut v = vec![("embed".to_string(), vec![cfg.vocab, d])];
+    for l in 0..cfg.n_layers {
+        let p = format!("layers.{l}");
+        v.push((format!("{p}.attn_norm"), vec![d]));
+        v.push((format!("{p}.wq"), vec![cfg.n_heads * hd, d]));
+        v.push((format!("{p}.wk"), vec![cfg.n_kv_heads * hd, d]));
+        v.push((format!("{p}.wv"), vec![cfg.n_kv_heads * hd, d]));
+        v.push((format!("{p}.wo"), vec![d, cfg.n_heads * hd]));
+        v.push((format!("{p}.ffn_norm"), vec![d]));
+        v.push((format!("{p}.ffn.gate"), vec![cfg.ffn, d]));
+        v.push((format!("{p}.ffn.up"), vec![cfg.ffn, d]));
+        v.push((format!("{p}.ffn.down"), vec![d, cfg.ffn]));
+    }
+    v.push(("final_norm".into(), vec![d]));
+    if !cfg.tied_embeddings {
+        v.push(("lm_head".into(), vec![cfg.vocab, d]));
+    }
+    v
+}
+
+/// convert_hf_to_gguf.py's `permute` for Q and K: within each head, row
+/// j·hd/2 + i moves to 2i + j, so llama.cpp's interleaved RoPE (pairs
+/// 2i, 2i+1) rotates the pairs the rotate-half layout rotates. w (out, in).
+fn permute_rows(w: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
+    let (out, inp) = w.dims2()?;
+    w.reshape((heads, 2, out / heads / 2, inp))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((out, inp))
+}
+
+fn ggml_dtype(f: WeightFmt) -> GgmlDType {
+    match f {
+        WeightFmt::F32 => GgmlDType::F32,
+        WeightFmt::F16 => GgmlDType::F16,
+        WeightFmt::Bf16 => GgmlDType::BF16,
+        WeightFmt::Q8_0 => GgmlDType::Q8_0,
+        WeightFmt::Q4_0 => GgmlDType::Q4_0,
+    }
+}
+
+/// llama.cpp's `general.file_type` (enum llama_ftype).
+fn file_type(f: WeightFmt) -> u32 {
+    match f {
+        WeightFmt::F32 => 0,
+        WeightFmt::F16 => 1,
+        WeightFmt::Q4_0 => 2,
+        WeightFmt::Q8_0 => 7,
+        WeightFmt::Bf16 => 32,
+    }
+}
+
+/// The weight format a model runs in, from the format it is stored in.
+pub fn weight_format(f: WeightFmt) -> WeightFormat {
+    match f {
+        WeightFmt::F32 => WeightFormat::Float(DType::F32),
+        WeightFmt::F16 => WeightFormat::Float(DType::F16),
+        WeightFmt::Bf16 => WeightFormat::Float(DType::BF16),
+        WeightFmt::Q8_0 => WeightFormat::Q8_0,
+        WeightFmt::Q4_0 => WeightFormat::Q4_0,
+    }
+}
+
+/// Metadata and tensors of the GGUF export of a synthetic dense model.
+pub struct Export {
+    pub metadata: Vec<(String, Value)>,
+    pub tensors: Vec<(String, QTensor)>,
+}
+
+/// A minimal llama (SentencePiece-style) vocabulary, so llama.cpp-style
+/// readers that require one load the file: byte tokens `<0xXX>` for the
+/// first 256 ids, then `[capbench N]` placeholders. The synthetic models
+/// work on token ids; there is no text tokenizer behind them.
+fn vocabulary(vocab: usize) -> Vec<(String, Value)> {
+    let tokens: Vec<Value> = (0..vocab)
+        .map(|i| {
+            Value::String(if i < 256 {
+                format!("<0x{i:02X}>")
+            } else {
+                format!("[capbench {i}]")
+            })
+        })
+        .collect();
+    // llama_token_type: 1 normal, 6 byte.
+    let types: Vec<Value> = (0..vocab)
+        .map(|i| Value::I32(if i < 256 { 6 } else { 1 }))
+        .collect();
+    vec![
+        ("tokenizer.ggml.model".into(), Value::String("llama".into())),
+        ("tokenizer.ggml.tokens".into(), Value::Array(tokens)),
+        (
+            "tokenizer.ggml.scores".into(),
+            Value::Array(vec![Value::F32(0.0); vocab]),
+        ),
+        ("tokenizer.ggml.token_type".into(), Value::Array(types)),
+        ("tokenizer.ggml.unknown_token_id".into(), Value::U32(0)),
+        ("tokenizer.ggml.bos_token_id".into(), Value::U32(1)),
+        ("tokenizer.ggml.eos_token_id".into(), Value::U32(2)),
+    ]
+}
+
+/// Builds the GGUF export of the `dense` model `cfg` with weights from
+/// `seed`, linear weights in `format` (norms f32; the embedding f32, or f16
+/// in an f16 export — as the model runs them), tensor by tensor.
+pub fn export_model(
+    cfg: &ModelConfig,
+    seed: u64,
+    format: WeightFmt,
+) -> std::result::Result<Export, String> {
+    if cfg.family != Family::Dense {
+        return Err(format!(
+            "{} is a {} model; GGUF export writes llama-compatible files, which only the dense family is",
+            cfg.name,
+            cfg.family.as_str()
+        ));
+    }
+    if !cfg.head_dim.is_multiple_of(2) || !cfg.n_heads.is_multiple_of(cfg.n_kv_heads) {
+        return Err(format!("{}: head layout not expressible in GGUF", cfg.name));
+    }
+    let src = Generated::new(cfg, seed, &Device::Cpu);
+    let lin_dt = ggml_dtype(format);
+    let embed_dt = if format == WeightFmt::F16 {
+        GgmlDType::F16
+    } else if format == WeightFmt::Bf16 {
+        GgmlDType::BF16
+    } else {
+        GgmlDType::F32
+    };
+    let mut tensors = Vec::new();
+    for (name, shape) in expected_tensors(cfg) {
+        let e = |err: candle_core::Error| format!("tensor {name}: {err}");
+        let mut t = src.get(&name).map_err(e)?;
+        let part = name.rsplit('.').next().unwrap_or_default();
+        if part == "wq" {
+            t = permute_rows(&t, cfg.n_heads).map_err(e)?;
+        } else if part == "wk" {
+            t = permute_rows(&t, cfg.n_kv_heads).map_err(e)?;
+        }
+        let dt = match (name.as_str(), shape.len()) {
+            ("embed", _) => embed_dt,
+            (_, 1) => GgmlDType::F32,
+            _ => lin_dt,
+        };
+        let q = QTensor::quantize(&t, dt).map_err(e)?;
+        tensors.push((gguf_name(&name).expect("mapped name"), q));
+    }
+    let u = |v: usize| Value::U32(v as u32);
+    let mut metadata: Vec<(String, Value)> = vec![
+        ("general.architecture".into(), Value::String("llama".into())),
+        ("general.name".into(), Value::String(cfg.name.clone())),
+        ("general.file_type".into(), Value::U32(file_type(format))),
+        ("llama.context_length".into(), u(cfg.max_context)),
+        ("llama.embedding_length".into(), u(cfg.d_model)),
+        ("llama.block_count".into(), u(cfg.n_layers)),
+        ("llama.feed_forward_length".into(), u(cfg.ffn)),
+        ("llama.attention.head_count".into(), u(cfg.n_heads)),
+        ("llama.attention.head_count_kv".into(), u(cfg.n_kv_heads)),
+        ("llama.attention.key_length".into(), u(cfg.head_dim)),
+        ("llama.attention.value_length".into(), u(cfg.head_dim)),
+        (
+            "llama.rope.freq_base".into(),
+            Value::F32(cfg.rope_theta as f32),
+        ),
+        ("llama.rope.dimension_count".into(), u(cfg.head_dim)),
+        (
+            "llama.attention.layer_norm_rms_epsilon".into(),
+            Value::F32(cfg.norm_eps as f32),
+        ),
+        ("llama.vocab_size".into(), u(cfg.vocab)),
+        // Provenance: which synthetic model this is.
+        ("capbench.shape".into(), Value::String(cfg.name.clone())),
+        ("capbench.seed".into(), Value::U64(seed)),
+    ];
+    metadata.extend(vocabulary(cfg.vocab));
+    Ok(Export { metadata, tensors })
+}
+
+/// Writes metadata and tensors as a GGUF file: to `path.partial`, renamed
+/// when complete, so a failed export never leaves a half file at `path`.
+pub fn write_file(
+    path: &Path,
+    metadata: &[(String, Value)],
+    tensors: &[(String, QTensor)],
+) -> Result<u64> {
+    let fail = |m: String| {
+        GgufError::new(
+            path,
+            "writing",
+            m,
+            "check that the folder exists, is writable and has space",
+        )
+    };
+    let tmp = PathBuf::from(format!("{}.partial", path.display()));
+    let file =
+        File::create(&tmp).map_err(|e| fail(format!("cannot create {}: {e}", tmp.display())))?;
+    let mut w = BufWriter::new(file);
+    let md: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let ts: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let written = gguf_file::write(&mut w, &md, &ts)
+        .map_err(|e| fail(e.to_string()))
+        .and_then(|_| {
+            w.into_inner()
+                .map_err(|e| fail(e.to_string()))?
+                .sync_all()
+                .map_err(|e| fail(e.to_string()))
+        });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, path)
+        .map_err(|e| fail(format!("cannot rename {}: {e}", tmp.display())))?;
+    Ok(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0))
+}
+
+/// Exports the synthetic model `cfg` (seed `seed`) to `path` in `format`;
+/// returns the file size in bytes.
+pub fn export(cfg: &ModelConfig, seed: u64, format: WeightFmt, path: &Path) -> Result<u64> {
+    let ex = export_model(cfg, seed, format).map_err(|m| {
+        GgufError::new(
+            path,
+            "export",
+            m,
+            "export a dense-family shape (see `capbench list workloads`)",
+        )
+    })?;
+    write_file(path, &ex.metadata, &ex.tensors)
+}
+
+/// An opened, checked llama-family GGUF file: everything needed to build the
+/// model, known before any tensor data is read.
+#[derive(Debug)]
+pub struct GgufFile {
+    pub path: PathBuf,
+    pub cfg: ModelConfig,
+    /// The format most linear weights are stored in (by element count).
+    pub format: WeightFmt,
+    pub file_bytes: u64,
+    /// Bytes of weights one decode step reads as the model runs them (every
+    /// tensor as stored but the embedding, of which one row is read; a tied
+    /// embedding is the LM head, in the activation dtype).
+    pub decode_weight_bytes: f64,
+    /// Tensor counts per stored dtype, e.g. {"q4_0": 154, "f32": 45}.
+    pub dtypes: BTreeMap<String, usize>,
+    content: Content,
+}
+
+fn dtype_name(d: GgmlDType) -> String {
+    format!("{d:?}").to_lowercase()
+}
+
+fn stored_bytes(info: &gguf_file::TensorInfo) -> u64 {
+    (info.shape.elem_count() / info.ggml_dtype.block_size() * info.ggml_dtype.type_size()) as u64
+}
+
+/// Reads an unsigned integer metadata value of any integer type.
+fn as_usize(v: &Value) -> Option<usize> {
+    match v {
+        Value::U8(x) => Some(*x as usize),
+        Value::U16(x) => Some(*x as usize),
+        Value::U32(x) => Some(*x as usize),
+        Value::U64(x) => Some(*x as usize),
+        Value::I8(x) if *x >= 0 => Some(*x as usize),
+        Value::I16(x) if *x >= 0 => Some(*x as usize),
+        Value::I32(x) if *x >= 0 => Some(*x as usize),
+        Value::I64(x) if *x >= 0 => Some(*x as usize),
+        _ => None,
+    }
+}
+
+fn as_f64(v: &Value) -> Option<f64> {
+    match v {
+        Value::F32(x) => Some(*x as f64),
+        Value::F64(x) => Some(*x),
+        _ => None,
+    }
+}
+
+impl GgufFile {
+    /// Opens and checks `path`: magic, header, `llama` architecture, the
+    /// hyper-parameters, every tensor the model needs (present, right shape,
+    /// data inside the file) and none it would silently ignore.
+    pub fn open(path: &Path) -> Result<GgufFile> {
+        let file = File::open(path).map_err(|e| {
+            GgufError::new(
+                path,
+                "whole file",
+                format!("cannot open: {e}"),
+                "pass a readable .gguf model file",
+            )
+        })?;
+        let file_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut r = BufReader::new(file);
+        let mut magic = [0u8; 4];
+        let n = read_up_to(&mut r, &mut magic);
+        if n < 4 || &magic != b"GGUF" {
+            return Err(GgufError::new(
+                path,
+                "bytes 0..4",
+                format!(
+                    "not a GGUF file: starts with {:?}, expected \"GGUF\"",
+                    String::from_utf8_lossy(&magic[..n])
+                ),
+                "pass a GGUF model file (llama.cpp's format; convert safetensors with llama.cpp's convert_hf_to_gguf.py)",
+            ));
+        }
+        r.seek(SeekFrom::Start(0))
+            .map_err(|e| GgufError::new(path, "byte 0", e.to_string(), REEXPORT))?;
+        let content = Content::read(&mut r).map_err(|e| {
+            let at = r.stream_position().unwrap_or(0);
+            GgufError::new(
+                path,
+                format!("header (metadata and tensor table), near byte {at} of {file_bytes}"),
+                format!("cannot read: {e}"),
+                REEXPORT,
+            )
+        })?;
+        let md = &content.metadata;
+        let key_err = |key: &str, m: String, fix: &str| {
+            GgufError::new(path, format!("metadata key {key}"), m, fix)
+        };
+        let arch = match md.get("general.architecture") {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => {
+                return Err(key_err(
+                    "general.architecture",
+                    format!("expected a string, found {v:?}"),
+                    REEXPORT,
+                ));
+            }
+            None => {
+                return Err(key_err(
+                    "general.architecture",
+                    "missing".into(),
+                    "the file is not a llama.cpp model file; convert the model with llama.cpp's convert_hf_to_gguf.py",
+                ));
+            }
+        };
+        if arch != "llama" {
+            return Err(key_err(
+                "general.architecture",
+                format!("architecture '{arch}' is not supported"),
+                "capbench runs llama-family GGUF files (general.architecture = llama: Llama 1/2/3, TinyLlama, Mistral-7B, …)",
+            ));
+        }
+        let req = |key: &str| -> Result<usize> {
+            let full = format!("llama.{key}");
+            match md.get(&full) {
+                Some(v) => as_usize(v).ok_or_else(|| {
+                    key_err(
+                        &full,
+                        format!("expected an unsigned integer, found {v:?}"),
+                        REEXPORT,
+                    )
+                }),
+                None => Err(key_err(&full, "missing".into(), REEXPORT)),
+            }
+        };
+        let opt_usize = |key: &str| md.get(&format!("llama.{key}")).and_then(as_usize);
+        let opt_f64 = |key: &str| md.get(&format!("llama.{key}")).and_then(as_f64);
+        let unsupported = |key: &str, m: String| {
+            key_err(
+                key,
+                m,
+                "capbench runs dense llama models with plain RoPE; pick another model file",
+            )
+        };
+        if let Some(n) = opt_usize("expert_count").filter(|n| *n > 0) {
+            return Err(unsupported(
+                "llama.expert_count",
+                format!("a mixture-of-experts model ({n} experts) is not supported"),
+            ));
+        }
+        if let Some(Value::String(s)) = md.get("llama.rope.scaling.type")
+            && s != "none"
+        {
+            return Err(unsupported(
+                "llama.rope.scaling.type",
+                format!("RoPE scaling '{s}' is not supported"),
+            ));
+        }
+        let d_model = req("embedding_length")?;
+        let n_layers = req("block_count")?;
+        let ffn = req("feed_forward_length")?;
+        let n_heads = req("attention.head_count")?;
+        let n_kv_heads = opt_usize("attention.head_count_kv").unwrap_or(n_heads);
+        if n_heads == 0 || n_kv_heads == 0 || !n_heads.is_multiple_of(n_kv_heads) {
+            return Err(key_err(
+                "llama.attention.head_count_kv",
+                format!("{n_kv_heads} KV heads for {n_heads} query heads (must divide it)"),
+                REEXPORT,
+            ));
+        }
+        let head_dim = opt_usize("attention.key_length").unwrap_or(d_model / n_heads);
+        let rope_dims = opt_usize("rope.dimension_count").unwrap_or(head_dim);
+        if rope_dims != head_dim || !head_dim.is_multiple_of(2) {
+            return Err(unsupported(
+                "llama.rope.dimension_count",
+                format!("RoPE over {rope_dims} of {head_dim} head dimensions is not supported"),
+            ));
+        }
+        let emb = content
+            .tensor_infos
+            .get("token_embd.weight")
+            .ok_or_else(|| {
+                GgufError::new(
+                    path,
+                    "tensor token_embd.weight",
+                    "missing",
+                    "the file is incomplete or not a llama model; export or convert it again",
+                )
+            })?;
+        let vocab = emb.shape.dims().first().copied().unwrap_or(0);
+        let tied = !content.tensor_infos.contains_key("output.weight");
+        let cfg = ModelConfig {
+            name: format!(
+                "gguf:{}",
+                path.file_stem().unwrap_or_default().to_string_lossy()
+            ),
+            family: Family::Dense,
+            vocab,
+            d_model,
+            n_layers,
+            head_dim,
+            n_heads,
+            n_kv_heads,
+            ffn,
+            tied_embeddings: tied,
+            rope_theta: opt_f64("rope.freq_base").unwrap_or(10_000.0),
+            rope_interleaved: true,
+            norm_eps: opt_f64("attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
+            max_context: opt_usize("context_length").unwrap_or(2048),
+            mla: None,
+            moe: None,
+            qkv_mult: None,
+            ffn_mult: None,
+            source: path.display().to_string(),
+        };
+        // Every tensor the model needs: present, right shape, data inside.
+        let mut used = std::collections::HashSet::new();
+        let mut by_dtype: HashMap<GgmlDType, usize> = HashMap::new();
+        let mut dtypes = BTreeMap::new();
+        let mut weight_bytes = 0.0;
+        for (name, shape) in expected_tensors(&cfg) {
+            let g = gguf_name(&name).expect("mapped name");
+            let place = format!("tensor {g}");
+            let info = content.tensor_infos.get(&g).ok_or_else(|| {
+                GgufError::new(
+                    path,
+                    &place,
+                    "missing",
+                    "the file is incomplete or not a llama model; export or convert it again",
+                )
+            })?;
+            if info.shape.dims() != shape.as_slice() {
+                return Err(GgufError::new(
+                    path,
+                    &place,
+                    format!(
+                        "shape {:?}, but the metadata's hyper-parameters need {shape:?}",
+                        info.shape.dims()
+                    ),
+                    REEXPORT,
+                ));
+            }
+            let start = content.tensor_data_offset + info.offset;
+            let end = start + stored_bytes(info);
+            if end > file_bytes {
+                return Err(GgufError::new(
+                    path,
+                    &place,
+                    format!("data at bytes {start}..{end}, but the file ends at byte {file_bytes}"),
+                    REEXPORT,
+                ));
+            }
+            used.insert(g);
+            *dtypes.entry(dtype_name(info.ggml_dtype)).or_insert(0) += 1;
+            if shape.len() == 2 && name != "embed" {
+                *by_dtype.entry(info.ggml_dtype).or_insert(0) += info.shape.elem_count();
+            }
+            if name != "embed" {
+                weight_bytes += stored_bytes(info) as f64;
+            }
+        }
+        if let Some(extra) = content
+            .tensor_infos
+            .keys()
+            .filter(|k| !used.contains(*k))
+            .min()
+        {
+            return Err(GgufError::new(
+                path,
+                format!("tensor {extra}"),
+                "not part of the dense llama model capbench runs (biases, rope frequency factors, experts, … would be silently ignored)",
+                "pick a plain llama-architecture model file",
+            ));
+        }
+        let (major, _) = by_dtype
+            .iter()
+            .max_by_key(|(d, n)| (**n, dtype_name(**d)))
+            .map(|(d, n)| (*d, *n))
+            .expect("at least one linear weight");
+        let format = match major {
+            GgmlDType::F32 => WeightFmt::F32,
+            GgmlDType::F16 => WeightFmt::F16,
+            GgmlDType::BF16 => WeightFmt::Bf16,
+            GgmlDType::Q8_0 => WeightFmt::Q8_0,
+            GgmlDType::Q4_0 => WeightFmt::Q4_0,
+            other => {
+                return Err(GgufError::new(
+                    path,
+                    "tensor types",
+                    format!(
+                        "most weights are stored as {}; capbench's decode formats are f32, f16, bf16, q8_0 and q4_0",
+                        dtype_name(other)
+                    ),
+                    "requantize, e.g. `llama-quantize --allow-requantize FILE.gguf OUT.gguf Q4_0`, or convert with --outtype q8_0/f16",
+                ));
+            }
+        };
+        if tied {
+            let act = match format {
+                WeightFmt::F16 | WeightFmt::Bf16 => 2.0,
+                _ => 4.0,
+            };
+            weight_bytes += (vocab * d_model) as f64 * act;
+        }
+        Ok(GgufFile {
+            path: path.to_path_buf(),
+            cfg,
+            format,
+            file_bytes,
+            decode_weight_bytes: weight_bytes,
+            dtypes,
+            content,
+        })
+    }
+
+    /// The model on `device`: linear weights stored quantized stay quantized
+    /// (QMatMul) when `format` is quantized; everything else is dequantized
+    /// to the activation dtype of `format` (f32 for the reference).
+    pub fn load(&self, device: &Device, format: WeightFormat) -> Result<Model> {
+        let src = self.source(device)?;
+        Model::from_source(&self.cfg, &src, format).map_err(|e| {
+            GgufError::new(
+                &self.path,
+                "tensor data",
+                format!("cannot build the model: {e}"),
+                REEXPORT,
+            )
+        })
+    }
+
+    /// A tensor source reading this file on `device`.
+    pub fn source(&self, device: &Device) -> Result<GgufSource<'_>> {
+        let f = File::open(&self.path).map_err(|e| {
+            GgufError::new(
+                &self.path,
+                "whole file",
+                format!("cannot open: {e}"),
+                "pass a readable .gguf model file",
+            )
+        })?;
+        Ok(GgufSource {
+            file: self,
+            reader: Mutex::new(BufReader::new(f)),
+            device: device.clone(),
+        })
+    }
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    n
+}
+
+/// Reads a GGUF file's tensors under our parameter names.
+pub struct GgufSource<'a> {
+    file: &'a GgufFile,
+    reader: Mutex<BufReader<File>>,
+    device: Device,
+}
+
+impl GgufSource<'_> {
+    fn qtensor(&self, name: &str) -> candle_core::Result<QTensor> {
+        let g = gguf_name(name)
+            .ok_or_else(|| candle_core::Error::Msg(format!("no GGUF tensor for {name}")))?;
+        let mut r = self.reader.lock().expect("reader lock");
+        self.file
+            .content
+            .tensor(&mut *r, &g, &self.device)
+            .map_err(|e| candle_core::Error::Msg(format!("tensor {g}: {e}")))
+    }
+}
+
+impl TensorSource for GgufSource<'_> {
+    fn get(&self, name: &str) -> candle_core::Result<Tensor> {
+        self.qtensor(name)?.dequantize(&self.device)
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn lin(&self, name: &str, format: WeightFormat) -> candle_core::Result<Lin> {
+        let q = self.qtensor(name)?;
+        let float = matches!(q.dtype(), GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16);
+        match format {
+            WeightFormat::Q8_0 | WeightFormat::Q4_0 if !float => {
+                Ok(Lin::Quant(Arc::new(QMatMul::from_qtensor(q)?)))
+            }
+            WeightFormat::Float(dt) => Ok(Lin::Dense(q.dequantize(&self.device)?.to_dtype(dt)?)),
+            _ => Ok(Lin::Dense(q.dequantize(&self.device)?)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
