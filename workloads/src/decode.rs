@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::backend::{Backend, DeviceRecord, candle as cb};
 use crate::data::MarkovCorpus;
-use crate::error::{Result, WorkloadError};
+use crate::error::{Result, WorkloadError, cerr};
 use crate::models::gguf::{GgufFile, weight_format};
 use crate::models::{Cache, Model, ModelConfig};
 use crate::spec::{GGUF_MODEL, Params, WeightFmt, WorkloadSpec};
@@ -37,13 +37,6 @@ pub struct Decode {
     batch: usize,
     gen_tokens: usize,
     work: WorkPerIter,
-}
-
-fn cerr(
-    backend: &Backend,
-    op: &'static str,
-) -> impl FnOnce(candle_core::Error) -> WorkloadError + use<> {
-    WorkloadError::candle(&backend.to_string(), op)
 }
 
 /// Prepares a decode or prefill workload; `model_file` is `--model`, needed

@@ -59,4 +59,12 @@ impl WorkloadError {
     }
 }
 
+/// `map_err` adapter for candle errors on a backend, naming the operation.
+pub fn cerr(
+    backend: &crate::Backend,
+    op: &'static str,
+) -> impl FnOnce(candle_core::Error) -> WorkloadError + use<> {
+    WorkloadError::candle(&backend.to_string(), op)
+}
+
 pub type Result<T, E = WorkloadError> = std::result::Result<T, E>;

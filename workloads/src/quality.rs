@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::backend::{Backend, DeviceRecord, candle as cb};
 use crate::data::MarkovCorpus;
-use crate::error::{Result, WorkloadError};
+use crate::error::{Result, WorkloadError, cerr};
 use crate::models::ops::cross_entropy;
 use crate::models::{Model, ModelConfig, WeightFormat, init};
 use crate::spec::{DType, Params, WorkloadSpec};
@@ -94,13 +94,6 @@ pub struct TrainQuality {
     check: TrainStep,
     curve_emitted: bool,
     work: WorkPerIter,
-}
-
-fn cerr(
-    backend: &Backend,
-    op: &'static str,
-) -> impl FnOnce(candle_core::Error) -> WorkloadError + use<> {
-    WorkloadError::candle(&backend.to_string(), op)
 }
 
 pub fn prepare(

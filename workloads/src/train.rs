@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::backend::{Backend, DeviceRecord, candle as cb};
 use crate::data::MarkovCorpus;
-use crate::error::{Result, WorkloadError};
+use crate::error::{Result, cerr};
 use crate::models::ops::cross_entropy;
 use crate::models::{Model, ModelConfig, Params, WeightFormat, init};
 use crate::spec::{DType, Params as SpecParams, WorkloadSpec};
@@ -40,13 +40,6 @@ pub struct TrainStep {
     batch: usize,
     seq: usize,
     work: WorkPerIter,
-}
-
-fn cerr(
-    backend: &Backend,
-    op: &'static str,
-) -> impl FnOnce(candle_core::Error) -> WorkloadError + use<> {
-    WorkloadError::candle(&backend.to_string(), op)
 }
 
 pub fn prepare(spec: &WorkloadSpec, backend: &Backend) -> Result<Box<dyn PreparedWorkload>> {

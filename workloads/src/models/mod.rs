@@ -5,6 +5,7 @@ pub mod config;
 pub mod gguf;
 pub mod model;
 pub mod ops;
+pub mod q4;
 pub mod work;
 
 pub use config::{Family, ModelConfig, shape, shapes};

@@ -289,6 +289,12 @@ pub(crate) fn lin(t: Tensor, format: WeightFormat) -> Result<Lin> {
     };
     let t = t.to_dtype(DType::F32)?;
     let (rows, cols) = t.dims2()?;
+    if q == GgmlDType::Q4_0 && t.device().is_cpu() && cols.is_multiple_of(super::q4::BLOCK) {
+        let data: Vec<f32> = t.flatten_all()?.to_vec1()?;
+        if let Some(m) = super::q4::Q4Matrix::quantize(&data, rows, cols) {
+            return Ok(Lin::Q4(Arc::new(m)));
+        }
+    }
     let parts = candle_core::utils::get_num_threads().min(rows / 32).max(1);
     let quantize = |t: &Tensor| -> Result<Arc<QMatMul>> {
         Ok(Arc::new(QMatMul::from_qtensor(QTensor::quantize(t, q)?)?))

@@ -16,6 +16,8 @@ pub enum Lin {
     /// slower with 2 threads than with 1 (measured: llama-3.2-1b q8_0, 12.1
     /// vs 5.6 tok/s); rows are independent, so the split is exact.
     QuantRows(Vec<std::sync::Arc<QMatMul>>),
+    /// q4_0 on the CPU through capbench's own kernel (see `models::q4`).
+    Q4(std::sync::Arc<super::q4::Q4Matrix>),
 }
 
 /// Weights below this many elements are not split: the fork/join would
@@ -36,13 +38,22 @@ impl Lin {
                     .collect::<Result<Vec<_>>>()?;
                 Tensor::cat(&outs, D::Minus1)
             }
+            Lin::Q4(q) => {
+                let dims = x.dims().to_vec();
+                let m = x.elem_count() / q.cols;
+                let xs: Vec<f32> = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+                let y = q.matmul(&xs, m);
+                let mut out_dims = dims;
+                *out_dims.last_mut().expect("x has a last dim") = q.rows;
+                Tensor::from_vec(y, out_dims, x.device())
+            }
         }
     }
 
     pub fn dense(&self) -> Option<&Tensor> {
         match self {
             Lin::Dense(w) => Some(w),
-            Lin::Quant(_) | Lin::QuantRows(_) => None,
+            Lin::Quant(_) | Lin::QuantRows(_) | Lin::Q4(_) => None,
         }
     }
 }
