@@ -693,6 +693,17 @@ impl TensorSource for GgufSource<'_> {
         let q = self.qtensor(name)?;
         let float = matches!(q.dtype(), GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16);
         match format {
+            // q4_0 on the CPU runs on capbench's kernel, as the synthetic
+            // q4_0 models do (same blocks, same products).
+            WeightFormat::Q8_0 | WeightFormat::Q4_0
+                if q.dtype() == GgmlDType::Q4_0 && self.device.is_cpu() =>
+            {
+                let (rows, cols) = q.shape().dims2()?;
+                let m = super::q4::Q4Matrix::from_ggml_bytes(&q.data()?, rows, cols).ok_or_else(
+                    || candle_core::Error::Msg(format!("{name}: q4_0 data of the wrong size")),
+                )?;
+                Ok(Lin::Q4(Arc::new(m)))
+            }
             WeightFormat::Q8_0 | WeightFormat::Q4_0 if !float => {
                 Ok(Lin::Quant(Arc::new(QMatMul::from_qtensor(q)?)))
             }

@@ -57,7 +57,9 @@ fn quantize_block_q4(x: &[f32]) -> BlockQ4 {
 
 fn quantize_block_q8(x: &[f32]) -> BlockQ8 {
     let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let d = amax / 127.0;
+    // ggml stores the q8_0 scale as f16; rounding it the same way keeps our
+    // products identical to ggml's (and candle's) for the same weights.
+    let d = f16::from_f32(amax / 127.0).to_f32();
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     let mut qs = [0i8; BLOCK];
     for (q, v) in qs.iter_mut().zip(x) {
@@ -74,6 +76,26 @@ impl Q4Matrix {
             return None;
         }
         let blocks = data.chunks_exact(BLOCK).map(quantize_block_q4).collect();
+        Some(Q4Matrix { rows, cols, blocks })
+    }
+
+    /// Reads ggml's q4_0 tensor bytes: 18 bytes a block, a little-endian
+    /// f16 scale then 16 bytes of nibbles. `None` when the size is wrong.
+    pub fn from_ggml_bytes(bytes: &[u8], rows: usize, cols: usize) -> Option<Q4Matrix> {
+        if !cols.is_multiple_of(BLOCK) || bytes.len() != rows * cols / BLOCK * 18 {
+            return None;
+        }
+        let blocks = bytes
+            .chunks_exact(18)
+            .map(|b| {
+                let mut qs = [0u8; 16];
+                qs.copy_from_slice(&b[2..18]);
+                BlockQ4 {
+                    d: f16::from_le_bytes([b[0], b[1]]),
+                    qs,
+                }
+            })
+            .collect();
         Some(Q4Matrix { rows, cols, blocks })
     }
 
@@ -214,6 +236,21 @@ mod tests {
             }
         }
         assert!(Q4Matrix::quantize(&w[..10], 1, 10).is_none());
+    }
+
+    #[test]
+    fn ggml_bytes_round_trip() {
+        let w = data(4 * 64, 3);
+        let q = Q4Matrix::quantize(&w, 4, 64).unwrap();
+        let bytes: Vec<u8> = q
+            .blocks
+            .iter()
+            .flat_map(|b| b.d.to_le_bytes().into_iter().chain(b.qs))
+            .collect();
+        let back = Q4Matrix::from_ggml_bytes(&bytes, 4, 64).unwrap();
+        let x = data(64, 4);
+        assert_eq!(q.matmul(&x, 1), back.matmul(&x, 1));
+        assert!(Q4Matrix::from_ggml_bytes(&bytes[1..], 4, 64).is_none());
     }
 
     #[test]
