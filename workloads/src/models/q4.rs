@@ -18,10 +18,14 @@ pub struct BlockQ4 {
     pub qs: [u8; 16],
 }
 
-#[derive(Debug, Clone, Copy)]
-struct BlockQ8 {
-    d: f32,
-    qs: [i8; BLOCK],
+/// Activations quantized to q8_0, flat so two blocks load as 64 bytes.
+struct ActQ8 {
+    /// 32 signed values per block.
+    qs: Vec<i8>,
+    /// Per-block scale (rounded to f16 as ggml stores it).
+    d: Vec<f32>,
+    /// Per-block Σ qs, for the −8 offset of the q4 nibbles.
+    sum: Vec<i32>,
 }
 
 /// A (rows, cols) matrix in q4_0 blocks, row-major; cols % 32 == 0.
@@ -55,17 +59,46 @@ fn quantize_block_q4(x: &[f32]) -> BlockQ4 {
     }
 }
 
-fn quantize_block_q8(x: &[f32]) -> BlockQ8 {
-    let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    // ggml stores the q8_0 scale as f16; rounding it the same way keeps our
-    // products identical to ggml's (and candle's) for the same weights.
-    let d = f16::from_f32(amax / 127.0).to_f32();
-    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-    let mut qs = [0i8; BLOCK];
-    for (q, v) in qs.iter_mut().zip(x) {
-        *q = (v * id).round() as i8;
+fn quantize_act(x: &[f32]) -> ActQ8 {
+    let nb = x.len() / BLOCK;
+    let mut a = ActQ8 {
+        qs: Vec::with_capacity(nb * BLOCK),
+        d: Vec::with_capacity(nb),
+        sum: Vec::with_capacity(nb),
+    };
+    for blk in x.chunks_exact(BLOCK) {
+        let amax = blk.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        // ggml stores the q8_0 scale as f16; rounding it the same way keeps
+        // our products identical to ggml's (and candle's) for the same weights.
+        let d = f16::from_f32(amax / 127.0).to_f32();
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let mut sum = 0i32;
+        for v in blk {
+            let q = (v * id).round() as i8;
+            sum += q as i32;
+            a.qs.push(q);
+        }
+        a.d.push(d);
+        a.sum.push(sum);
     }
-    BlockQ8 { d, qs }
+    a
+}
+
+/// One row's blocks against blocks `from..from + n` of the activations.
+struct Span<'a> {
+    qs: &'a [i8],
+    d: &'a [f32],
+    sum: &'a [i32],
+}
+
+impl ActQ8 {
+    fn row(&self, from: usize, n: usize) -> Span<'_> {
+        Span {
+            qs: &self.qs[from * BLOCK..(from + n) * BLOCK],
+            d: &self.d[from..from + n],
+            sum: &self.sum[from..from + n],
+        }
+    }
 }
 
 impl Q4Matrix {
@@ -102,7 +135,7 @@ impl Q4Matrix {
     /// y = W·x for each row of `xs` ((m, cols) row-major) → (m, rows).
     pub fn matmul(&self, xs: &[f32], m: usize) -> Vec<f32> {
         let nb = self.cols / BLOCK;
-        let xq: Vec<BlockQ8> = xs.chunks_exact(BLOCK).map(quantize_block_q8).collect();
+        let xq = quantize_act(xs);
         let mut out = vec![0.0f32; m * self.rows];
         // Rows in chunks big enough to amortise the fork, one output row of
         // every input row per weight row.
@@ -110,11 +143,11 @@ impl Q4Matrix {
         out.par_chunks_mut(self.rows)
             .enumerate()
             .for_each(|(i, orow)| {
-                let xrow = &xq[i * nb..(i + 1) * nb];
+                let xrow = xq.row(i * nb, nb);
                 orow.par_chunks_mut(chunk).enumerate().for_each(|(c, o)| {
                     for (k, y) in o.iter_mut().enumerate() {
                         let r = c * chunk + k;
-                        *y = dot(&self.blocks[r * nb..(r + 1) * nb], xrow);
+                        *y = dot(&self.blocks[r * nb..(r + 1) * nb], &xrow);
                     }
                 });
             });
@@ -122,78 +155,110 @@ impl Q4Matrix {
     }
 }
 
-fn dot(w: &[BlockQ4], x: &[BlockQ8]) -> f32 {
+fn dot(w: &[BlockQ4], x: &Span<'_>) -> f32 {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
-            && std::arch::is_x86_feature_detected!("f16c")
-        {
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx512f") && has!("avx512bw") && has!("avx512vnni") && has!("f16c") {
             // SAFETY: the features were just detected on this CPU.
+            return unsafe { dot_avx512(w, x) };
+        }
+        if has!("avx2") && has!("fma") && has!("f16c") {
+            // SAFETY: as above.
             return unsafe { dot_avx2(w, x) };
         }
     }
     dot_scalar(w, x)
 }
 
-fn dot_scalar(w: &[BlockQ4], x: &[BlockQ8]) -> f32 {
+fn dot_scalar(w: &[BlockQ4], x: &Span<'_>) -> f32 {
     let mut sum = 0.0f32;
-    for (b, q) in w.iter().zip(x) {
+    for (i, b) in w.iter().enumerate() {
+        let q = &x.qs[i * BLOCK..(i + 1) * BLOCK];
         let mut s = 0i32;
         for j in 0..16 {
-            s += ((b.qs[j] & 0x0F) as i32 - 8) * q.qs[j] as i32;
-            s += ((b.qs[j] >> 4) as i32 - 8) * q.qs[16 + j] as i32;
+            s += ((b.qs[j] & 0x0F) as i32 - 8) * q[j] as i32;
+            s += ((b.qs[j] >> 4) as i32 - 8) * q[16 + j] as i32;
         }
-        sum += s as f32 * b.d.to_f32() * q.d;
+        sum += s as f32 * b.d.to_f32() * x.d[i];
     }
     sum
 }
 
+/// 32 weights of a block as bytes 0..15 (low nibbles, then high nibbles).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn nibbles(b: &BlockQ4) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    let packed = unsafe { _mm_loadu_si128(b.qs.as_ptr() as *const __m128i) };
+    let both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
+    _mm256_and_si256(both, _mm256_set1_epi8(0x0F))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "f16c")]
+fn f16_to_f32(d: f16) -> f32 {
+    use std::arch::x86_64::*;
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(d.to_bits() as i32)))
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_avx2(w: &[BlockQ4], x: &[BlockQ8]) -> f32 {
+unsafe fn dot_avx2(w: &[BlockQ4], x: &Span<'_>) -> f32 {
     use std::arch::x86_64::*;
-    let low_mask = _mm256_set1_epi8(0x0F);
     let eight = _mm256_set1_epi8(8);
     let ones = _mm256_set1_epi16(1);
-    // One block's integer dot product as 8 i32 lanes converted to f32.
-    let block = |b: &BlockQ4, q: &BlockQ8| -> __m256 {
-        // 16 bytes of nibbles → 32 bytes: low nibbles then high nibbles,
-        // the element order of the q8 block.
-        let packed = unsafe { _mm_loadu_si128(b.qs.as_ptr() as *const __m128i) };
-        let both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
-        let wq = _mm256_sub_epi8(_mm256_and_si256(both, low_mask), eight); // −8..7
-        let xq = unsafe { _mm256_loadu_si256(q.qs.as_ptr() as *const __m256i) };
+    let mut acc = _mm256_setzero_ps();
+    for (i, b) in w.iter().enumerate() {
+        let wq = _mm256_sub_epi8(unsafe { nibbles(b) }, eight); // −8..7
+        let xq = unsafe { _mm256_loadu_si256(x.qs.as_ptr().add(i * BLOCK) as *const __m256i) };
         // maddubs multiplies unsigned by signed: move w's sign onto x.
         let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
-        _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones))
-    };
-    // The f16 scale through F16C: one instruction instead of a software
-    // conversion per block.
-    let scale = |b: &BlockQ4, q: &BlockQ8| -> __m256 {
-        let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(b.d.to_bits() as i32)));
-        _mm256_set1_ps(d * q.d)
-    };
-    // Two accumulators: consecutive blocks do not wait on each other's FMA.
-    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-    let pairs = w.len() / 2;
-    for i in 0..pairs {
-        let (b0, q0) = (&w[2 * i], &x[2 * i]);
-        let (b1, q1) = (&w[2 * i + 1], &x[2 * i + 1]);
-        acc0 = _mm256_fmadd_ps(block(b0, q0), scale(b0, q0), acc0);
-        acc1 = _mm256_fmadd_ps(block(b1, q1), scale(b1, q1), acc1);
+        let dots = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones));
+        acc = _mm256_fmadd_ps(dots, _mm256_set1_ps(f16_to_f32(b.d) * x.d[i]), acc);
     }
-    if !w.len().is_multiple_of(2) {
-        let (b, q) = (&w[w.len() - 1], &x[w.len() - 1]);
-        acc0 = _mm256_fmadd_ps(block(b, q), scale(b, q), acc0);
-    }
-    let acc = _mm256_add_ps(acc0, acc1);
-    let hi = _mm256_extractf128_ps(acc, 1);
-    let lo = _mm256_castps256_ps128(acc);
-    let s = _mm_add_ps(hi, lo);
+    let s = _mm_add_ps(_mm256_extractf128_ps(acc, 1), _mm256_castps256_ps128(acc));
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 0x55));
-    _mm_cvtss_f32(s)
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 0x55)))
+}
+
+/// Two blocks per step in 512-bit registers with VNNI: Σ nibble·x as u8×i8
+/// dot products, then the −8 offset subtracted as 8·Σx per block.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,f16c")]
+unsafe fn dot_avx512(w: &[BlockQ4], x: &Span<'_>) -> f32 {
+    use std::arch::x86_64::*;
+    let mut acc = _mm512_setzero_ps();
+    let mut offset = 0.0f32;
+    let pairs = w.len() / 2;
+    for p in 0..pairs {
+        let (b0, b1) = (&w[2 * p], &w[2 * p + 1]);
+        let wq = _mm512_inserti64x4(
+            _mm512_castsi256_si512(unsafe { nibbles(b0) }),
+            unsafe { nibbles(b1) },
+            1,
+        );
+        let xq = unsafe { _mm512_loadu_si512(x.qs.as_ptr().add(2 * p * BLOCK) as *const __m512i) };
+        let dots = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, xq));
+        let (s0, s1) = (
+            f16_to_f32(b0.d) * x.d[2 * p],
+            f16_to_f32(b1.d) * x.d[2 * p + 1],
+        );
+        let scale = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s0), _mm512_set1_ps(s1));
+        acc = _mm512_fmadd_ps(dots, scale, acc);
+        offset += s0 * x.sum[2 * p] as f32 + s1 * x.sum[2 * p + 1] as f32;
+    }
+    let mut total = _mm512_reduce_add_ps(acc) - 8.0 * offset;
+    if !w.len().is_multiple_of(2) {
+        let i = w.len() - 1;
+        let tail = Span {
+            qs: &x.qs[i * BLOCK..],
+            d: &x.d[i..],
+            sum: &x.sum[i..],
+        };
+        total += dot_scalar(&w[i..], &tail);
+    }
+    total
 }
 
 #[cfg(test)]
@@ -218,10 +283,10 @@ mod tests {
         let q = Q4Matrix::quantize(&w, rows, cols).unwrap();
         let y = q.matmul(&x, m);
         let nb = cols / BLOCK;
-        let xq: Vec<BlockQ8> = x.chunks_exact(BLOCK).map(quantize_block_q8).collect();
+        let xq = quantize_act(&x);
         for i in 0..m {
             for r in 0..rows {
-                let s = dot_scalar(&q.blocks[r * nb..(r + 1) * nb], &xq[i * nb..(i + 1) * nb]);
+                let s = dot_scalar(&q.blocks[r * nb..(r + 1) * nb], &xq.row(i * nb, nb));
                 assert!(
                     (s - y[i * rows + r]).abs() <= 1e-3 * s.abs().max(1.0),
                     "{s} vs {}",
@@ -236,6 +301,24 @@ mod tests {
             }
         }
         assert!(Q4Matrix::quantize(&w[..10], 1, 10).is_none());
+        // Every SIMD path this CPU has, against the scalar one.
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            let (w0, x0) = (&q.blocks[..nb], xq.row(0, nb));
+            let s = dot_scalar(w0, &x0);
+            if has!("avx2") && has!("fma") && has!("f16c") {
+                let v = unsafe { dot_avx2(w0, &x0) };
+                assert!((v - s).abs() <= 1e-3 * s.abs().max(1.0), "avx2 {v} vs {s}");
+            }
+            if has!("avx512f") && has!("avx512bw") && has!("avx512vnni") && has!("f16c") {
+                let v = unsafe { dot_avx512(w0, &x0) };
+                assert!(
+                    (v - s).abs() <= 1e-3 * s.abs().max(1.0),
+                    "avx512 {v} vs {s}"
+                );
+            }
+        }
     }
 
     #[test]
