@@ -155,20 +155,50 @@ impl Q4Matrix {
     }
 }
 
+/// The dot-product path in use: the widest this CPU offers, unless
+/// `CAPBENCH_Q4_KERNEL=avx2|scalar` asks for a narrower one (to compare
+/// paths on one machine; recorded nowhere else, so only for development).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Q4Path {
+    Avx512Vnni,
+    Avx2,
+    Scalar,
+}
+
+pub fn path() -> Q4Path {
+    static PATH: std::sync::OnceLock<Q4Path> = std::sync::OnceLock::new();
+    *PATH.get_or_init(|| {
+        let asked = std::env::var("CAPBENCH_Q4_KERNEL").unwrap_or_default();
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            let avx2 = has!("avx2") && has!("fma") && has!("f16c");
+            let avx512 = avx2 && has!("avx512f") && has!("avx512bw") && has!("avx512vnni");
+            match asked.as_str() {
+                "scalar" => Q4Path::Scalar,
+                "avx2" if avx2 => Q4Path::Avx2,
+                _ if avx512 => Q4Path::Avx512Vnni,
+                _ if avx2 => Q4Path::Avx2,
+                _ => Q4Path::Scalar,
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = asked;
+            Q4Path::Scalar
+        }
+    })
+}
+
 fn dot(w: &[BlockQ4], x: &Span<'_>) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::is_x86_feature_detected as has;
-        if has!("avx512f") && has!("avx512bw") && has!("avx512vnni") && has!("f16c") {
-            // SAFETY: the features were just detected on this CPU.
-            return unsafe { dot_avx512(w, x) };
-        }
-        if has!("avx2") && has!("fma") && has!("f16c") {
-            // SAFETY: as above.
-            return unsafe { dot_avx2(w, x) };
-        }
+    match path() {
+        // SAFETY: `path` only returns a SIMD path whose features it detected.
+        #[cfg(target_arch = "x86_64")]
+        Q4Path::Avx512Vnni => unsafe { dot_avx512(w, x) },
+        #[cfg(target_arch = "x86_64")]
+        Q4Path::Avx2 => unsafe { dot_avx2(w, x) },
+        _ => dot_scalar(w, x),
     }
-    dot_scalar(w, x)
 }
 
 fn dot_scalar(w: &[BlockQ4], x: &Span<'_>) -> f32 {
