@@ -46,13 +46,33 @@ pub struct Env {
     pub energy_sources: Vec<SourceAttempt>,
 }
 
-fn fnv1a(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
+/// FNV-1a 64, fed in pieces (files are hashed as they are read).
+pub struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
     }
-    h
+}
+
+impl Fnv1a {
+    pub fn update(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= *b as u64;
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    /// The hash as 16 hex digits, as result files record it.
+    pub fn hex(&self) -> String {
+        format!("{:016x}", self.0)
+    }
+}
+
+fn fnv1a(s: &str) -> u64 {
+    let mut h = Fnv1a::default();
+    h.update(s.as_bytes());
+    h.0
 }
 
 /// FNV-1a of CPU model, logical cores, memory (GiB), OS and architecture.

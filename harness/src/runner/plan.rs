@@ -48,17 +48,14 @@ fn model_record(path: &std::path::Path) -> Result<crate::results::ModelFileRecor
         1 << 20,
         std::fs::File::open(path).map_err(HarnessError::io("read", path))?,
     );
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = crate::results::env::Fnv1a::default();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = r.read(&mut buf).map_err(HarnessError::io("read", path))?;
         if n == 0 {
             break;
         }
-        for b in &buf[..n] {
-            h ^= *b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+        h.update(&buf[..n]);
     }
     Ok(crate::results::ModelFileRecord {
         path: std::fs::canonicalize(path)
@@ -66,7 +63,7 @@ fn model_record(path: &std::path::Path) -> Result<crate::results::ModelFileRecor
             .display()
             .to_string(),
         bytes: f.file_bytes,
-        fnv1a: format!("{h:016x}"),
+        fnv1a: h.hex(),
         format: f.format.as_str().to_string(),
         tensor_types: f.dtypes.clone(),
         layers: f.cfg.n_layers,
@@ -97,18 +94,15 @@ fn corpus_record(path: &std::path::Path) -> Result<crate::results::CorpusRecord>
             "convert the corpus to UTF-8 text",
         ));
     }
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in &bytes {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    let mut h = crate::results::env::Fnv1a::default();
+    h.update(&bytes);
     Ok(crate::results::CorpusRecord {
         path: std::fs::canonicalize(path)
             .unwrap_or(path.to_path_buf())
             .display()
             .to_string(),
         bytes: bytes.len() as u64,
-        fnv1a: format!("{h:016x}"),
+        fnv1a: h.hex(),
     })
 }
 
