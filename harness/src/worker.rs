@@ -233,11 +233,16 @@ fn sample(
         None => None,
     };
     let start = Instant::now();
+    // Kept sorted as samples arrive (binary insertion): re-sorting a copy
+    // after every sample cost O(n² log n) between timed iterations.
+    let mut sorted: Vec<f64> = Vec::new();
     let stop_reason = loop {
         let t = Instant::now();
         let report = w.run_iter()?;
         let wall = t.elapsed().as_secs_f64();
-        out.samples_wall_s.push(report.timed_s.unwrap_or(wall));
+        let sample = report.timed_s.unwrap_or(wall);
+        out.samples_wall_s.push(sample);
+        sorted.insert(sorted.partition_point(|x| *x < sample), sample);
         for (k, v) in report.extras {
             out.extra_samples.entry(k.to_string()).or_default().push(v);
         }
@@ -248,8 +253,6 @@ fn sample(
         if n < cfg.min_samples {
             continue;
         }
-        let mut sorted = out.samples_wall_s.clone();
-        sorted.sort_by(f64::total_cmp);
         if let Some((lo, hi)) = stats::order_statistic_median_ci(&sorted) {
             let med = stats::median(&sorted);
             let rel = (hi - lo) / 2.0 / med;
