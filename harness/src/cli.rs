@@ -90,7 +90,8 @@ pub struct PlanArgs {
     pub backend: Option<Vec<String>>,
 
     /// Only workloads whose name matches one of these globs (comma-separated),
-    /// e.g. 'kernel/gemm-f32-*'.
+    /// e.g. 'kernel/gemm-f32-*'. Without --suite, an exact name the quick
+    /// suite lacks is run as given (e.g. decode/llama-2-7b/q4_0).
     #[arg(long, value_name = "GLOB", value_delimiter = ',')]
     pub workload: Vec<String>,
 

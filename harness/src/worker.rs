@@ -90,8 +90,8 @@ fn apply_caps(job: &WorkerJob) -> AppliedCaps {
         if alloc::installed() {
             alloc::set_cap(Some(cap));
             // Memory the allocator cannot see: checked every 20 ms.
-            a.rss_watch = rss::resident_bytes().is_some();
-            rss::watch(cap, std::time::Duration::from_millis(20));
+            a.rss_baseline_bytes = rss::watch(cap, std::time::Duration::from_millis(20));
+            a.rss_watch = a.rss_baseline_bytes.is_some();
         } else {
             a.mem_cap_bytes = None;
             a.not_applied.push(
@@ -135,6 +135,7 @@ fn merge_observed(mut applied: AppliedCaps, observed: Option<AppliedCaps>) -> Ap
     if let Some(o) = observed {
         applied.os_threads = o.os_threads;
         applied.cpu_parallelism = o.cpu_parallelism;
+        applied.threads_busy = o.threads_busy;
     }
     applied
 }
@@ -325,10 +326,7 @@ pub fn measure(job: &WorkerJob) -> WorkerOutput {
             .then(|| "no energy source could be used (see sources_tried)".to_string()),
         ..Default::default()
     };
-    let cpu_before = process_usage();
-    let t = Instant::now();
     let sampled = sample(w.as_mut(), &job.sampling, &mut out, meter, &mut energy);
-    let wall_s = t.elapsed().as_secs_f64();
     out.energy = Some(energy);
     if let Err(e) = sampled {
         out.status = status_of(&e);
@@ -340,16 +338,6 @@ pub fn measure(job: &WorkerJob) -> WorkerOutput {
     }
     let run_peak = phase_peak();
     finish(&mut out, run_peak);
-    // Threads actually busy: CPU time over wall time of warm-up and timing.
-    let cpu_s = |u: &crate::meter::ProcessUsage| Some(u.cpu_user_s? + u.cpu_sys_s?);
-    out.caps_applied = Some(AppliedCaps {
-        os_threads: cpu::os_threads(),
-        cpu_parallelism: match (cpu_s(&cpu_before), cpu_s(&out.usage)) {
-            (Some(a), Some(b)) if wall_s > 0.0 => Some((b - a) / wall_s),
-            _ => None,
-        },
-        ..Default::default()
-    });
     out
 }
 
@@ -408,6 +396,8 @@ fn sample(
         None => None,
     };
     let start = Instant::now();
+    let cpu_start = process_usage();
+    let ticks_start = cpu::thread_cpu_ticks();
     // Kept sorted as samples arrive (binary insertion): re-sorting a copy
     // after every sample cost O(n² log n) between timed iterations.
     let mut sorted: Vec<f64> = Vec::new();
@@ -441,6 +431,21 @@ fn sample(
         }
     };
     out.stop_reason = stop_reason.into();
+    // Threads actually busy: CPU time over wall time of the timed loop.
+    let wall_s = start.elapsed().as_secs_f64();
+    let cpu_s = |u: &crate::meter::ProcessUsage| Some(u.cpu_user_s? + u.cpu_sys_s?);
+    out.caps_applied = Some(AppliedCaps {
+        os_threads: cpu::os_threads(),
+        cpu_parallelism: match (cpu_s(&cpu_start), cpu_s(&process_usage())) {
+            (Some(a), Some(b)) if wall_s > 0.0 => Some((b - a) / wall_s),
+            _ => None,
+        },
+        threads_busy: match (&ticks_start, cpu::thread_cpu_ticks()) {
+            (Some(a), Some(b)) => Some(cpu::busy_threads(a, &b)),
+            _ => None,
+        },
+        ..Default::default()
+    });
     if let Some(m) = meter.as_mut() {
         match energy::finish(m.as_mut(), baseline, out.samples_wall_s.len()) {
             Ok(e) => energy.measurement = Some(e),

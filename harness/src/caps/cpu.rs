@@ -104,9 +104,64 @@ pub fn os_threads() -> Option<usize> {
         .map(|d| d.filter(|e| e.is_ok()).count())
 }
 
+/// CPU time of each thread of the process, in clock ticks (Linux:
+/// utime + stime of /proc/self/task/<tid>/stat).
+pub fn thread_cpu_ticks() -> Option<std::collections::BTreeMap<u64, u64>> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let Ok(tid) = e.file_name().to_string_lossy().parse::<u64>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue; // the thread ended meanwhile
+        };
+        // Fields after the command name (which may hold spaces) in parens.
+        let rest = stat.rsplit_once(')')?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+        let (u, s) = (
+            f.get(11)?.parse::<u64>().ok()?,
+            f.get(12)?.parse::<u64>().ok()?,
+        );
+        out.insert(tid, u + s);
+    }
+    Some(out)
+}
+
+/// Threads that did a real share of the work between two snapshots: those
+/// with at least a tenth of the busiest thread's CPU time (so a watcher
+/// thread's occasional tick does not count). Independent of how much CPU
+/// other processes leave us, unlike CPU time ÷ wall time.
+pub fn busy_threads(
+    before: &std::collections::BTreeMap<u64, u64>,
+    after: &std::collections::BTreeMap<u64, u64>,
+) -> usize {
+    let used: Vec<u64> = after
+        .iter()
+        .map(|(tid, t)| t.saturating_sub(*before.get(tid).unwrap_or(&0)))
+        .collect();
+    let max = used.iter().copied().max().unwrap_or(0);
+    if max == 0 {
+        return 0;
+    }
+    used.iter().filter(|u| **u * 10 >= max).count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn busy_threads_ignore_occasional_ticks() {
+        let before = [(1, 100), (2, 50), (3, 7)].into_iter().collect();
+        let after = [(1, 200), (2, 140), (3, 8), (4, 30)].into_iter().collect();
+        // Used: 100, 90, 1, 30 → 1 is below a tenth of 100.
+        assert_eq!(busy_threads(&before, &after), 3);
+        assert_eq!(busy_threads(&before, &before), 0);
+        if cfg!(target_os = "linux") {
+            assert!(!thread_cpu_ticks().unwrap().is_empty());
+        }
+    }
 
     #[test]
     fn cpu_lists_parse_and_print() {

@@ -38,12 +38,13 @@ pub fn release_freed_memory() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn release_freed_memory() {}
 
-/// Starts the watcher: every `period`, if the resident set exceeds
-/// `cap_bytes`, print the numbers and abort (the runner records `oom`).
-pub fn watch(cap_bytes: u64, period: Duration) {
-    if resident_bytes().is_none() {
-        return; // not Linux: only the allocator cap applies
-    }
+/// Starts the watcher: every `period`, if the resident set grew by more
+/// than `cap_bytes` over what was resident when the watch started (the
+/// binary, shared libraries, the runtime — present whatever runs), print
+/// the numbers and abort (the runner records `oom`). Returns that baseline.
+pub fn watch(cap_bytes: u64, period: Duration) -> Option<u64> {
+    let baseline = resident_bytes()?;
+    let limit = cap_bytes.saturating_add(baseline);
     let spawned = std::thread::Builder::new()
         .name("capbench-rss-watch".into())
         .stack_size(64 * 1024)
@@ -51,10 +52,10 @@ pub fn watch(cap_bytes: u64, period: Duration) {
             loop {
                 if !PAUSED.load(Ordering::SeqCst)
                     && let Some(rss) = resident_bytes()
-                    && rss > cap_bytes
+                    && rss > limit
                 {
                     eprintln!(
-                        "{RSS_PREFIX} {rss} bytes passed the cap {cap_bytes} bytes (allocator in use {} bytes)",
+                        "{RSS_PREFIX} {rss} bytes passed the cap {cap_bytes} bytes over the {baseline} bytes resident at start (allocator in use {} bytes)",
                         super::alloc::in_use_bytes()
                     );
                     std::process::abort();
@@ -62,20 +63,24 @@ pub fn watch(cap_bytes: u64, period: Duration) {
                 std::thread::sleep(period);
             }
         });
-    if let Err(e) = spawned {
-        eprintln!("capbench: could not start the resident-set watch: {e}");
+    match spawned {
+        Ok(_) => Some(baseline),
+        Err(e) => {
+            eprintln!("capbench: could not start the resident-set watch: {e}");
+            None
+        }
     }
 }
 
-/// (resident bytes, cap) from a watcher line.
-pub fn parse_rss_line(lines: &[String]) -> Option<(u64, u64)> {
+/// (resident bytes, cap, baseline) from a watcher line.
+pub fn parse_rss_line(lines: &[String]) -> Option<(u64, u64, u64)> {
     let l = lines.iter().rev().find(|l| l.starts_with(RSS_PREFIX))?;
     let nums: Vec<u64> = l
         .split_whitespace()
         .filter_map(|w| w.parse().ok())
         .collect();
     match nums[..] {
-        [rss, cap, ..] => Some((rss, cap)),
+        [rss, cap, baseline, ..] => Some((rss, cap, baseline)),
         _ => None,
     }
 }
@@ -90,8 +95,8 @@ mod tests {
             assert!(resident_bytes().unwrap() > 1 << 20);
         }
         let l = vec![format!(
-            "{RSS_PREFIX} 3000 bytes passed the cap 2000 bytes (allocator in use 10 bytes)"
+            "{RSS_PREFIX} 3000 bytes passed the cap 2000 bytes over the 500 bytes resident at start (allocator in use 10 bytes)"
         )];
-        assert_eq!(parse_rss_line(&l), Some((3000, 2000)));
+        assert_eq!(parse_rss_line(&l), Some((3000, 2000, 500)));
     }
 }

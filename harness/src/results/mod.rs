@@ -255,8 +255,13 @@ pub struct MemoryRecord {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AppliedCaps {
     pub mem_cap_bytes: Option<u64>,
-    /// Whether the resident-set watch ran (Linux) beside the allocator cap.
+    /// Whether the resident-set watch ran (Linux) beside the allocator cap:
+    /// it ends the case when the resident set grows by more than the cap
+    /// over `rss_baseline_bytes` (resident before the workload: binary,
+    /// libraries, runtime).
     pub rss_watch: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_baseline_bytes: Option<u64>,
     pub device_mem_cap_bytes: Option<u64>,
     /// How the device cap is enforced on this backend, or why it is not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -266,8 +271,13 @@ pub struct AppliedCaps {
     pub threads_pool: usize,
     /// OS threads of the worker at the end of timing.
     pub os_threads: Option<usize>,
-    /// CPU time ÷ wall time over the timed loop: threads actually busy.
+    /// CPU time ÷ wall time over the timed loop (lower than the threads
+    /// used when other processes compete for the CPUs).
     pub cpu_parallelism: Option<f64>,
+    /// Threads that did at least a tenth of the busiest thread's CPU work
+    /// during the timed loop (Linux, per-thread CPU time): threads used.
+    #[serde(default)]
+    pub threads_busy: Option<usize>,
     pub cpus_requested: Option<String>,
     /// The affinity the kernel reports after applying `--cpus`.
     pub cpus_observed: Option<String>,

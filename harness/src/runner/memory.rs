@@ -52,7 +52,10 @@ pub fn insert_memory_and_fit(
             .map(|m| m.alloc_peak_prepare_bytes.max(m.alloc_peak_run_bytes)),
     ) {
         metrics.insert("peak_alloc_workload_bytes".into(), b as f64);
-        if let Some(need) = spec.memory_need_bytes() {
+        if let Some(need) = spec.memory_need_bytes()
+            && b > 0
+            && status == Status::Ok
+        {
             metrics.insert("predicted_need_error_rel".into(), need / b as f64 - 1.0);
         }
     }
@@ -70,6 +73,13 @@ pub fn insert_memory_and_fit(
         metrics.insert("threads_pool".into(), a.threads_pool as f64);
     }
     let par: Vec<f64> = applied.iter().filter_map(|a| a.cpu_parallelism).collect();
+    let busy: Vec<f64> = applied
+        .iter()
+        .filter_map(|a| a.threads_busy.map(|b| b as f64))
+        .collect();
+    if !busy.is_empty() {
+        metrics.insert("threads_busy_median".into(), crate::stats::median(&busy));
+    }
     if !par.is_empty() {
         metrics.insert("cpu_parallelism_median".into(), crate::stats::median(&par));
     }
@@ -122,7 +132,7 @@ mod tests {
     fn fit_is_predicted_and_measured_under_a_cap() {
         let spec = WorkloadSpec::parse("kernel/gemm-f32-512").unwrap();
         let need = spec.memory_need_bytes().unwrap();
-        let mut run = |cap: u64, status| {
+        let run = |cap: u64, status| {
             let (mut m, mut t) = (BTreeMap::new(), BTreeMap::new());
             let caps = CapsRecord {
                 mem_cap_bytes: Some(cap),
@@ -134,7 +144,7 @@ mod tests {
         };
         let (m, t) = run(need as u64 * 2, Status::Ok);
         assert_eq!(m["predicted_need_bytes"], need);
-        assert_eq!(m["mem_cap_bytes"], need * 2.0);
+        assert_eq!(m["mem_cap_bytes"], (need as u64 * 2) as f64);
         assert_eq!(
             (t["fit_predicted"].as_str(), t["fit_measured"].as_str()),
             (FITS, FITS)

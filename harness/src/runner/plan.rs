@@ -339,6 +339,19 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
             }
         }
     }
+    // An exact workload name (no glob characters) that the default suite
+    // lacks is run as given: `--workload decode/llama-2-7b/q4_0` needs no
+    // suite file.
+    if req.suite.is_none() {
+        for g in &req.workload_globs {
+            if g.contains(['*', '?', '[']) || suite.workloads.iter().any(|w| &w.name == g) {
+                continue;
+            }
+            let spec = capbench_workloads::WorkloadSpec::parse(g)
+                .map_err(|e| HarnessError::usage(format!("--workload '{g}': {e}")))?;
+            suite.workloads.push(spec);
+        }
+    }
     for w in suite.workloads.iter().filter(|w| is_gguf_workload(w)) {
         match &model {
             None => {

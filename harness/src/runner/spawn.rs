@@ -256,15 +256,16 @@ fn classify(
         return r;
     }
     if !status.success()
-        && let Some((rss, cap)) = rss::parse_rss_line(&exit.stderr_tail)
+        && let Some((rss, cap, baseline)) = rss::parse_rss_line(&exit.stderr_tail)
     {
         let mut r = record(
             index,
             Status::Oom,
             format!(
-                "memory cap: the resident set reached {}, past the cap of {} (memory the allocator does not count: mapped files, stacks, drivers)",
+                "memory cap: the resident set reached {}, more than the cap of {} over the {} resident at start (memory the allocator does not count: mapped files, stacks, drivers)",
                 human_bytes(rss),
-                human_bytes(cap)
+                human_bytes(cap),
+                human_bytes(baseline)
             ),
             exit,
         );

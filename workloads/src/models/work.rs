@@ -141,9 +141,48 @@ pub fn decode_work(spec: &WorkloadSpec, cfg: &ModelConfig, weight_bytes: f64) ->
     }
 }
 
-/// Predicted bytes a run of this workload holds at its peak: weights in
-/// their format, KV cache, activations; training adds f32 gradients and two
-/// AdamW moments. Used to list shapes that cannot run here and by caps.
+/// Activation floats the autograd graph holds per token in layer `l` at
+/// T tokens of context: candle keeps every op's output, and the model's
+/// norms, RoPE, softmax and SwiGLU are composites of several ops. Counted
+/// per op output — ~25 d-sized tensors (two norms of 5 ops, projections,
+/// RoPE of q and k, residuals), 6 of the (H × T) attention rows (scores,
+/// scale, mask, max, exp, normalise) and 5 FFN-wide ones (gate, up, sigmoid,
+/// SiLU, product) — then × `TRAIN_ACT_FACTOR` for the activation gradients
+/// alive at the peak of backward.
+/// Bytes per parameter a training step holds at its peak: f32 weights,
+/// gradients and two AdamW moments (16), plus 3 for the update's
+/// temporaries. This and `TRAIN_ACT_FACTOR` were fitted to the counting
+/// allocator's peaks of train-step/dense-small/f32 at b1t32 (640 MB, weights
+/// dominate) and b4t128 (1147 MB, activations ~40 %).
+const TRAIN_BYTES_PER_PARAM: f64 = 19.0;
+const TRAIN_ACT_FACTOR: f64 = 1.14;
+
+fn train_act_floats_per_token_layer(cfg: &ModelConfig, l: usize, seq: usize) -> f64 {
+    let ld = cfg.layer(l);
+    let ffn = match (ld.moe, cfg.moe) {
+        // Routed experts see top_k of the tokens, shared ones all of them.
+        (true, Some(m)) => m.expert_ffn * (m.top_k + m.shared),
+        _ => ld.ffn,
+    };
+    let per_op = 25.0 * cfg.d_model as f64 + 6.0 * (ld.n_heads * seq) as f64 + 5.0 * ffn as f64;
+    TRAIN_ACT_FACTOR * per_op
+}
+
+/// Predicted bytes a run of this workload holds at its peak, the larger of
+/// two phases:
+/// - preparing: the weights built so far plus the f32 tensor being
+///   converted (generated in f32, then cast or quantized; q4_0 also copies
+///   it to host once more);
+/// - running: weights in their format (embeddings f32 for quantized
+///   formats, else in the activation dtype), the KV cache at the run's
+///   context, the prompt's logits; training holds f32 weights, gradients,
+///   two AdamW moments and the update's temporaries (19 bytes per
+///   parameter), the graph's activations and the logits with their softmax
+///   and gradient.
+///
+/// Checked against the counting allocator's peak (`peak_alloc_workload_bytes`)
+/// in harness/tests/caps_cli.rs; used by `list workloads` and by `fits / does
+/// not fit` under a memory cap.
 pub fn memory_need_bytes(spec: &WorkloadSpec) -> Option<f64> {
     match &spec.params {
         Params::Train {
@@ -162,13 +201,14 @@ pub fn memory_need_bytes(spec: &WorkloadSpec) -> Option<f64> {
             let cfg = super::shape(model)?;
             let p = cfg.param_count() as f64;
             let act = if *dtype == DType::Bf16 { 2.0 } else { 4.0 };
-            // Per token and layer, the autograd graph keeps roughly the
-            // residual stream, attention/FFN inputs and outputs: ~16·d plus
-            // the (H × T) attention probabilities.
-            let per_token_layer = 16.0 * cfg.d_model as f64 + 2.0 * (cfg.n_heads * seq) as f64;
-            let acts = (*batch * *seq) as f64 * cfg.n_layers as f64 * per_token_layer * act;
-            let logits = (*batch * *seq * cfg.vocab) as f64 * 4.0 * 3.0;
-            Some(p * 4.0 * 4.0 + acts + logits)
+            let tokens = (*batch * *seq) as f64;
+            let acts: f64 = (0..cfg.n_layers)
+                .map(|l| train_act_floats_per_token_layer(&cfg, l, *seq))
+                .sum::<f64>()
+                * tokens
+                * act;
+            let logits = tokens * cfg.vocab as f64 * 4.0 * 3.0;
+            Some(p * TRAIN_BYTES_PER_PARAM + acts + logits)
         }
         Params::Decode {
             model,
@@ -179,13 +219,31 @@ pub fn memory_need_bytes(spec: &WorkloadSpec) -> Option<f64> {
             depth,
         } => {
             let cfg = super::shape(model)?;
-            let weights = (cfg.param_count() - cfg.vocab * cfg.d_model) as f64
-                * format.bytes_per_weight()
-                + (cfg.vocab * cfg.d_model) as f64 * 4.0;
+            let embed = (cfg.vocab * cfg.d_model) as f64;
+            let embed_bytes = match format {
+                WeightFmt::Q8_0 | WeightFmt::Q4_0 => 4.0,
+                f => act_bytes(*f),
+            };
+            let weights = (cfg.param_count() as f64 - embed) * format.bytes_per_weight()
+                + embed * embed_bytes;
+            // The largest linear weight: the LM head (untied) or an FFN matrix.
+            let largest = (0..cfg.n_layers)
+                .map(|l| (cfg.layer(l).ffn * cfg.d_model) as f64)
+                .fold(if cfg.tied_embeddings { 0.0 } else { embed }, f64::max);
+            // f32 copies of it alive while it is converted: the generated
+            // tensor, plus for q8_0 one row block's host copy at a time
+            // (half of it at 2 threads) and for q4_0 a whole host copy.
+            let copies = match format {
+                WeightFmt::F32 => 0.0,
+                WeightFmt::F16 | WeightFmt::Bf16 => 1.0,
+                WeightFmt::Q8_0 => 1.5,
+                WeightFmt::Q4_0 => 2.0,
+            };
+            let preparing = weights + largest * 4.0 * copies;
             let ctx = (depth + prompt + gen_tokens) as f64;
             let kv = *batch as f64 * ctx * cfg.kv_elems_per_token() as f64 * act_bytes(*format);
             let logits = (*batch * *prompt * cfg.vocab) as f64 * 4.0;
-            Some(weights + kv + logits)
+            Some(preparing.max(weights + kv + logits))
         }
         _ => None,
     }
