@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod baseline;
+pub mod claims;
 pub mod cli;
 pub mod error;
 pub mod meter;
