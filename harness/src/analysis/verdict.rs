@@ -420,7 +420,10 @@ fn projection_source(
         Some((f, eff)) => {
             let p = |s: &capbench_workloads::WorkloadSpec| {
                 params_of(s)
-                    .map(|n| format!("{:.3} B", n as f64 / 1e9))
+                    .map(|n| match n as f64 {
+                        x if x >= 1e9 => format!("{:.2} B", x / 1e9),
+                        x => format!("{:.1} M", x / 1e6),
+                    })
                     .unwrap_or_else(|| "?".into())
             };
             Ok(Source {
