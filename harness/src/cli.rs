@@ -139,6 +139,37 @@ pub struct PlanArgs {
     /// The file is checked first: a damaged or unsupported one exits 2.
     #[arg(long, value_name = "FILE.gguf")]
     pub model: Option<PathBuf>,
+
+    /// Host memory caps, comma-separated (8GiB, 512MiB, 16GB): one case per
+    /// cap. Enforced in each worker by a counting allocator with a hard
+    /// limit plus a resident-set watch; passing it records status `oom` with
+    /// the requested bytes, bytes in use and the cap.
+    #[arg(long, value_name = "SIZE[,SIZE…]", value_delimiter = ',')]
+    pub mem_cap: Vec<String>,
+
+    /// Device memory caps for GPU backends, comma-separated: one case per
+    /// cap. wgpu: every buffer capbench's engine creates is counted against
+    /// it. Not applied on CUDA/Metal in this build (the record says so).
+    #[arg(long, value_name = "SIZE[,SIZE…]", value_delimiter = ',')]
+    pub device_mem_cap: Vec<String>,
+
+    /// Pin each worker to these CPUs (Linux CPU list, e.g. 0 or 0-1,4);
+    /// without --threads the worker's pool gets one thread per CPU.
+    #[arg(long, value_name = "LIST")]
+    pub cpus: Option<String>,
+
+    /// Request the wgpu device with reduced limits, as an older GPU offers:
+    /// downlevel, webgl2, default, or a TOML file of wgpu limit names over
+    /// `default` (e.g. max_storage_buffer_binding_size = 134217728).
+    #[arg(long, value_name = "TIER|FILE")]
+    pub wgpu_limits: Option<String>,
+
+    /// Run every case under each hardware profile's caps (comma-separated
+    /// names from `capbench list profiles`, or profile .toml files): memory
+    /// budget, threads, wgpu tier. Each case then reports whether the
+    /// workload fits, with its predicted memory need.
+    #[arg(long, value_name = "NAME[,NAME…]", value_delimiter = ',')]
+    pub profile: Vec<String>,
 }
 
 impl PlanArgs {
@@ -151,6 +182,11 @@ impl PlanArgs {
             || self.repeat.is_some()
             || self.corpus.is_some()
             || self.model.is_some()
+            || !self.mem_cap.is_empty()
+            || !self.device_mem_cap.is_empty()
+            || self.cpus.is_some()
+            || self.wgpu_limits.is_some()
+            || !self.profile.is_empty()
     }
 }
 
@@ -465,6 +501,20 @@ mod tests {
         let c = Cli::parse_from(["capbench", "run", "--resume", "/tmp/x"]);
         let Command::Run(r) = c.command else { panic!() };
         assert_eq!(r.resume.unwrap(), PathBuf::from("/tmp/x"));
+        let c = Cli::parse_from([
+            "capbench",
+            "run",
+            "--mem-cap",
+            "2GiB,4GiB",
+            "--profile",
+            "t4-16gb,m2-air-8gb",
+            "--cpus",
+            "0-1,3",
+        ]);
+        let Command::Run(r) = c.command else { panic!() };
+        assert_eq!(r.plan.mem_cap, ["2GiB", "4GiB"]);
+        assert_eq!(r.plan.profile, ["t4-16gb", "m2-air-8gb"]);
+        assert_eq!(r.plan.cpus.as_deref(), Some("0-1,3"));
         assert_eq!(parse_fraction("5%"), Ok(0.05));
         assert_eq!(parse_fraction("0.1"), Ok(0.1));
         assert!(parse_fraction("150%").is_err() && parse_fraction("x").is_err());

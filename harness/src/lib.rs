@@ -3,10 +3,12 @@
 
 pub mod analysis;
 pub mod baseline;
+pub mod caps;
 pub mod claims;
 pub mod cli;
 pub mod error;
 pub mod meter;
+pub mod profiles;
 pub mod report;
 pub mod results;
 pub mod runner;

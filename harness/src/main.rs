@@ -21,6 +21,11 @@ use capbench::{baseline, suite, worker};
 use capbench_workloads::backend::probe_all;
 use clap::Parser;
 
+/// Every heap byte is counted, so a worker can enforce `--mem-cap` and
+/// report its peak (see `caps::alloc`).
+#[global_allocator]
+static ALLOC: capbench::caps::alloc::CappedAlloc = capbench::caps::alloc::CappedAlloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -159,12 +164,11 @@ fn list(a: &ListArgs) -> Result<ExitCode, HarnessError> {
             }
         }
         ListWhat::Profiles => {
+            let all = capbench::profiles::load_all()?;
             if a.json {
-                "[]".to_string()
+                json(&all)
             } else {
-                "no hardware profiles are built in yet: runs use this machine uncapped \
-                 (apart from --threads)"
-                    .to_string()
+                profiles_table(&all)
             }
         }
         ListWhat::Suites => {
@@ -209,6 +213,75 @@ fn list(a: &ListArgs) -> Result<ExitCode, HarnessError> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn profiles_table(all: &[capbench::profiles::Profile]) -> String {
+    let tf = |p: &capbench::profiles::Profile, d: &str| {
+        p.peak_flops_per_s
+            .get(d)
+            .map(|s| {
+                let t = s.value / 1e12;
+                match t {
+                    t if t >= 100.0 => format!("{t:.0}"),
+                    t if t >= 10.0 => format!("{t:.1}"),
+                    t => format!("{t:.2}"),
+                }
+            })
+            .unwrap_or_else(|| "—".into())
+    };
+    let mut t = table::rows(
+        &[
+            "profile",
+            "kind",
+            "memory (budget)",
+            "GB/s",
+            "TFLOP/s f32 / f16 / bf16",
+            "TDP W",
+            "caps here",
+            "what",
+        ],
+        all.iter()
+            .map(|p| {
+                let mut caps = vec![format!(
+                    "mem {}",
+                    capbench::caps::size::human_bytes(p.memory_budget_bytes())
+                )];
+                if let Some(t) = p.caps.threads {
+                    caps.push(format!("threads {t}"));
+                }
+                if let Some(w) = &p.caps.wgpu_limits {
+                    caps.push(format!("wgpu {w}"));
+                }
+                vec![
+                    p.name.clone(),
+                    p.kind.as_str().to_string(),
+                    format!(
+                        "{} ({})",
+                        capbench::caps::size::human_bytes(p.memory.total_bytes.value),
+                        capbench::caps::size::human_bytes(p.memory_budget_bytes())
+                    ),
+                    p.bandwidth()
+                        .map(|b| format!("{:.0}", b / 1e9))
+                        .unwrap_or_else(|| "—".into()),
+                    format!("{} / {} / {}", tf(p, "f32"), tf(p, "f16"), tf(p, "bf16")),
+                    p.tdp()
+                        .map(|w| format!("{w:.0}"))
+                        .unwrap_or_else(|| "—".into()),
+                    caps.join("\n"),
+                    p.description.clone(),
+                ]
+            })
+            .collect(),
+    );
+    t.push_str(&format!(
+        "\nEvery figure's source: `capbench list profiles --json`. \
+         User profiles: *.toml in {} (a file with a built-in's name replaces it). \
+         — = no sourced figure.",
+        capbench::profiles::user_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_else(|| format!("${}", capbench::profiles::DIR_ENV))
+    ));
+    t
+}
+
 fn energy_survey() -> Vec<SourceAttempt> {
     Probe::system(capbench_workloads::backend::candle::default_threads()).survey()
 }
@@ -245,6 +318,11 @@ fn plan_request(p: PlanArgs, inject_slowdown: Option<f64>) -> PlanRequest {
         inject_slowdown,
         corpus: p.corpus,
         model: p.model,
+        mem_caps: p.mem_cap,
+        device_mem_caps: p.device_mem_cap,
+        cpus: p.cpus,
+        wgpu_limits: p.wgpu_limits,
+        profiles: p.profile,
     }
 }
 

@@ -5,16 +5,18 @@
 use std::path::Path;
 use std::time::Instant;
 
+use capbench_workloads::backend::device_caps::DeviceMemoryCounter;
 use capbench_workloads::{
     Backend, PrepareOptions, PreparedWorkload, WorkloadError, WorkloadSpec, prepare_with,
 };
 use serde::{Deserialize, Serialize};
 
+use crate::caps::{alloc, cpu, rss};
 use crate::error::{HarnessError, Result};
 use crate::meter::energy::{self, EnergyMeter, Probe, Target, WorkerEnergy};
 use crate::meter::process_usage;
 use crate::results::io::write_json_atomic;
-use crate::results::{Status, WorkerOutput};
+use crate::results::{AppliedCaps, MemoryRecord, OomRecord, Status, WorkerOutput};
 use crate::stats;
 use crate::suite::Sampling;
 
@@ -38,6 +40,9 @@ pub struct WorkerJob {
     /// `--model` GGUF file for decode/gguf/… workloads.
     #[serde(default)]
     pub model: Option<std::path::PathBuf>,
+    /// Caps to apply before anything is prepared.
+    #[serde(default)]
+    pub caps: crate::results::CapsRecord,
 }
 
 /// Entry point of `capbench worker`.
@@ -52,8 +57,86 @@ pub fn run(job_path: &Path, result_path: &Path) -> Result<()> {
         )
     })?;
     die_with_parent(job.parent_pid);
-    let out = measure(&job);
+    let applied = apply_caps(&job);
+    let mut out = measure(&job);
+    out.caps_applied = Some(merge_observed(applied, out.caps_applied.take()));
+    // Writing the result must not be refused: the case is over.
+    alloc::set_cap(None);
     write_json_atomic(result_path, &out)
+}
+
+/// Applies the job's host caps to this process, before any thread pool or
+/// workload exists: CPU affinity first (threads started later inherit it),
+/// then the allocator cap and the resident-set watch.
+fn apply_caps(job: &WorkerJob) -> AppliedCaps {
+    let caps = &job.caps;
+    let mut a = AppliedCaps {
+        threads_requested: caps.threads,
+        threads_pool: capbench_workloads::backend::candle::default_threads(),
+        cpus_requested: caps.cpus.clone(),
+        mem_cap_bytes: caps.mem_cap_bytes,
+        device_mem_cap_bytes: caps.device_mem_cap_bytes,
+        wgpu_limits: caps.wgpu_limits.as_ref().map(|w| w.as_str().to_string()),
+        ..Default::default()
+    };
+    if let Some(list) = &caps.cpus {
+        match cpu::parse_cpu_list(list).and_then(|c| cpu::set_affinity(&c)) {
+            Ok(()) => {}
+            Err(e) => a.not_applied.push(format!("--cpus {list}: {e}")),
+        }
+    }
+    a.cpus_observed = cpu::affinity().map(|c| cpu::format_cpu_list(&c));
+    if let Some(cap) = caps.mem_cap_bytes {
+        if alloc::installed() {
+            alloc::set_cap(Some(cap));
+            // Memory the allocator cannot see: checked every 20 ms.
+            a.rss_watch = rss::resident_bytes().is_some();
+            rss::watch(cap, std::time::Duration::from_millis(20));
+        } else {
+            a.mem_cap_bytes = None;
+            a.not_applied.push(
+                "host memory cap: this process does not run capbench's counting allocator".into(),
+            );
+        }
+    }
+    let is_wgpu = job.backend.starts_with("wgpu");
+    if let Some(cap) = caps.device_mem_cap_bytes {
+        a.device_mem_cap_mechanism = Some(if is_wgpu {
+            "counted: every buffer capbench's wgpu engine creates is reserved against the cap before it is created".into()
+        } else {
+            a.device_mem_cap_bytes = None;
+            let why = if job.backend == "cpu" {
+                "the cpu backend has no device memory".to_string()
+            } else {
+                format!(
+                    "device memory caps on {} are not implemented in this build",
+                    job.backend
+                )
+            };
+            a.not_applied.push(format!("--device-mem-cap {cap}: {why}"));
+            format!("not applied: {why}")
+        });
+    }
+    if let Some(w) = &caps.wgpu_limits
+        && !is_wgpu
+    {
+        a.wgpu_limits = None;
+        a.not_applied.push(format!(
+            "--wgpu-limits {}: {} is not a wgpu backend",
+            w.as_str(),
+            job.backend
+        ));
+    }
+    a
+}
+
+/// The caps applied at start with what `measure` observed while timing.
+fn merge_observed(mut applied: AppliedCaps, observed: Option<AppliedCaps>) -> AppliedCaps {
+    if let Some(o) = observed {
+        applied.os_threads = o.os_threads;
+        applied.cpu_parallelism = o.cpu_parallelism;
+    }
+    applied
 }
 
 /// On Linux, ask the kernel to SIGKILL this worker when the parent dies, so a
@@ -94,12 +177,32 @@ fn blank(status: Status, detail: String) -> WorkerOutput {
         within_wall_s: None,
         usage: process_usage(),
         energy: None,
+        memory: memory_record(),
+        caps_applied: None,
+        oom: None,
     }
+}
+
+/// Peak memory so far, with the phase peaks `measure` filled in.
+fn memory_record() -> Option<MemoryRecord> {
+    alloc::installed().then(|| MemoryRecord {
+        alloc_peak_bytes: alloc::peak_total_bytes(),
+        peak_rss_bytes: process_usage().peak_rss_bytes,
+        ..Default::default()
+    })
+}
+
+/// Ends a phase: its heap peak, and a fresh peak for the next one.
+fn phase_peak() -> u64 {
+    let p = alloc::peak_bytes();
+    alloc::reset_peak();
+    p
 }
 
 fn status_of(e: &WorkloadError) -> Status {
     match e {
         WorkloadError::Unsupported { .. } => Status::Unsupported,
+        WorkloadError::DeviceOutOfMemory { .. } => Status::Oom,
         _ => Status::Error,
     }
 }
@@ -124,6 +227,9 @@ pub fn measure(job: &WorkerJob) -> WorkerOutput {
         Ok(b) => b,
         Err(e) => return blank(Status::Error, e.to_string()),
     };
+    let device_memory = DeviceMemoryCounter::new(job.caps.device_mem_cap_bytes);
+    let backend_is_wgpu = matches!(backend, Backend::Wgpu(_));
+    alloc::reset_peak();
     let opts = PrepareOptions {
         corpus_text: match &job.corpus {
             Some(p) => match std::fs::read_to_string(p) {
@@ -138,18 +244,22 @@ pub fn measure(job: &WorkerJob) -> WorkerOutput {
             None => None,
         },
         model_file: job.model.clone(),
+        device_mem_cap_bytes: job.caps.device_mem_cap_bytes,
+        wgpu_limits: job.caps.wgpu_limits.clone(),
+        device_memory: Some(device_memory.clone()),
     };
     let t = Instant::now();
     let mut w = match prepare_with(&spec, &backend, &opts) {
         Ok(w) => w,
-        Err(e) => return blank(status_of(&e), e.to_string()),
+        Err(e) => return failed(&e, &device_memory),
     };
     if let Some(f) = job.inject_slowdown
         && let Err(e) = w.inject_extra_work(f)
     {
-        return blank(status_of(&e), e.to_string());
+        return failed(&e, &device_memory);
     }
     let prepare_s = t.elapsed().as_secs_f64();
+    let prepare_peak = phase_peak();
     let mut out = blank(Status::Ok, String::new());
     out.injected_extra_work = job.inject_slowdown;
     out.prepare_s = prepare_s;
@@ -157,14 +267,35 @@ pub fn measure(job: &WorkerJob) -> WorkerOutput {
     out.timer = w.timer().to_string();
     out.work_per_iter = Some(w.work().into());
 
+    // Verification is capbench's own bookkeeping (an f32 reference the
+    // target would never hold), so the memory cap is lifted while it runs:
+    // the cap governs what the workload needs — prepare, warm-up, timing.
+    let cap = alloc::cap_bytes();
+    alloc::set_cap(None);
+    rss::pause(true);
     let t = Instant::now();
     let verification = w.verify();
     out.verify_s = t.elapsed().as_secs_f64();
+    let verify_peak = phase_peak();
+    rss::release_freed_memory();
+    alloc::set_cap(cap);
+    rss::pause(false);
+    let finish = |out: &mut WorkerOutput, run_peak: u64| {
+        out.usage = process_usage();
+        out.memory = memory_record().map(|m| MemoryRecord {
+            alloc_peak_prepare_bytes: prepare_peak,
+            alloc_peak_verify_bytes: verify_peak,
+            alloc_peak_run_bytes: run_peak,
+            device_peak_bytes: backend_is_wgpu.then(|| device_memory.peak_bytes()),
+            ..m
+        });
+    };
     match verification {
         Err(e) => {
             out.status = status_of(&e);
             out.status_detail = format!("verification could not run: {e}");
-            out.usage = process_usage();
+            out.oom = oom_of(&e);
+            finish(&mut out, 0);
             return out;
         }
         Ok(v) if !v.passed => {
@@ -174,7 +305,7 @@ pub fn measure(job: &WorkerJob) -> WorkerOutput {
                 v.scaled_max_diff, v.tolerance, v.max_abs_diff, v.nan_or_inf
             );
             out.verification = Some(v);
-            out.usage = process_usage();
+            finish(&mut out, 0);
             return out;
         }
         Ok(v) => out.verification = Some(v),
@@ -194,17 +325,61 @@ pub fn measure(job: &WorkerJob) -> WorkerOutput {
             .then(|| "no energy source could be used (see sources_tried)".to_string()),
         ..Default::default()
     };
+    let cpu_before = process_usage();
+    let t = Instant::now();
     let sampled = sample(w.as_mut(), &job.sampling, &mut out, meter, &mut energy);
+    let wall_s = t.elapsed().as_secs_f64();
     out.energy = Some(energy);
     if let Err(e) = sampled {
         out.status = status_of(&e);
         out.status_detail = format!("while timing: {e}");
+        out.oom = oom_of(&e);
     }
     if !out.samples_wall_s.is_empty() {
         out.within_wall_s = Some(stats::summarize(&out.samples_wall_s));
     }
-    out.usage = process_usage();
+    let run_peak = phase_peak();
+    finish(&mut out, run_peak);
+    // Threads actually busy: CPU time over wall time of warm-up and timing.
+    let cpu_s = |u: &crate::meter::ProcessUsage| Some(u.cpu_user_s? + u.cpu_sys_s?);
+    out.caps_applied = Some(AppliedCaps {
+        os_threads: cpu::os_threads(),
+        cpu_parallelism: match (cpu_s(&cpu_before), cpu_s(&out.usage)) {
+            (Some(a), Some(b)) if wall_s > 0.0 => Some((b - a) / wall_s),
+            _ => None,
+        },
+        ..Default::default()
+    });
     out
+}
+
+/// A workload error before anything was timed, as the worker's output.
+fn failed(e: &WorkloadError, device_memory: &DeviceMemoryCounter) -> WorkerOutput {
+    let mut out = blank(status_of(e), e.to_string());
+    out.oom = oom_of(e);
+    if let Some(m) = out.memory.as_mut()
+        && device_memory.peak_bytes() > 0
+    {
+        m.device_peak_bytes = Some(device_memory.peak_bytes());
+    }
+    out
+}
+
+/// The numbers of a refused device allocation.
+fn oom_of(e: &WorkloadError) -> Option<OomRecord> {
+    match e {
+        WorkloadError::DeviceOutOfMemory {
+            requested_bytes,
+            in_use_bytes,
+            cap_bytes,
+            ..
+        } => Some(OomRecord {
+            requested_bytes: *requested_bytes,
+            in_use_bytes: *in_use_bytes,
+            cap_bytes: *cap_bytes,
+        }),
+        _ => None,
+    }
 }
 
 /// Warm-up, then timed samples until the CI target, the time budget (after
@@ -300,6 +475,7 @@ mod tests {
             inject_slowdown: None,
             corpus: None,
             model: None,
+            caps: Default::default(),
         }
     }
 

@@ -45,5 +45,25 @@ fn gemm(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, gemm);
+/// q4_0 matrix × vector at llama-2-7b's widths (4096 → 4096 and the
+/// 11008-wide down projection): throughput in weight bytes, so criterion's
+/// rate is the bandwidth the decode kernel reaches (compare with
+/// `kernel/stream` on the same machine).
+fn q4_matvec(c: &mut Criterion) {
+    use capbench_workloads::models::q4::Q4Matrix;
+    let mut group = c.benchmark_group("q4_0-matvec/cpu");
+    for (rows, cols) in [(4096, 4096), (4096, 11008)] {
+        let w: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 2654435761) % 2001) as f32 / 1000.0 - 1.0)
+            .collect();
+        let q = Q4Matrix::quantize(&w, rows, cols).expect("cols % 32 == 0");
+        drop(w);
+        let x: Vec<f32> = (0..cols).map(|i| (i % 13) as f32 / 6.0 - 1.0).collect();
+        group.throughput(Throughput::Bytes((rows * cols / 32 * 18) as u64));
+        group.bench_function(format!("{rows}x{cols}"), |b| b.iter(|| q.matmul(&x, 1)));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, gemm, q4_matvec);
 criterion_main!(benches);

@@ -41,6 +41,17 @@ pub enum WorkloadError {
     #[error(transparent)]
     ModelFile(#[from] crate::models::gguf::GgufError),
 
+    /// A device allocation past `--device-mem-cap` (counted by our engine).
+    #[error(
+        "device memory cap: {what} needs {requested_bytes} bytes with {in_use_bytes} in use; the cap is {cap_bytes}"
+    )]
+    DeviceOutOfMemory {
+        what: String,
+        requested_bytes: u64,
+        in_use_bytes: u64,
+        cap_bytes: u64,
+    },
+
     #[error("wgpu error during {op}: {message}")]
     Wgpu { op: &'static str, message: String },
 }

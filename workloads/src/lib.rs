@@ -6,6 +6,7 @@ pub mod data;
 pub mod decode;
 pub mod error;
 pub mod kernels;
+pub mod memory_need;
 pub mod models;
 pub mod quality;
 pub mod spec;

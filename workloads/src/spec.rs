@@ -385,6 +385,14 @@ impl WorkloadSpec {
         }
     }
 
+    /// Predicted peak heap bytes of a worker running this workload on the
+    /// CPU: its data, the reference it is verified against, and the
+    /// temporaries of the largest phase (see `crate::memory_need`). `None`
+    /// for harness test workloads and GGUF files (known once the file is read).
+    pub fn memory_need_bytes(&self) -> Option<f64> {
+        crate::memory_need::bytes(self)
+    }
+
     /// Floating-point operations in one timed iteration (a multiply-add
     /// counts as two, the usual GEMM convention). Model workloads count the
     /// phase their headline times (see `crate::models::work`).

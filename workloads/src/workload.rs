@@ -102,6 +102,24 @@ pub struct PrepareOptions {
     pub corpus_text: Option<String>,
     /// `--model FILE.gguf` for `decode/gguf/…` and `prefill/gguf/…`.
     pub model_file: Option<std::path::PathBuf>,
+    /// `--device-mem-cap`: device bytes our wgpu engine may hold (CUDA/Metal
+    /// device caps are not applied here).
+    pub device_mem_cap_bytes: Option<u64>,
+    /// `--wgpu-limits`: request the wgpu device with these limits instead of
+    /// the adapter's own.
+    pub wgpu_limits: Option<crate::backend::device_caps::WgpuLimitsTier>,
+    /// A counter the caller keeps to read the device peak afterwards; when
+    /// absent the engine counts against `device_mem_cap_bytes` on its own.
+    pub device_memory: Option<crate::backend::device_caps::DeviceMemoryCounter>,
+}
+
+impl PrepareOptions {
+    /// The counter every device buffer of this case is reserved against.
+    pub fn device_counter(&self) -> crate::backend::device_caps::DeviceMemoryCounter {
+        self.device_memory.clone().unwrap_or_else(|| {
+            crate::backend::device_caps::DeviceMemoryCounter::new(self.device_mem_cap_bytes)
+        })
+    }
 }
 
 /// Builds the workload on its backend: data generated, uploaded, kernels
@@ -122,7 +140,7 @@ pub fn prepare_with(
         reason,
     })?;
     match &spec.params {
-        Params::Gemm { .. } => kernels::gemm::prepare(spec, backend),
+        Params::Gemm { .. } => kernels::gemm::prepare(spec, backend, opts),
         Params::Fault { fault } => kernels::fault::prepare(spec, *fault),
         Params::Stream { .. } => kernels::stream::prepare(spec, backend),
         Params::Attention { .. } => kernels::attention::prepare(spec, backend),

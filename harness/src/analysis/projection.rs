@@ -54,18 +54,35 @@ impl Target {
         })
     }
 
-    /// The compute peak for a case of `dtype`: its own, else — for weight
-    /// formats without a GEMM of their own (q8_0, q4_0 dequantize to a float
-    /// type on GPUs) — f16, else f32.
+    /// The compute peak for a case of `dtype`: its own, else f32 — q8_0 and
+    /// q4_0 compute in f32 activations (as `Profile::peak_flops_for` reads it).
     pub fn peak_for(&self, dtype: &str) -> Option<(String, f64)> {
-        let order: &[&str] = match dtype {
-            "q8_0" | "q4_0" => &["f16", "f32"],
-            _ => &[],
-        };
         std::iter::once(dtype)
-            .chain(order.iter().copied())
             .chain(std::iter::once("f32"))
             .find_map(|d| self.peak_flops_per_s.get(d).map(|v| (d.to_string(), *v)))
+    }
+}
+
+/// A hardware profile's spec sheet as a projection target: its memory
+/// budget (what a workload may use there), bandwidth and peaks.
+impl From<&crate::profiles::Profile> for Target {
+    fn from(p: &crate::profiles::Profile) -> Target {
+        let bw = p
+            .bandwidth_bytes_per_s
+            .as_ref()
+            .map(|s| format!("bandwidth: {}", s.source))
+            .unwrap_or_else(|| "no sourced bandwidth".into());
+        Target {
+            name: p.name.clone(),
+            source: format!("profile {} ({}) — {bw}", p.name, p.origin),
+            memory_bytes: Some(p.memory_budget_bytes() as f64),
+            bandwidth_bytes_per_s: p.bandwidth().unwrap_or(0.0),
+            peak_flops_per_s: p
+                .peak_flops_per_s
+                .iter()
+                .map(|(d, s)| (d.clone(), s.value))
+                .collect(),
+        }
     }
 }
 
@@ -351,12 +368,22 @@ mod tests {
     }
 
     #[test]
-    fn quantized_formats_fall_back_to_f16_then_f32_peaks() {
+    fn quantized_formats_use_the_f32_peak() {
         let t = target(1.0, &[("f32", 1.0), ("f16", 2.0)]);
-        assert_eq!(t.peak_for("q4_0").unwrap().0, "f16");
+        assert_eq!(t.peak_for("q4_0").unwrap().0, "f32");
+        assert_eq!(t.peak_for("f16").unwrap().0, "f16");
         assert_eq!(t.peak_for("bf16").unwrap().0, "f32");
         let t = target(1.0, &[]);
         assert!(t.peak_for("f32").is_none());
+    }
+
+    #[test]
+    fn a_built_in_profile_is_a_target() {
+        let p = crate::profiles::find("t4-16gb").unwrap();
+        let t = Target::from(&p);
+        assert_eq!(t.bandwidth_bytes_per_s, 320e9);
+        assert_eq!(t.peak_flops_per_s["f16"], 65e12);
+        assert_eq!(t.memory_bytes, Some(p.memory_budget_bytes() as f64));
     }
 
     #[test]

@@ -530,29 +530,124 @@ impl Ctx<'_> {
         }
     }
 
+    /// `fits = true|false`: measured by a run of the workload under the
+    /// claim's memory (the profile's budget, or `mem_cap`) — its
+    /// `fit_measured` tag — else predicted from the analytic need against
+    /// that memory, with the projection uncertainty as margin.
     fn fits(&mut self, e: &Expectation) -> ExpectationVerdict {
-        let need = capbench_workloads::models::work::memory_need_bytes(&self.claim.workload);
-        let mem = self
-            .claim
-            .profile
-            .as_ref()
-            .and_then(|p| self.set.profiles.get(p))
-            .and_then(|t| t.memory_bytes);
+        let want = matches!(e.value, Value::Bool(true));
         let gib = |b: f64| format!("{:.2} GiB", b / (1u64 << 30) as f64);
-        let evidence = match (need, mem) {
-            (Some(n), Some(m)) => format!(
-                "analytic need {} vs profile memory {} (a prediction, not a measurement)",
-                gib(n),
-                gib(m)
-            ),
-            (Some(n), None) => format!("analytic need {} (a prediction)", gib(n)),
-            _ => String::new(),
+        let cap = match (&self.claim.profile, self.claim.mem_cap_bytes) {
+            (Some(p), _) => self.set.profiles[p]
+                .memory_bytes
+                .map(|m| (m, format!("the memory budget of {p}"))),
+            (None, Some(c)) => Some((c as f64, format!("a {} memory cap", gib(c as f64)))),
+            (None, None) => None,
         };
-        cannot(
-            e,
-            evidence,
-            "whether it fits needs a run under the profile's memory cap; memory caps and built-in hardware profiles are not part of this capbench yet",
-        )
+        let Some((cap_bytes, cap_words)) = cap else {
+            return cannot(e, "", "the profile gives no memory size");
+        };
+        let found = exact(self.claim, self.runs);
+        let under: Vec<(Found, bool)> = found
+            .iter()
+            .filter(|f| {
+                let c = &f.case.caps;
+                let same = |b: Option<u64>| b.is_some_and(|b| b as f64 == cap_bytes);
+                c.profile.is_some() && c.profile == self.claim.profile
+                    || same(c.mem_cap_bytes)
+                    || same(c.device_mem_cap_bytes)
+            })
+            .filter_map(|f| {
+                let m = f.case.tags.get("fit_measured")?;
+                Some((*f, m == crate::runner::memory::FITS))
+            })
+            .collect();
+        if let Some((_, fit)) = under.first() {
+            let evidence = under
+                .iter()
+                .map(|(f, fit)| {
+                    format!(
+                        "{} under {cap_words}: {} ({})",
+                        f.label(),
+                        if *fit { "fits" } else { "does not fit" },
+                        f.case.status.as_str()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            if under.iter().any(|(_, x)| x != fit) {
+                return cannot(e, evidence, "runs under this memory disagree");
+            }
+            let ok = *fit == want;
+            return ExpectationVerdict {
+                expectation: e.text.clone(),
+                outcome: if ok {
+                    Outcome::Supported
+                } else {
+                    Outcome::Refuted
+                },
+                basis: Some(Basis::Measured),
+                value: None,
+                band_low: None,
+                band_high: None,
+                evidence,
+                reason: None,
+            };
+        }
+        let Some(need) = self.claim.workload.memory_need_bytes() else {
+            return cannot(
+                e,
+                "",
+                format!(
+                    "no run of {} under {cap_words}, and no analytic memory need to predict with; run it with --profile or --mem-cap",
+                    self.claim.workload.name
+                ),
+            );
+        };
+        let u = self.opts.projection_uncertainty_rel;
+        let evidence = format!(
+            "predicted need {} (±{:.0} %) vs {cap_words} {} — no run under that memory in the results",
+            gib(need),
+            u * 100.0,
+            gib(cap_bytes)
+        );
+        self.note(format!(
+            "fit predicted from the analytic memory need of {}, not measured: run it with --profile/--mem-cap to measure",
+            self.claim.workload.name
+        ));
+        let predicted = if need * (1.0 + u) <= cap_bytes {
+            Some(true)
+        } else if need * (1.0 - u) > cap_bytes {
+            Some(false)
+        } else {
+            None
+        };
+        match predicted {
+            None => cannot(
+                e,
+                evidence,
+                format!(
+                    "the predicted need is within ±{:.0} % of the memory",
+                    u * 100.0
+                ),
+            ),
+            Some(fit) => ExpectationVerdict {
+                expectation: e.text.clone(),
+                outcome: if fit == want {
+                    Outcome::Supported
+                } else {
+                    Outcome::Refuted
+                },
+                basis: Some(Basis::Projected),
+                // The figures are bytes, in the evidence; the value columns
+                // hold rates and losses.
+                value: None,
+                band_low: None,
+                band_high: None,
+                evidence,
+                reason: None,
+            },
+        }
     }
 
     fn quality(&mut self, e: &Expectation) -> ExpectationVerdict {

@@ -6,7 +6,7 @@ use std::path::Path;
 use capbench_workloads::WorkloadSpec;
 
 use super::ceilings;
-use super::verdict::{Basis, CheckOptions, ClaimVerdictKind, Outcome, check};
+use super::verdict::{Basis, CheckOptions, ClaimVerdictKind, check};
 use crate::claims;
 use crate::results::fixtures::{case, jittered, process, run};
 use crate::results::merge::SourcedRun;
@@ -273,7 +273,8 @@ fn cannot_tell_says_why() {
             .contains("no result of"),
         "{v:#?}"
     );
-    // Memory fit needs caps.
+    // Memory fit without a run under that memory: predicted from the
+    // analytic need (tiny needs far less than 8 GiB), labelled projected.
     let v = verdict(
         &claim(
             "decode/dense-tiny/f32",
@@ -282,11 +283,20 @@ fn cannot_tell_says_why() {
         ),
         &runs,
     );
-    assert_eq!(v.expectations[0].outcome, Outcome::CannotTell);
+    assert_eq!(v.verdict, ClaimVerdictKind::SupportedProjected, "{v:#?}");
     assert!(
-        v.expectations[0].evidence.contains("analytic need"),
+        v.expectations[0].evidence.contains("predicted need"),
         "{v:#?}"
     );
+    let v = verdict(
+        &claim(
+            "decode/llama-2-7b/f32",
+            "mem_cap = \"1GiB\"",
+            &["fits = true".into()],
+        ),
+        &runs,
+    );
+    assert_eq!(v.verdict, ClaimVerdictKind::RefutedProjected, "{v:#?}");
     // Two machines, no profile, no machine named.
     let runs = vec![machine_run("m1", true), machine_run("m2", true)];
     let v = verdict(
@@ -358,4 +368,39 @@ fn quality_is_measured_anywhere_and_ratios_are_projected() {
     );
     assert_eq!(v.verdict, ClaimVerdictKind::SupportedProjected, "{v:#?}");
     assert!((v.expectations[0].value.unwrap() - 1.0).abs() < 1e-12);
+}
+
+#[test]
+fn a_run_under_the_memory_measures_the_fit() {
+    let mut runs = vec![machine_run("m1", true)];
+    let mut capped = runs[0].run.cases[0].clone();
+    capped.caps.mem_cap_bytes = Some(1 << 20);
+    capped.status = Status::Oom;
+    capped.tags.insert(
+        "fit_measured".into(),
+        crate::runner::memory::DOES_NOT_FIT.into(),
+    );
+    runs[0].run.cases.push(capped);
+    let v = verdict(
+        &claim(
+            "decode/dense-tiny/f32",
+            "mem_cap = \"1MiB\"",
+            &["fits = true".into()],
+        ),
+        &runs,
+    );
+    assert_eq!(v.verdict, ClaimVerdictKind::RefutedMeasured, "{v:#?}");
+    assert!(
+        v.expectations[0].evidence.contains("does not fit (oom)"),
+        "{v:#?}"
+    );
+    let v = verdict(
+        &claim(
+            "decode/dense-tiny/f32",
+            "mem_cap = \"1MiB\"",
+            &["fits = false".into()],
+        ),
+        &runs,
+    );
+    assert_eq!(v.verdict, ClaimVerdictKind::SupportedMeasured);
 }

@@ -50,6 +50,7 @@ struct ClaimFile {
     versus: Option<Spanned<String>>,
     backend: Option<Spanned<String>>,
     machine: Option<Spanned<String>>,
+    mem_cap: Option<Spanned<String>>,
     expect: Spanned<Vec<Spanned<String>>>,
 }
 
@@ -77,6 +78,9 @@ pub struct Claim {
     pub backend: Option<String>,
     /// A machine id (or its prefix) or hostname among the results.
     pub machine: Option<String>,
+    /// The memory cap `fits` is about when there is no profile (a run with
+    /// `--mem-cap` of this size is the evidence).
+    pub mem_cap_bytes: Option<u64>,
     pub expect: Vec<Expectation>,
     pub line: usize,
 }
@@ -109,13 +113,21 @@ fn claim_id_at(text: &str, offset: usize) -> Option<String> {
     })
 }
 
-/// Profiles built into capbench. Hardware profiles are a separate piece of
-/// work; until they exist the only profiles are those a claims file defines.
-pub fn built_in_profile(_name: &str) -> Option<Target> {
-    None
+/// A built-in (or user-folder) hardware profile, or a profile .toml file,
+/// as a projection target; `None` when there is no such profile.
+pub fn built_in_profile(name: &str) -> Option<(Target, crate::profiles::Profile)> {
+    let p = crate::profiles::find(name).ok()?;
+    Some((Target::from(&p), p))
 }
 
-const FIX: &str = "see README, \"Checking a claim\": each [[claim]] has id, statement, workload (or model), expect = [\"tokens_per_s >= 10\", …] and optionally profile, versus, backend, machine";
+/// Names of the built-in and user-folder profiles, for error messages.
+fn known_profiles() -> Vec<String> {
+    crate::profiles::load_all()
+        .map(|all| all.into_iter().map(|p| p.name).collect())
+        .unwrap_or_default()
+}
+
+const FIX: &str = "see README, \"Checking a claim\": each [[claim]] has id, statement, workload (or model), expect = [\"tokens_per_s >= 10\", …] and optionally profile, versus, backend, machine, mem_cap";
 
 /// Parses and checks a claims file; `path` is used in messages and to find
 /// `model` files relative to the claims file.
@@ -278,17 +290,19 @@ pub fn parse(text: &str, path: &Path) -> Result<ClaimSet> {
             let name = s.get_ref().clone();
             if !profiles.contains_key(&name) {
                 match built_in_profile(&name) {
-                    Some(t) => {
+                    Some((t, _)) => {
                         profiles.insert(name.clone(), t);
                     }
                     None => {
-                        let known: Vec<&String> = profiles.keys().collect();
+                        let mut known: Vec<String> = profiles.keys().cloned().collect();
+                        known.extend(known_profiles());
                         return Err(HarnessError::bad_input(
                             path,
                             at(field, s.span()),
                             format!("unknown profile '{name}'"),
                             format!(
-                                "define it in this file as [profile.{name}] (bandwidth_gb_per_s, memory_gib, peak_tflops, source); profiles here: {known:?}"
+                                "use one of {} (`capbench list profiles`), or define it in this file as [profile.{name}] (bandwidth_gb_per_s, memory_gib, peak_tflops, source)",
+                                known.join(", ")
                             ),
                         ));
                     }
@@ -312,6 +326,17 @@ pub fn parse(text: &str, path: &Path) -> Result<ClaimSet> {
                 Some(parsed.to_string())
             }
         };
+        let mem_cap_bytes = match &c.mem_cap {
+            None => None,
+            Some(m) => Some(crate::caps::size::parse_bytes(m.get_ref()).map_err(|e| {
+                HarnessError::bad_input(
+                    path,
+                    at("mem_cap", m.span()),
+                    e,
+                    "a size such as \"4GiB\", \"512MiB\" or \"8GB\"",
+                )
+            })?),
+        };
         if c.expect.get_ref().is_empty() {
             return Err(HarnessError::bad_input(
                 path,
@@ -330,6 +355,14 @@ pub fn parse(text: &str, path: &Path) -> Result<ClaimSet> {
                     "write `metric >= number`, `metric <= number` or `fits = true`",
                 )
             })?;
+            if x.metric == "fits" && profile.is_none() && mem_cap_bytes.is_none() {
+                return Err(HarnessError::bad_input(
+                    path,
+                    at(&format!("expect[{i}]"), e.span()),
+                    "fits needs the memory it is about",
+                    "add profile = \"<name>\" (its memory budget) or mem_cap = \"4GiB\"",
+                ));
+            }
             if x.metric.ends_with("_ratio") && (versus.is_none() || profile.is_none()) {
                 return Err(HarnessError::bad_input(
                     path,
@@ -352,6 +385,7 @@ pub fn parse(text: &str, path: &Path) -> Result<ClaimSet> {
             versus,
             backend,
             machine: c.machine.as_ref().map(|m| m.get_ref().clone()),
+            mem_cap_bytes,
             expect: exps,
             line,
         });
@@ -487,6 +521,20 @@ expect = ["tokens_per_s >= 10", "fits = true"]
             e.contains("field model") && e.contains("missing.gguf"),
             "{e}"
         );
+        let e = err(&GOOD.replace("profile = \"laptop\"\n", ""));
+        assert!(
+            e.contains("field expect[1]") && e.contains("mem_cap"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("profile = \"laptop\"", "mem_cap = \"4 potatoes\""));
+        assert!(e.contains("field mem_cap"), "{e}");
+        // Built-in profiles resolve by name.
+        let s = parse(
+            &GOOD.replace("\"laptop\"", "\"t4-16gb\""),
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(s.profiles["t4-16gb"].bandwidth_bytes_per_s, 320e9);
         assert!(err("").contains("no [[claim]]"));
         assert!(err("[[claim]\n").contains("line 1"));
     }

@@ -47,6 +47,9 @@ pub fn process(index: usize, status: Status, samples: Vec<f64>) -> ProcessRecord
         status_detail: String::new(),
         exit: ExitInfo::default(),
         oom_requested_bytes: None,
+        oom_in_use_bytes: None,
+        oom_cap_bytes: None,
+        oom_peak_bytes: None,
         worker: Some(WorkerOutput {
             status,
             status_detail: String::new(),
@@ -65,6 +68,9 @@ pub fn process(index: usize, status: Status, samples: Vec<f64>) -> ProcessRecord
             injected_extra_work: None,
             within_wall_s: None,
             usage: ProcessUsage::default(),
+            memory: None,
+            caps_applied: None,
+            oom: None,
             energy: None,
         }),
     }
@@ -126,6 +132,11 @@ pub fn run(machine_id: &str, cases: Vec<CaseResult>) -> RunFile {
             inject_slowdown: None,
             corpus: None,
             model: None,
+            mem_caps_bytes: vec![],
+            device_mem_caps_bytes: vec![],
+            cpus: None,
+            wgpu_limits: None,
+            profiles: vec![],
         },
         not_planned: vec![],
         totals: RunTotals {

@@ -94,6 +94,23 @@ pub struct WorkerOutput {
     /// written before energy was recorded).
     #[serde(default)]
     pub energy: Option<WorkerEnergy>,
+    /// Memory high-water marks (absent in files written before caps).
+    #[serde(default)]
+    pub memory: Option<MemoryRecord>,
+    /// Caps applied and what was observed (absent in files written before caps).
+    #[serde(default)]
+    pub caps_applied: Option<AppliedCaps>,
+    /// A device allocation refused by `--device-mem-cap` (status `oom`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom: Option<OomRecord>,
+}
+
+/// The numbers of an allocation refused under a cap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OomRecord {
+    pub requested_bytes: u64,
+    pub in_use_bytes: u64,
+    pub cap_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -145,6 +162,15 @@ pub struct ProcessRecord {
     pub exit: ExitInfo,
     /// Bytes of the allocation that failed, for status `oom`.
     pub oom_requested_bytes: Option<u64>,
+    /// For `oom` under a memory cap: bytes in use when the allocation was
+    /// refused (or the resident set that passed the cap), and the cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_in_use_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_cap_bytes: Option<u64>,
+    /// Heap peak up to the refusal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_peak_bytes: Option<u64>,
     pub worker: Option<WorkerOutput>,
 }
 
@@ -185,10 +211,71 @@ pub struct WorkloadRecord {
     pub spec: WorkloadSpec,
 }
 
-/// Caps applied to the case (threads only, for now).
+/// Caps the case was planned with (absent fields: not capped).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CapsRecord {
+    /// CPU threads for candle/rayon (`--threads`, or the profile's cores).
     pub threads: Option<usize>,
+    /// Host memory cap: the worker's counting allocator refuses past it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_cap_bytes: Option<u64>,
+    /// Device memory cap, counted over our wgpu engine's buffers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_mem_cap_bytes: Option<u64>,
+    /// CPU affinity, a Linux CPU list (`0-1,4`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<String>,
+    /// wgpu limit tier the device is requested with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wgpu_limits: Option<capbench_workloads::backend::device_caps::WgpuLimitsTier>,
+    /// Hardware profile these caps stand in for (`capbench list profiles`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+/// Memory a worker process used: the counting allocator's high-water marks
+/// (heap bytes, exact) and the resident set (everything the OS maps in).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemoryRecord {
+    /// Heap peak over the whole process (prepare, verify and timing).
+    pub alloc_peak_bytes: u64,
+    /// Heap peak while preparing (weights built, data generated, uploads).
+    pub alloc_peak_prepare_bytes: u64,
+    /// Heap peak while verifying against the CPU reference.
+    pub alloc_peak_verify_bytes: u64,
+    /// Heap peak during warm-up and timed iterations.
+    pub alloc_peak_run_bytes: u64,
+    /// Maximum resident set size (getrusage).
+    pub peak_rss_bytes: Option<u64>,
+    /// Device bytes our wgpu engine held at its peak (wgpu cases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_peak_bytes: Option<u64>,
+}
+
+/// Caps as the worker applied and observed them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AppliedCaps {
+    pub mem_cap_bytes: Option<u64>,
+    /// Whether the resident-set watch ran (Linux) beside the allocator cap.
+    pub rss_watch: bool,
+    pub device_mem_cap_bytes: Option<u64>,
+    /// How the device cap is enforced on this backend, or why it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_mem_cap_mechanism: Option<String>,
+    pub threads_requested: Option<usize>,
+    /// Threads candle's kernels and rayon's pool were sized to.
+    pub threads_pool: usize,
+    /// OS threads of the worker at the end of timing.
+    pub os_threads: Option<usize>,
+    /// CPU time ÷ wall time over the timed loop: threads actually busy.
+    pub cpu_parallelism: Option<f64>,
+    pub cpus_requested: Option<String>,
+    /// The affinity the kernel reports after applying `--cpus`.
+    pub cpus_observed: Option<String>,
+    pub wgpu_limits: Option<String>,
+    /// Caps asked for but not applied, each with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_applied: Vec<String>,
 }
 
 /// One finished case: one line of cases.jsonl, one entry of run.json.
@@ -316,6 +403,22 @@ pub struct RunOptions {
     /// `--model`: the GGUF file `decode/gguf/…` ran on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelFileRecord>,
+    /// `--mem-cap` list: one case per cap.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mem_caps_bytes: Vec<u64>,
+    /// `--device-mem-cap` list: one case per cap.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_mem_caps_bytes: Vec<u64>,
+    /// `--cpus`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<String>,
+    /// `--wgpu-limits`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wgpu_limits: Option<capbench_workloads::backend::device_caps::WgpuLimitsTier>,
+    /// `--profile`: the profiles run under, whole (spec sheet with sources),
+    /// so a run folder is read without this binary's profile files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<crate::profiles::Profile>,
 }
 
 /// Identifies a user's model file: results on different files are not

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::results::{
-    CapsRecord, CaseEnergy, CaseResult, CaseStats, Headline, PlannedCase, ProcessRecord,
-    SCHEMA_VERSION, Status, WorkloadRecord,
+    CaseEnergy, CaseResult, CaseStats, Headline, PlannedCase, ProcessRecord, SCHEMA_VERSION,
+    Status, WorkloadRecord,
 };
 use crate::stats;
 
@@ -113,6 +113,7 @@ pub fn case_result(
         None => ("gflops_per_s".to_string(), flops / 1e9),
     };
     let mut metrics = BTreeMap::new();
+    let mut tags = BTreeMap::new();
     metrics.insert("flops_per_iter".to_string(), flops);
     metrics.insert("bytes_per_iter".to_string(), bytes);
     let mut headline = None;
@@ -176,12 +177,19 @@ pub fn case_result(
     {
         metrics.insert("peak_rss_bytes".into(), rss as f64);
     }
+    super::memory::insert_memory_and_fit(
+        &mut metrics,
+        &mut tags,
+        spec,
+        &planned.caps,
+        status,
+        &processes,
+    );
     let energy = super::energy::case_energy(spec, &processes);
     if let Some(e) = &energy {
         insert_energy_metrics(&mut metrics, e);
     }
     // Tags the reports group by: the weight format or dtype of the case.
-    let mut tags = BTreeMap::new();
     match &spec.params {
         capbench_workloads::spec::Params::Decode { format, .. } => {
             tags.insert("quant".to_string(), format.as_str().to_string());
@@ -220,9 +228,7 @@ pub fn case_result(
             spec: spec.clone(),
         },
         backend: planned.backend.clone(),
-        caps: CapsRecord {
-            threads: planned.caps.threads,
-        },
+        caps: planned.caps.clone(),
         status,
         status_detail,
         device,
@@ -280,6 +286,7 @@ fn insert_energy_metrics(metrics: &mut BTreeMap<String, f64>, e: &CaseEnergy) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::CapsRecord;
     use crate::results::fixtures::process as proc;
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod aggregate;
 pub mod energy;
+pub mod memory;
 pub mod plan;
 pub mod spawn;
 
@@ -99,6 +100,7 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
                 inject_slowdown: plan.options.inject_slowdown,
                 corpus: plan.options.corpus.as_ref().map(|c| c.path.clone().into()),
                 model: plan.options.model.as_ref().map(|m| m.path.clone().into()),
+                caps: case.caps.clone(),
             };
             let job_path = work_dir.join(format!("case{n}-p{k}.job.json"));
             let result_path = work_dir.join(format!("case{n}-p{k}.result.json"));
@@ -107,7 +109,7 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
                 exe: &exe,
                 job_path: job_path.clone(),
                 result_path: result_path.clone(),
-                threads: plan.options.threads,
+                threads: spawn::pool_threads(&case.caps),
                 timeout: Duration::from_secs_f64(plan.options.case_timeout_s),
                 index: k,
             });
@@ -123,13 +125,21 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
                 break;
             }
         }
-        let result = aggregate::case_result(
+        let mut result = aggregate::case_result(
             case,
             &spec,
             processes,
             started_at,
             t.elapsed().as_secs_f64(),
         );
+        // What the caps cannot make of this machine, stated in the case.
+        if let Some(name) = &case.caps.profile
+            && let Some(p) = plan.options.profiles.iter().find(|p| &p.name == name)
+        {
+            result
+                .tags
+                .insert("not_emulated".into(), p.not_emulated().join("; "));
+        }
         if result.status != crate::results::Status::Ok {
             pb.println(format!(
                 "{}: {} — {}",

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use capbench_workloads::backend::{Backend, candle, wgpu};
 use capbench_workloads::workload::supports;
 
+use crate::caps::size::{compact_bytes, parse_bytes};
+use crate::caps::wgpu_limits::WgpuLimitsTier;
 use crate::error::{HarnessError, Result};
+use crate::profiles::Profile;
 use crate::results::{
     CapsRecord, NotPlanned, Plan, PlannedCase, RunOptions, SCHEMA_VERSION, now_rfc3339,
 };
@@ -27,6 +30,16 @@ pub struct PlanRequest {
     pub corpus: Option<PathBuf>,
     /// `--model FILE.gguf`.
     pub model: Option<PathBuf>,
+    /// `--mem-cap` sizes as given ("8GiB"); one case per cap.
+    pub mem_caps: Vec<String>,
+    /// `--device-mem-cap` sizes as given; one case per cap.
+    pub device_mem_caps: Vec<String>,
+    /// `--cpus` CPU list ("0-1").
+    pub cpus: Option<String>,
+    /// `--wgpu-limits` tier name or file.
+    pub wgpu_limits: Option<String>,
+    /// `--profile` names or files; one case per profile.
+    pub profiles: Vec<String>,
 }
 
 /// A GGUF file's error as bad input (exit 2), naming file, place and fix.
@@ -159,11 +172,149 @@ fn matches_any(globs: &[glob::Pattern], name: &str) -> bool {
     globs.is_empty() || globs.iter().any(|g| g.matches(name))
 }
 
+/// `workload@backend`, then each cap that is set: `+profile=NAME` (which
+/// implies its memory caps), `+threads=N`, `+cpus=L`, `+mem=8GiB`,
+/// `+devmem=4GiB`, `+wgpu=downlevel`.
 pub fn case_id(workload: &str, backend: &str, caps: &CapsRecord) -> String {
-    match caps.threads {
-        Some(t) => format!("{workload}@{backend}+threads={t}"),
-        None => format!("{workload}@{backend}"),
+    let mut id = format!("{workload}@{backend}");
+    if let Some(p) = &caps.profile {
+        id.push_str(&format!("+profile={p}"));
     }
+    if let Some(t) = caps.threads {
+        id.push_str(&format!("+threads={t}"));
+    }
+    if let Some(c) = &caps.cpus {
+        id.push_str(&format!("+cpus={c}"));
+    }
+    if caps.profile.is_none() {
+        if let Some(m) = caps.mem_cap_bytes {
+            id.push_str(&format!("+mem={}", compact_bytes(m)));
+        }
+        if let Some(m) = caps.device_mem_cap_bytes {
+            id.push_str(&format!("+devmem={}", compact_bytes(m)));
+        }
+        if let Some(w) = &caps.wgpu_limits {
+            id.push_str(&format!("+wgpu={}", w.as_str()));
+        }
+    }
+    id
+}
+
+/// The parsed cap flags of a plan.
+struct CapFlags {
+    mem_caps: Vec<u64>,
+    device_mem_caps: Vec<u64>,
+    cpus: Option<Vec<usize>>,
+    wgpu_limits: Option<WgpuLimitsTier>,
+    profiles: Vec<Profile>,
+}
+
+fn parse_cap_flags(req: &PlanRequest) -> Result<CapFlags> {
+    let sizes = |flag: &str, list: &[String]| -> Result<Vec<u64>> {
+        let mut v = Vec::new();
+        for s in list {
+            let b = parse_bytes(s).map_err(|m| HarnessError::usage(format!("{flag}: {m}")))?;
+            if !v.contains(&b) {
+                v.push(b);
+            }
+        }
+        Ok(v)
+    };
+    let mem_caps = sizes("--mem-cap", &req.mem_caps)?;
+    let device_mem_caps = sizes("--device-mem-cap", &req.device_mem_caps)?;
+    let cpus = req
+        .cpus
+        .as_deref()
+        .map(crate::caps::cpu::parse_cpu_list)
+        .transpose()
+        .map_err(HarnessError::usage)?;
+    if let (Some(cpus), Some(here)) = (&cpus, crate::caps::cpu::affinity())
+        && let Some(c) = cpus.iter().find(|c| !here.contains(c))
+    {
+        return Err(HarnessError::usage(format!(
+            "--cpus: CPU {c} is not available here (this process may run on {})",
+            crate::caps::cpu::format_cpu_list(&here)
+        )));
+    }
+    let wgpu_limits = req
+        .wgpu_limits
+        .as_deref()
+        .map(crate::caps::wgpu_limits::load)
+        .transpose()?;
+    let mut profiles = Vec::new();
+    for name in &req.profiles {
+        let p = crate::profiles::find(name)?;
+        if !profiles.iter().any(|q: &Profile| q.name == p.name) {
+            profiles.push(p);
+        }
+    }
+    if !profiles.is_empty() && !(mem_caps.is_empty() && device_mem_caps.is_empty()) {
+        return Err(HarnessError::usage(
+            "--profile sets the memory caps itself; leave out --mem-cap/--device-mem-cap (or run without --profile)",
+        ));
+    }
+    Ok(CapFlags {
+        mem_caps,
+        device_mem_caps,
+        cpus,
+        wgpu_limits,
+        profiles,
+    })
+}
+
+/// The cap sets a case runs under on `backend`: one per profile, else one
+/// per (memory cap × device memory cap), else one uncapped.
+fn cap_sets(flags: &CapFlags, threads: Option<usize>, backend: &Backend) -> Vec<CapsRecord> {
+    let cpus = flags.cpus.as_deref().map(crate::caps::cpu::format_cpu_list);
+    let base = CapsRecord {
+        threads,
+        cpus,
+        wgpu_limits: flags.wgpu_limits.clone(),
+        ..Default::default()
+    };
+    if !flags.profiles.is_empty() {
+        return flags
+            .profiles
+            .iter()
+            .map(|p| {
+                let (host, device) = p.caps_on(backend);
+                CapsRecord {
+                    threads: threads.or(p.caps.threads),
+                    mem_cap_bytes: host,
+                    device_mem_cap_bytes: device,
+                    wgpu_limits: flags.wgpu_limits.clone().or_else(|| {
+                        p.caps
+                            .wgpu_limits
+                            .as_deref()
+                            .and_then(WgpuLimitsTier::parse_name)
+                    }),
+                    profile: Some(p.name.clone()),
+                    ..base.clone()
+                }
+            })
+            .collect();
+    }
+    let mems: Vec<Option<u64>> = if flags.mem_caps.is_empty() {
+        vec![None]
+    } else {
+        flags.mem_caps.iter().map(|m| Some(*m)).collect()
+    };
+    let devs: Vec<Option<u64>> = if flags.device_mem_caps.is_empty() {
+        vec![None]
+    } else {
+        flags.device_mem_caps.iter().map(|m| Some(*m)).collect()
+    };
+    let mut out = Vec::new();
+    for m in &mems {
+        for d in &devs {
+            out.push(CapsRecord {
+                mem_cap_bytes: *m,
+                device_mem_cap_bytes: *d,
+                ..base.clone()
+            });
+        }
+    }
+    out
 }
 
 pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
@@ -242,9 +393,9 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
             })
         })
         .collect::<Result<_>>()?;
+    let flags = parse_cap_flags(req)?;
     let requested = req.backends.as_deref().or(suite.backends.as_deref());
     let (backends, mut not_planned) = resolve_backends(requested)?;
-    let caps = CapsRecord { threads };
     let mut cases = Vec::new();
     for w in suite
         .workloads
@@ -253,19 +404,23 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
     {
         for b in &backends {
             match supports(w, b) {
-                Ok(()) => cases.push(PlannedCase {
-                    id: case_id(&w.name, &b.to_string(), &caps),
-                    workload: w.name.clone(),
-                    backend: b.to_string(),
-                    caps: caps.clone(),
-                    sampling: {
-                        let mut s = suite.sampling_for(&w.name).clone();
-                        if let Some(r) = req.repeat {
-                            s.repeat = r;
-                        }
-                        (s != sampling).then_some(s)
-                    },
-                }),
+                Ok(()) => {
+                    for caps in cap_sets(&flags, threads, b) {
+                        cases.push(PlannedCase {
+                            id: case_id(&w.name, &b.to_string(), &caps),
+                            workload: w.name.clone(),
+                            backend: b.to_string(),
+                            caps,
+                            sampling: {
+                                let mut s = suite.sampling_for(&w.name).clone();
+                                if let Some(r) = req.repeat {
+                                    s.repeat = r;
+                                }
+                                (s != sampling).then_some(s)
+                            },
+                        });
+                    }
+                }
                 Err(reason) => not_planned.push(NotPlanned {
                     workload: w.name.clone(),
                     backend: b.to_string(),
@@ -302,6 +457,11 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
             inject_slowdown: req.inject_slowdown,
             corpus: req.corpus.as_deref().map(corpus_record).transpose()?,
             model,
+            mem_caps_bytes: flags.mem_caps,
+            device_mem_caps_bytes: flags.device_mem_caps,
+            cpus: flags.cpus.as_deref().map(crate::caps::cpu::format_cpu_list),
+            wgpu_limits: flags.wgpu_limits,
+            profiles: flags.profiles,
         },
         cases,
         not_planned,

@@ -9,6 +9,8 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::caps::size::human_bytes;
+use crate::caps::{alloc, rss};
 use crate::results::{ExitInfo, ProcessRecord, Status, WorkerOutput};
 
 /// Lines of worker stderr kept for the record: the first ones (panic and
@@ -21,9 +23,22 @@ pub struct SpawnSpec<'a> {
     pub exe: &'a Path,
     pub job_path: PathBuf,
     pub result_path: PathBuf,
+    /// RAYON_NUM_THREADS for the worker (its rayon pool and candle's kernels).
     pub threads: Option<usize>,
     pub timeout: Duration,
     pub index: usize,
+}
+
+/// Threads a worker's pool gets: `--threads`, else one per `--cpus` CPU
+/// (so candle does not size its kernels for CPUs the worker cannot use),
+/// else the worker's default.
+pub fn pool_threads(caps: &crate::results::CapsRecord) -> Option<usize> {
+    caps.threads.or_else(|| {
+        caps.cpus
+            .as_deref()
+            .and_then(|c| crate::caps::cpu::parse_cpu_list(c).ok())
+            .map(|v| v.len())
+    })
 }
 
 /// Spawns `capbench worker`, waits up to the timeout, and classifies the end.
@@ -142,6 +157,9 @@ fn record(index: usize, status: Status, detail: String, exit: ExitInfo) -> Proce
         status_detail: detail,
         exit,
         oom_requested_bytes: None,
+        oom_in_use_bytes: None,
+        oom_cap_bytes: None,
+        oom_peak_bytes: None,
         worker: None,
     }
 }
@@ -215,6 +233,45 @@ fn classify(
             exit,
         );
     };
+    // The memory cap's own lines come first: they carry the numbers.
+    if !status.success()
+        && let Some((requested, in_use, cap, peak)) = alloc::parse_refusal(&exit.stderr_tail)
+    {
+        let mut r = record(
+            index,
+            Status::Oom,
+            format!(
+                "memory cap: an allocation of {} with {} in use would pass the cap of {} (peak {})",
+                human_bytes(requested),
+                human_bytes(in_use),
+                human_bytes(cap),
+                human_bytes(peak)
+            ),
+            exit,
+        );
+        r.oom_requested_bytes = Some(requested);
+        r.oom_in_use_bytes = Some(in_use);
+        r.oom_cap_bytes = Some(cap);
+        r.oom_peak_bytes = Some(peak);
+        return r;
+    }
+    if !status.success()
+        && let Some((rss, cap)) = rss::parse_rss_line(&exit.stderr_tail)
+    {
+        let mut r = record(
+            index,
+            Status::Oom,
+            format!(
+                "memory cap: the resident set reached {}, past the cap of {} (memory the allocator does not count: mapped files, stacks, drivers)",
+                human_bytes(rss),
+                human_bytes(cap)
+            ),
+            exit,
+        );
+        r.oom_in_use_bytes = Some(rss);
+        r.oom_cap_bytes = Some(cap);
+        return r;
+    }
     if let Some(bytes) = parse_alloc_failure(&exit.stderr_tail) {
         let mut r = record(
             index,
@@ -235,7 +292,10 @@ fn classify(
                 status: w.status,
                 status_detail: w.status_detail.clone(),
                 exit,
-                oom_requested_bytes: None,
+                oom_requested_bytes: w.oom.as_ref().map(|o| o.requested_bytes),
+                oom_in_use_bytes: w.oom.as_ref().map(|o| o.in_use_bytes),
+                oom_cap_bytes: w.oom.as_ref().map(|o| o.cap_bytes),
+                oom_peak_bytes: None,
                 worker: Some(w),
             },
             Err(e) => record(

@@ -2,6 +2,7 @@
 //! compiled in answers with an error naming the cargo feature to enable.
 
 pub mod candle;
+pub mod device_caps;
 #[cfg(feature = "wgpu")]
 pub mod wgpu;
 #[cfg(not(feature = "wgpu"))]

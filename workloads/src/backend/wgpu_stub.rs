@@ -28,6 +28,7 @@ pub fn check_usable(_selector: WgpuSelector) -> Result<super::DeviceRecord> {
 pub(crate) fn prepare_gemm(
     _backend: &Backend,
     _spec: &crate::WorkloadSpec,
+    _opts: &crate::PrepareOptions,
 ) -> Result<Box<dyn crate::PreparedWorkload>> {
     Err(not_compiled())
 }

@@ -109,9 +109,13 @@ impl CandleGemm {
     }
 }
 
-pub fn prepare(spec: &WorkloadSpec, backend: &Backend) -> Result<Box<dyn PreparedWorkload>> {
+pub fn prepare(
+    spec: &WorkloadSpec,
+    backend: &Backend,
+    opts: &crate::PrepareOptions,
+) -> Result<Box<dyn PreparedWorkload>> {
     if let Backend::Wgpu(_) = backend {
-        return crate::backend::wgpu::prepare_gemm(backend, spec);
+        return crate::backend::wgpu::prepare_gemm(backend, spec, opts);
     }
     let device = cb::device(backend)?;
     let inputs = GemmInputs::generate(spec);

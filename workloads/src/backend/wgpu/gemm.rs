@@ -1,8 +1,6 @@
 //! f32 GEMM on wgpu: buffers, pipeline and bind group built once in prepare;
 //! a timed iteration only encodes, submits and waits.
 
-use wgpu::util::DeviceExt;
-
 use super::WgpuContext;
 #[cfg(test)]
 use crate::backend::WgpuSelector;
@@ -20,8 +18,10 @@ struct WgpuGemm {
     inputs: GemmInputs,
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
-    c: wgpu::Buffer,
-    readback: wgpu::Buffer,
+    c: super::CountedBuffer,
+    readback: super::CountedBuffer,
+    // Held for the bind group's lifetime and the device-memory count.
+    _inputs_on_device: [super::CountedBuffer; 3],
     groups: (u32, u32),
     work: WorkPerIter,
 }
@@ -33,55 +33,64 @@ fn wgpu_err(op: &'static str) -> impl FnOnce(String) -> WorkloadError {
 pub(crate) fn prepare_gemm(
     backend: &Backend,
     spec: &WorkloadSpec,
+    opts: &crate::PrepareOptions,
 ) -> Result<Box<dyn PreparedWorkload>> {
     let Backend::Wgpu(selector) = *backend else {
         unreachable!("prepare_gemm called for {backend}")
     };
-    let ctx = WgpuContext::open(selector)?;
-    let inputs = GemmInputs::generate(spec);
-    let dev = &ctx.device;
-    let (m, n, k) = (inputs.m as u32, inputs.n as u32, inputs.k as u32);
-    let c_bytes = (inputs.m * inputs.n * 4) as u64;
-    let limit = dev.limits().max_storage_buffer_binding_size;
-    let largest = (inputs.a.len().max(inputs.b.len()) * 4) as u64;
+    let ctx = WgpuContext::open_with(selector, opts)?;
+    let crate::spec::Params::Gemm { m, n, k, .. } = spec.params else {
+        unreachable!("prepare_gemm called for {}", spec.name)
+    };
+    // Checked before the inputs are generated: a tier or adapter that cannot
+    // bind an operand fails at once, as it would on that GPU.
+    let c_bytes = (m * n * 4) as u64;
+    let limit = ctx.device.limits().max_storage_buffer_binding_size;
+    let largest = ((m * k).max(k * n) * 4) as u64;
     if largest.max(c_bytes) > limit {
         return Err(WorkloadError::Unsupported {
             workload: spec.name.clone(),
             backend: backend.to_string(),
             reason: format!(
-                "an operand needs {} bytes; the adapter binds at most {limit}",
-                largest.max(c_bytes)
+                "an operand needs {} bytes; the device binds at most {limit} (wgpu limits: {})",
+                largest.max(c_bytes),
+                opts.wgpu_limits
+                    .as_ref()
+                    .map_or("the adapter's", |t| t.as_str())
             ),
         });
     }
+    let inputs = GemmInputs::generate(spec);
+    let dev = &ctx.device;
+    let (m, n, k) = (m as u32, n as u32, k as u32);
 
     let scope = dev.push_error_scope(wgpu::ErrorFilter::Validation);
     let storage = |label, data: &[f32]| {
-        dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: bytemuck::cast_slice(data),
-            usage: wgpu::BufferUsages::STORAGE,
-        })
+        ctx.buffer_init(
+            label,
+            bytemuck::cast_slice(data),
+            wgpu::BufferUsages::STORAGE,
+        )
     };
-    let a = storage("gemm.a", &inputs.a);
-    let b = storage("gemm.b", &inputs.b);
-    let c = dev.create_buffer(&wgpu::BufferDescriptor {
+    let a = storage("gemm.a", &inputs.a)?;
+    let b = storage("gemm.b", &inputs.b)?;
+    let c = ctx.buffer(&wgpu::BufferDescriptor {
         label: Some("gemm.c"),
         size: c_bytes,
         usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
         mapped_at_creation: false,
-    });
-    let readback = dev.create_buffer(&wgpu::BufferDescriptor {
+    })?;
+    let readback = ctx.buffer(&wgpu::BufferDescriptor {
         label: Some("gemm.readback"),
         size: c_bytes,
         usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
-    });
-    let dims = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some("gemm.dims"),
-        contents: bytemuck::cast_slice(&[m, n, k, 0u32]),
-        usage: wgpu::BufferUsages::UNIFORM,
-    });
+    })?;
+    let dims = ctx.buffer_init(
+        "gemm.dims",
+        bytemuck::cast_slice(&[m, n, k, 0u32]),
+        wgpu::BufferUsages::UNIFORM,
+    )?;
     let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some("gemm_f32.wgsl"),
         source: wgpu::ShaderSource::Wgsl(include_str!("gemm_f32.wgsl").into()),
@@ -127,6 +136,7 @@ pub(crate) fn prepare_gemm(
         bind_group,
         c,
         readback,
+        _inputs_on_device: [a, b, dims],
         groups,
         work: WorkPerIter::gflops(spec.flops_per_iter(), spec.bytes_per_iter()),
     }))
@@ -229,12 +239,81 @@ mod tests {
             "kernel/gemm-f32-1x130x5",
         ] {
             let spec = WorkloadSpec::parse(name).unwrap();
-            let mut w = prepare_gemm(&backend, &spec).unwrap();
+            let mut w = prepare_gemm(&backend, &spec, &Default::default()).unwrap();
             let v = w.verify().unwrap();
             assert!(v.passed, "{name}: {v:?}");
             w.run_iter().unwrap();
             assert_eq!(w.device().backend, "wgpu");
         }
+    }
+
+    #[test]
+    fn device_cap_counts_every_buffer_and_tiers_refuse_large_bindings() {
+        use crate::PrepareOptions;
+        use crate::backend::device_caps::{DeviceMemoryCounter, WgpuLimitsTier};
+        let Some(backend) = test_backend() else {
+            return;
+        };
+        let spec = WorkloadSpec::parse("kernel/gemm-f32-64").unwrap();
+        // a, b, c and the readback are 16 KiB each, dims 16 bytes.
+        let counter = DeviceMemoryCounter::new(None);
+        let opts = PrepareOptions {
+            device_memory: Some(counter.clone()),
+            ..Default::default()
+        };
+        let w = prepare_gemm(&backend, &spec, &opts).unwrap();
+        assert_eq!(counter.in_use_bytes(), 4 * 64 * 64 * 4 + 16);
+        drop(w);
+        assert_eq!(counter.in_use_bytes(), 0);
+        assert_eq!(counter.peak_bytes(), 4 * 64 * 64 * 4 + 16);
+
+        let capped = PrepareOptions {
+            device_mem_cap_bytes: Some(40_000),
+            ..Default::default()
+        };
+        match prepare_gemm(&backend, &spec, &capped) {
+            Err(WorkloadError::DeviceOutOfMemory {
+                requested_bytes,
+                in_use_bytes,
+                cap_bytes,
+                ..
+            }) => {
+                assert_eq!(
+                    (requested_bytes, in_use_bytes, cap_bytes),
+                    (16384, 32768, 40_000)
+                );
+            }
+            Err(e) => panic!("expected a device OOM, got {e}"),
+            Ok(_) => panic!("a 64 KiB GEMM ran under a 40 kB device cap"),
+        }
+
+        let tier = PrepareOptions {
+            wgpu_limits: Some(WgpuLimitsTier::Custom {
+                overrides: [("max_storage_buffer_binding_size".to_string(), 8192)].into(),
+            }),
+            ..Default::default()
+        };
+        match prepare_gemm(&backend, &spec, &tier) {
+            Err(WorkloadError::Unsupported { reason, .. }) => {
+                assert!(reason.contains("binds at most 8192"), "{reason}");
+            }
+            Err(e) => panic!("expected unsupported, got {e}"),
+            Ok(_) => panic!("a 16 KiB binding passed an 8 KiB limit"),
+        }
+        let down = PrepareOptions {
+            wgpu_limits: Some(WgpuLimitsTier::Downlevel),
+            ..Default::default()
+        };
+        let w = prepare_gemm(&backend, &spec, &down).unwrap();
+        let details = w.device().details.join(" ");
+        assert!(details.contains("wgpu_limits=downlevel"), "{details}");
+        assert!(
+            details.contains(&format!(
+                "max_storage_buffer_binding_size={}",
+                wgpu::Limits::downlevel_defaults().max_storage_buffer_binding_size
+            )),
+            "{details}"
+        );
     }
 
     #[test]

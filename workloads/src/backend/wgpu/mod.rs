@@ -5,6 +5,7 @@ mod gemm;
 
 use wgpu::{Adapter, Backends, DeviceType, Instance, InstanceDescriptor};
 
+use super::device_caps::{DeviceMemoryCounter, WgpuLimitsTier};
 use super::{Backend, BackendStatus, DeviceRecord, WgpuApi, WgpuSelector};
 use crate::error::{Result, WorkloadError};
 
@@ -15,6 +16,76 @@ pub struct WgpuContext {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub record: DeviceRecord,
+    /// Device bytes this case's buffers hold, against `--device-mem-cap`.
+    pub memory: DeviceMemoryCounter,
+}
+
+/// A buffer counted against the case's device memory; its bytes are
+/// returned to the counter when it is dropped.
+pub struct CountedBuffer {
+    buffer: wgpu::Buffer,
+    bytes: u64,
+    memory: DeviceMemoryCounter,
+}
+
+impl std::ops::Deref for CountedBuffer {
+    type Target = wgpu::Buffer;
+    fn deref(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+}
+
+impl Drop for CountedBuffer {
+    fn drop(&mut self) {
+        self.memory.release(self.bytes);
+    }
+}
+
+/// The limits of a tier (`None`: the adapter's own).
+fn tier_limits(tier: Option<&WgpuLimitsTier>, adapter: &Adapter) -> Result<wgpu::Limits> {
+    let mut l = match tier {
+        None => return Ok(adapter.limits()),
+        Some(WgpuLimitsTier::Downlevel) => wgpu::Limits::downlevel_defaults(),
+        Some(WgpuLimitsTier::Webgl2) => wgpu::Limits::downlevel_webgl2_defaults(),
+        Some(WgpuLimitsTier::Default | WgpuLimitsTier::Custom { .. }) => wgpu::Limits::default(),
+    };
+    if let Some(WgpuLimitsTier::Custom { overrides }) = tier {
+        for (name, v) in overrides {
+            let small = |v: u64| {
+                u32::try_from(v).map_err(|_| WorkloadError::Wgpu {
+                    op: "wgpu limits",
+                    message: format!("{name} = {v} does not fit in 32 bits"),
+                })
+            };
+            match name.as_str() {
+                "max_buffer_size" => l.max_buffer_size = *v,
+                "max_storage_buffer_binding_size" => l.max_storage_buffer_binding_size = *v,
+                "max_uniform_buffer_binding_size" => l.max_uniform_buffer_binding_size = *v,
+                "max_storage_buffers_per_shader_stage" => {
+                    l.max_storage_buffers_per_shader_stage = small(*v)?
+                }
+                "max_compute_workgroup_storage_size" => {
+                    l.max_compute_workgroup_storage_size = small(*v)?
+                }
+                "max_compute_invocations_per_workgroup" => {
+                    l.max_compute_invocations_per_workgroup = small(*v)?
+                }
+                "max_compute_workgroup_size_x" => l.max_compute_workgroup_size_x = small(*v)?,
+                "max_compute_workgroup_size_y" => l.max_compute_workgroup_size_y = small(*v)?,
+                "max_compute_workgroup_size_z" => l.max_compute_workgroup_size_z = small(*v)?,
+                "max_compute_workgroups_per_dimension" => {
+                    l.max_compute_workgroups_per_dimension = small(*v)?
+                }
+                other => {
+                    return Err(WorkloadError::Wgpu {
+                        op: "wgpu limits",
+                        message: format!("unknown limit {other}"),
+                    });
+                }
+            }
+        }
+    }
+    Ok(l)
 }
 
 fn instance(backends: Backends) -> Instance {
@@ -169,8 +240,14 @@ fn list_index(selector: WgpuSelector, i: usize) -> Option<usize> {
 impl WgpuContext {
     /// Opens a device on the chosen adapter with the adapter's own limits.
     pub fn open(selector: WgpuSelector) -> Result<WgpuContext> {
+        Self::open_with(selector, &crate::PrepareOptions::default())
+    }
+
+    /// Opens a device with the case's caps: the `--wgpu-limits` tier (else
+    /// the adapter's own limits) and the `--device-mem-cap` counter.
+    pub fn open_with(selector: WgpuSelector, opts: &crate::PrepareOptions) -> Result<WgpuContext> {
         let (index, adapter) = choose(selector)?;
-        let limits = adapter.limits();
+        let limits = tier_limits(opts.wgpu_limits.as_ref(), &adapter)?;
         let desc = wgpu::DeviceDescriptor {
             label: Some("capbench"),
             required_limits: limits.clone(),
@@ -183,6 +260,10 @@ impl WgpuContext {
             })?;
         let mut record = record_of(&adapter, list_index(selector, index));
         record.details.extend([
+            format!(
+                "wgpu_limits={}",
+                opts.wgpu_limits.as_ref().map_or("adapter", |t| t.as_str())
+            ),
             format!("max_buffer_size={}", limits.max_buffer_size),
             format!(
                 "max_storage_buffer_binding_size={}",
@@ -202,6 +283,43 @@ impl WgpuContext {
             device,
             queue,
             record,
+            memory: opts.device_counter(),
+        })
+    }
+
+    /// Creates a buffer after reserving its bytes against the device cap:
+    /// every device buffer of the engine goes through here (or
+    /// `buffer_init`), so the cap and the peak see all of them.
+    pub fn buffer(&self, desc: &wgpu::BufferDescriptor<'_>) -> Result<CountedBuffer> {
+        self.memory
+            .reserve(desc.label.unwrap_or("buffer"), desc.size)?;
+        Ok(CountedBuffer {
+            buffer: self.device.create_buffer(desc),
+            bytes: desc.size,
+            memory: self.memory.clone(),
+        })
+    }
+
+    /// `buffer` with initial contents.
+    pub fn buffer_init(
+        &self,
+        label: &str,
+        contents: &[u8],
+        usage: wgpu::BufferUsages,
+    ) -> Result<CountedBuffer> {
+        use wgpu::util::DeviceExt;
+        let bytes = contents.len() as u64;
+        self.memory.reserve(label, bytes)?;
+        Ok(CountedBuffer {
+            buffer: self
+                .device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(label),
+                    contents,
+                    usage,
+                }),
+            bytes,
+            memory: self.memory.clone(),
         })
     }
 

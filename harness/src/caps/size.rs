@@ -1,0 +1,72 @@
+//! Byte sizes as people write them ("8GiB", "512 MiB", "16GB", "1048576"),
+//! for `--mem-cap`, `--device-mem-cap` and profile files.
+
+/// Parses a size. Binary suffixes (KiB, MiB, GiB, TiB) are powers of 1024,
+/// decimal ones (KB, MB, GB, TB) powers of 1000, a bare number is bytes.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("empty size; write e.g. 8GiB, 512MiB or 16GB".into());
+    }
+    let v: bytesize::ByteSize = t
+        .parse()
+        .map_err(|e| format!("'{s}' is not a size ({e}); write e.g. 8GiB, 512MiB or 16GB"))?;
+    if v.as_u64() == 0 {
+        return Err(format!("'{s}' is zero bytes; a cap must be positive"));
+    }
+    Ok(v.as_u64())
+}
+
+/// A size for people: binary units with three significant figures.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else if v.fract() == 0.0 {
+        format!("{v:.0} {}", UNITS[u])
+    } else if v >= 100.0 {
+        format!("{v:.0} {}", UNITS[u])
+    } else if v >= 10.0 {
+        format!("{v:.1} {}", UNITS[u])
+    } else {
+        format!("{v:.2} {}", UNITS[u])
+    }
+}
+
+/// The short form used in case ids: `8GiB`, `1.5GiB`, `300MiB`, `1000B`.
+pub fn compact_bytes(b: u64) -> String {
+    human_bytes(b).replace(' ', "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_and_decimal_units() {
+        assert_eq!(parse_bytes("8GiB"), Ok(8 << 30));
+        assert_eq!(parse_bytes("8 GiB"), Ok(8 << 30));
+        assert_eq!(parse_bytes("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_bytes("16GB"), Ok(16_000_000_000));
+        assert_eq!(parse_bytes("1048576"), Ok(1 << 20));
+        assert_eq!(parse_bytes("1.5GiB"), Ok(3 << 29));
+        assert!(parse_bytes("eight").is_err());
+        assert!(parse_bytes("8 parsecs").is_err());
+        assert!(parse_bytes("0").is_err());
+        assert!(parse_bytes("").is_err());
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human_bytes(8 << 30), "8 GiB");
+        assert_eq!(compact_bytes(3 << 29), "1.50GiB");
+        assert_eq!(human_bytes(1000), "1000 B");
+        assert_eq!(compact_bytes(300 << 20), "300MiB");
+    }
+}

@@ -1,0 +1,272 @@
+//! Caps through the real binary: the memory cap ends a case as `oom` with
+//! its numbers and the run goes on, sweeps plan one case per cap, threads
+//! and CPU affinity are recorded as requested and observed, wgpu tiers and
+//! device caps refuse cleanly, profiles apply and malformed ones exit 2.
+
+mod common;
+
+use common::*;
+
+fn run_cases(args: &[&str], dir: &std::path::Path) -> (bool, Vec<serde_json::Value>) {
+    let mut v: Vec<String> = vec![
+        "run".into(),
+        "--quiet".into(),
+        "--repeat".into(),
+        "1".into(),
+    ];
+    v.extend(args.iter().map(|s| s.to_string()));
+    v.push("--out".into());
+    v.push(dir.display().to_string());
+    let out = capbench().args(&v).output().unwrap();
+    let err = stderr(&out);
+    assert!(!err.contains("panicked at"), "{err}");
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(1)),
+        "capbench {v:?}: {err}"
+    );
+    let run = read_json(&dir.join("run.json"));
+    (
+        out.status.success(),
+        run["cases"].as_array().unwrap().clone(),
+    )
+}
+
+#[test]
+fn memory_cap_sweep_records_oom_with_numbers_and_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    // gemm-f32-512: four 1 MiB matrices and a 2 MiB f64 reference.
+    let (ok, cases) = run_cases(
+        &[
+            "--backend",
+            "cpu",
+            "--workload",
+            "kernel/gemm-f32-512",
+            "--mem-cap",
+            "2MiB,64MiB",
+        ],
+        &tmp.path().join("r"),
+    );
+    assert!(!ok, "a case ran out of memory: exit 1");
+    assert_eq!(cases.len(), 2);
+    let small = &cases[0];
+    assert_eq!(small["id"], "kernel/gemm-f32-512@cpu+mem=2MiB");
+    assert_eq!(small["status"], "oom", "{}", small["status_detail"]);
+    let p = &small["processes"][0];
+    let (req, in_use, cap) = (
+        p["oom_requested_bytes"].as_u64().unwrap(),
+        p["oom_in_use_bytes"].as_u64().unwrap(),
+        p["oom_cap_bytes"].as_u64().unwrap(),
+    );
+    assert_eq!(cap, 2 << 20);
+    assert!(in_use <= cap && in_use + req > cap, "{p}");
+    assert!(
+        small["status_detail"]
+            .as_str()
+            .unwrap()
+            .contains("memory cap")
+    );
+    assert_eq!(small["caps"]["mem_cap_bytes"], 2u64 << 20);
+    assert_eq!(small["tags"]["fit_predicted"], "does_not_fit");
+    assert_eq!(small["tags"]["fit_measured"], "does_not_fit");
+
+    let big = &cases[1];
+    assert_eq!(big["status"], "ok", "{}", big["status_detail"]);
+    let m = &big["metrics"];
+    let peak = m["peak_alloc_bytes"].as_f64().unwrap();
+    assert!(
+        peak > 4.0 * (1 << 20) as f64 && peak <= (64 << 20) as f64,
+        "{m}"
+    );
+    assert!(m["peak_rss_bytes"].as_f64().unwrap() > peak, "{m}");
+    assert_eq!(big["tags"]["fit_predicted"], "fits");
+    assert_eq!(big["tags"]["fit_measured"], "fits");
+    let mem = &big["processes"][0]["worker"]["memory"];
+    assert!(
+        mem["alloc_peak_verify_bytes"].as_u64().unwrap() > 0,
+        "{mem}"
+    );
+    assert_eq!(
+        big["processes"][0]["worker"]["caps_applied"]["rss_watch"],
+        cfg!(target_os = "linux")
+    );
+}
+
+#[test]
+fn threads_and_affinity_are_recorded_as_requested_and_observed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ok, cases) = run_cases(
+        &[
+            "--backend",
+            "cpu",
+            "--workload",
+            "kernel/gemm-f32-256",
+            "--threads",
+            "1",
+            "--cpus",
+            "0",
+        ],
+        &tmp.path().join("r"),
+    );
+    assert!(ok);
+    let c = &cases[0];
+    assert_eq!(c["id"], "kernel/gemm-f32-256@cpu+threads=1+cpus=0");
+    let a = &c["processes"][0]["worker"]["caps_applied"];
+    assert_eq!(a["threads_requested"], 1);
+    assert_eq!(a["threads_pool"], 1);
+    if cfg!(target_os = "linux") {
+        assert_eq!(a["cpus_observed"], "0", "{a}");
+        assert!(a["not_applied"].is_null(), "{a}");
+    }
+    let par = a["cpu_parallelism"].as_f64().unwrap();
+    assert!(par > 0.3 && par < 1.3, "one CPU: {par}");
+    assert_eq!(c["metrics"]["threads_requested"], 1.0);
+}
+
+#[test]
+fn profiles_apply_their_caps_and_report_fit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ok, cases) = run_cases(
+        &[
+            "--backend",
+            "cpu",
+            "--workload",
+            "kernel/gemm-f32-128",
+            "--profile",
+            "m2-air-8gb,raspberry-pi-5-8gb",
+        ],
+        &tmp.path().join("r"),
+    );
+    assert!(ok);
+    assert_eq!(cases.len(), 2);
+    let air = &cases[0];
+    assert_eq!(air["id"], "kernel/gemm-f32-128@cpu+profile=m2-air-8gb");
+    let cap = air["caps"]["mem_cap_bytes"].as_u64().unwrap();
+    assert!(cap < 8 << 30 && cap > 5 << 30, "OS share reserved: {cap}");
+    assert_eq!(air["tags"]["profile"], "m2-air-8gb");
+    assert_eq!(air["tags"]["fit_predicted"], "fits");
+    assert!(
+        air["tags"]["not_emulated"]
+            .as_str()
+            .unwrap()
+            .contains("bandwidth")
+    );
+    let pi = &cases[1];
+    assert_eq!(pi["caps"]["threads"], 4);
+    let run = read_json(&tmp.path().join("r/run.json"));
+    assert_eq!(run["options"]["profiles"][1]["name"], "raspberry-pi-5-8gb");
+}
+
+#[test]
+fn malformed_profiles_exit_2_naming_file_and_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("old-gpu.toml");
+    write(
+        &f,
+        "name = \"old-gpu\"\ndescription = \"x\"\nkind = \"gpu\"\n[memory]\ntotal = { value = \"4GiB\", source = \"\" }\n",
+    );
+    let out = capbench()
+        .args(["run", "--backend", "cpu", "--profile", f.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("old-gpu.toml") && err.contains("memory.total.source"),
+        "{err}"
+    );
+    // A broken file in the user folder breaks `list profiles` the same way.
+    write(&f, "name = \"old-gpu\"\nkind = [\n");
+    let out = capbench()
+        .args(["list", "profiles"])
+        .env("CAPBENCH_PROFILE_DIR", tmp.path())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("old-gpu.toml: line "), "{err}");
+    // A good one is listed, replacing nothing.
+    write(
+        &f,
+        "name = \"old-gpu\"\ndescription = \"my card\"\nkind = \"gpu\"\n[memory]\ntotal = { value = \"4GiB\", source = \"nvidia-smi\" }\n",
+    );
+    let out = capbench()
+        .args(["list", "profiles"])
+        .env("CAPBENCH_PROFILE_DIR", tmp.path())
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        table.contains("old-gpu") && table.contains("t4-16gb") && table.contains("m2-air-8gb"),
+        "{table}"
+    );
+    // Unknown names and bad sizes are usage errors.
+    for args in [
+        &["run", "--profile", "cray-1"][..],
+        &["run", "--mem-cap", "lots"][..],
+        &["run", "--cpus", "0-x"][..],
+        &["run", "--wgpu-limits", "ultra"][..],
+        &["run", "--profile", "t4-16gb", "--mem-cap", "1GiB"][..],
+    ] {
+        let out = capbench().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn wgpu_tier_and_device_cap_refuse_with_a_clear_status() {
+    if !wgpu_usable() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let limits = tmp.path().join("tiny.toml");
+    write(&limits, "max_storage_buffer_binding_size = 8192\n");
+    let (ok, cases) = run_cases(
+        &[
+            "--backend",
+            "wgpu",
+            "--workload",
+            "kernel/gemm-f32-64",
+            "--wgpu-limits",
+            limits.to_str().unwrap(),
+        ],
+        &tmp.path().join("tier"),
+    );
+    assert!(!ok);
+    let c = &cases[0];
+    assert_eq!(c["id"], "kernel/gemm-f32-64@wgpu+wgpu=custom");
+    assert_eq!(c["status"], "unsupported", "{}", c["status_detail"]);
+    assert!(
+        c["status_detail"]
+            .as_str()
+            .unwrap()
+            .contains("binds at most 8192"),
+        "{}",
+        c["status_detail"]
+    );
+    let (ok, cases) = run_cases(
+        &[
+            "--backend",
+            "wgpu",
+            "--workload",
+            "kernel/gemm-f32-64",
+            "--device-mem-cap",
+            "40000,1MiB",
+        ],
+        &tmp.path().join("dev"),
+    );
+    assert!(!ok);
+    let (small, big) = (&cases[0], &cases[1]);
+    assert_eq!(small["status"], "oom", "{}", small["status_detail"]);
+    let p = &small["processes"][0];
+    assert_eq!(p["oom_cap_bytes"], 40000);
+    assert_eq!(p["oom_requested_bytes"], 16384);
+    assert_eq!(big["status"], "ok", "{}", big["status_detail"]);
+    assert_eq!(big["metrics"]["peak_device_bytes"], 65552.0);
+    assert!(
+        big["processes"][0]["worker"]["caps_applied"]["device_mem_cap_mechanism"]
+            .as_str()
+            .unwrap()
+            .starts_with("counted")
+    );
+}
