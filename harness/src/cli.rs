@@ -43,6 +43,25 @@ pub enum Command {
     /// Measure this machine's A/A noise per case (the same suite run K
     /// times) so `compare` adapts its threshold to each case's noise.
     Calibrate(CalibrateArgs),
+    /// Measure this machine's ceilings: STREAM triad bandwidth and peak GEMM
+    /// FLOP/s per dtype (f32, f16, bf16) on each backend — the `probe` suite,
+    /// stored as a run whose `ceilings` other runs of the machine borrow
+    /// (`report` and `check` do, when given the probe's folder).
+    ///
+    /// Exit code 0 when every case is ok, 1 otherwise, 2 on bad input.
+    Probe(ProbeArgs),
+    /// Judge the claims of a claims file (TOML) against measured results:
+    /// per claim `supported (measured)`, `supported (projected)`,
+    /// `refuted (measured)`, `refuted (projected)` or `cannot tell`, with the
+    /// evidence table, the assumptions, and why it cannot tell.
+    ///
+    /// Exit code 0 when every claim is supported, 1 when any is refuted or
+    /// cannot be told, 2 on bad input (naming the claim and field).
+    Check(CheckArgs),
+    /// Join run folders from several machines into one folder (runs kept
+    /// byte for byte under runs/<machine_id>/<run_id>/, indexed by
+    /// merged.json); `report`, `show` and `check` read it like a run folder.
+    Merge(MergeArgs),
     /// Save and list baselines for the regression gate.
     #[command(subcommand)]
     Baseline(BaselineCommand),
@@ -209,8 +228,8 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Run folders (or their run.json); several are drawn together, e.g. to
-    /// put two machines side by side.
+    /// Run folders (or their run.json) or merged folders; several are drawn
+    /// together, e.g. to put two machines side by side.
     #[arg(value_name = "DIR", required = true, num_args = 1..)]
     pub runs: Vec<PathBuf>,
 
@@ -224,6 +243,83 @@ pub struct ReportArgs {
     #[arg(long, value_name = "LIST", value_enum, value_delimiter = ',',
           default_values_t = crate::report::Format::ALL)]
     pub format: Vec<crate::report::Format>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Backends to probe, comma-separated (as for `run`). Default: every
+    /// usable backend.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub backend: Option<Vec<String>>,
+
+    /// CPU threads per worker; ceilings apply to runs with the same cap.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Worker processes per case. Default: the probe suite's (3).
+    #[arg(long, value_name = "K")]
+    pub repeat: Option<usize>,
+
+    /// Run folder to write. Default: a fresh folder under results/local/.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Print the ceilings as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    Text,
+    Md,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The claims file (TOML; see claims/examples.toml).
+    #[arg(value_name = "CLAIMS.toml")]
+    pub claims: PathBuf,
+
+    /// Run folders or merged folders holding the evidence (several: e.g. a
+    /// `capbench probe` run and a workload run of the same machine).
+    #[arg(long, value_name = "DIR", num_args = 1..)]
+    pub results: Vec<PathBuf>,
+
+    /// Run what the claims need and the results lack — each claim's workload
+    /// not measured yet (on --backend) and the probe suite when this machine's
+    /// ceilings are missing — into --out, then judge with it.
+    #[arg(long)]
+    pub run: bool,
+
+    /// With --run: backends to run on (default: every usable one).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub backend: Option<Vec<String>>,
+
+    /// With --run: the run folder to write (default: results/local/<time>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Relative error assumed for every projection on top of its source's
+    /// CI, e.g. 20% (measure it for your machines: README, "Projection").
+    #[arg(long, value_name = "PCT", default_value = "20%", value_parser = parse_fraction)]
+    pub projection_uncertainty: f64,
+
+    /// Output format: text (terminal), md (GitHub summary), json.
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+    pub format: CheckFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Run folders (or merged folders) from any machines.
+    #[arg(value_name = "DIR", required = true, num_args = 1..)]
+    pub runs: Vec<PathBuf>,
+
+    /// The merged folder to write (must not hold a run or a merge).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -335,7 +431,7 @@ pub fn parse_fraction(s: &str) -> Result<f64, String> {
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// A run folder or its run.json.
+    /// A run folder, its run.json, or a merged folder (every run in it).
     pub path: PathBuf,
     /// Print the run as JSON (schema-checked) instead of a table.
     #[arg(long)]
@@ -441,6 +537,22 @@ mod tests {
         assert_eq!(r.format, Format::ALL);
         assert!(Cli::try_parse_from(["capbench", "report"]).is_err());
         assert!(Cli::try_parse_from(["capbench", "report", "a", "--format", "pdf"]).is_err());
+        let c = Cli::parse_from([
+            "capbench",
+            "check",
+            "c.toml",
+            "--results",
+            "a",
+            "b",
+            "--projection-uncertainty",
+            "25%",
+        ]);
+        let Command::Check(k) = c.command else {
+            panic!()
+        };
+        assert_eq!(k.results.len(), 2);
+        assert_eq!(k.projection_uncertainty, 0.25);
+        assert!(Cli::try_parse_from(["capbench", "merge", "a"]).is_err());
         let c = Cli::parse_from(["capbench", "run", "--report"]);
         let Command::Run(r) = c.command else { panic!() };
         assert!(r.report);

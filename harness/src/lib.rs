@@ -4,6 +4,7 @@
 pub mod analysis;
 pub mod baseline;
 pub mod caps;
+pub mod claims;
 pub mod cli;
 pub mod error;
 pub mod meter;

@@ -6,13 +6,15 @@ use std::process::ExitCode;
 
 use capbench::analysis::compare::{CompareOptions, compare_runs};
 use capbench::cli::{
-    BaselineCommand, CalibrateArgs, Cli, Command, CompareArgs, CompareFormat, ExportGgufArgs,
-    ListArgs, ListWhat, PlanArgs, ReportArgs, RunArgs, ShowArgs,
+    BaselineCommand, CalibrateArgs, CheckArgs, CheckFormat, Cli, Command, CompareArgs,
+    CompareFormat, ExportGgufArgs, ListArgs, ListWhat, MergeArgs, PlanArgs, ProbeArgs, ReportArgs,
+    RunArgs, ShowArgs,
 };
 use capbench::error::HarnessError;
 use capbench::meter::energy::{Probe, SourceAttempt};
 use capbench::report::compare as report_compare;
 use capbench::report::{self as report_mod, ReportInput, table};
+use capbench::results::merge::load_all;
 use capbench::results::{Status, io::load_run};
 use capbench::runner::{self, PlanRequest, RunTarget};
 use capbench::{baseline, suite, worker};
@@ -33,6 +35,9 @@ fn main() -> ExitCode {
         Command::Compare(a) => compare(&a),
         Command::Report(a) => report(&a),
         Command::Calibrate(a) => calibrate(a),
+        Command::Probe(a) => probe(a),
+        Command::Check(a) => check(a),
+        Command::Merge(a) => merge(&a),
         Command::Baseline(c) => baseline_cmd(c),
         Command::ExportGguf(a) => export_gguf(&a),
         Command::Worker(a) => worker::run(&a.job, &a.result).map(|_| ExitCode::SUCCESS),
@@ -415,12 +420,152 @@ fn run(a: RunArgs) -> Result<ExitCode, HarnessError> {
 }
 
 fn show(a: &ShowArgs) -> Result<ExitCode, HarnessError> {
-    let run = load_run(&a.path)?;
-    if a.json {
-        println!("{}", json(&run));
-    } else {
-        print!("{}", table::summary(&run));
+    let runs = load_all(std::slice::from_ref(&a.path))?;
+    if let [one] = runs.as_slice() {
+        if a.json {
+            println!("{}", json(&one.run));
+        } else {
+            print!("{}", table::summary(&one.run));
+        }
+        return Ok(ExitCode::SUCCESS);
     }
+    // A merged folder: every run, each with its source.
+    if a.json {
+        let all: Vec<_> = runs.iter().map(|r| &r.run).collect();
+        println!("{}", json(&all));
+    } else {
+        for r in &runs {
+            println!("== {} ==", r.source);
+            print!("{}", table::summary(&r.run));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `capbench probe`: the probe suite as a run, then its ceilings.
+fn probe(a: ProbeArgs) -> Result<ExitCode, HarnessError> {
+    let request = runner::PlanRequest {
+        suite: Some("probe".into()),
+        backends: a.backend,
+        threads: a.threads,
+        repeat: a.repeat,
+        ..Default::default()
+    };
+    let outcome = runner::run(
+        RunTarget::Fresh {
+            request,
+            out: a.out,
+        },
+        !a.json,
+    )?;
+    let ceilings = &outcome.run.ceilings;
+    if a.json {
+        println!("{}", json(ceilings));
+    } else {
+        println!("{}", table::ceilings(ceilings));
+    }
+    eprintln!(
+        "ceilings: {} — pass this folder to `capbench report` or `capbench check --results` beside runs of this machine (machine {})",
+        outcome.dir.display(),
+        outcome.run.env.machine_id
+    );
+    let all_ok = outcome.run.cases.iter().all(|c| c.status == Status::Ok);
+    Ok(if all_ok && !ceilings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `capbench check`: claims → verdicts (optionally running what is missing).
+fn check(a: CheckArgs) -> Result<ExitCode, HarnessError> {
+    let set = capbench::claims::load(&a.claims)?;
+    if a.results.is_empty() && !a.run {
+        return Err(HarnessError::usage(
+            "check needs evidence: --results DIR… (run or merged folders), or --run to measure what the claims need",
+        ));
+    }
+    let mut runs = load_all(&a.results)?;
+    if a.run {
+        let (todo, skipped) = capbench::claims::missing::workloads(&set, &runs);
+        for s in &skipped {
+            eprintln!("not run: {s}");
+        }
+        if !todo.is_empty() {
+            eprintln!("running what the claims need: {}", todo.join(", "));
+            let dir = runner::plan::create_run_dir(a.out)?;
+            let suite = dir.join("claims-suite.toml");
+            std::fs::write(&suite, capbench::claims::missing::suite_toml(&todo))
+                .map_err(HarnessError::io("write", &suite))?;
+            let request = runner::PlanRequest {
+                suite: Some(suite.display().to_string()),
+                backends: a.backend,
+                ..Default::default()
+            };
+            let outcome = runner::run(
+                RunTarget::Fresh {
+                    request,
+                    out: Some(dir),
+                },
+                true,
+            )?;
+            eprintln!("results: {}", outcome.dir.display());
+            runs.push(capbench::results::merge::SourcedRun {
+                source: outcome.dir.display().to_string(),
+                run: outcome.run,
+            });
+        } else {
+            eprintln!("nothing to run: the results hold every workload the claims name");
+        }
+    }
+    let opts = capbench::analysis::verdict::CheckOptions {
+        projection_uncertainty_rel: a.projection_uncertainty,
+    };
+    let r = capbench::analysis::verdict::check(&set, &runs, &opts);
+    let text = match a.format {
+        CheckFormat::Text => report_mod::claims::text(&r),
+        CheckFormat::Md => report_mod::claims::markdown(&r),
+        CheckFormat::Json => report_mod::claims::json(&r),
+    };
+    println!("{text}");
+    Ok(if r.all_supported() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn merge(a: &MergeArgs) -> Result<ExitCode, HarnessError> {
+    let idx = capbench::results::merge::merge(&a.runs, &a.out)?;
+    let rows = idx
+        .runs
+        .iter()
+        .map(|r| {
+            vec![
+                r.machine_id.clone(),
+                r.hostname.clone(),
+                r.run_id.clone(),
+                r.cases.to_string(),
+                r.merged_from.clone(),
+            ]
+        })
+        .collect();
+    eprintln!(
+        "{}",
+        table::rows(&["machine", "host", "run", "cases", "from"], rows)
+    );
+    for d in &idx.differences {
+        eprintln!("  differs (kept, same schema): {d}");
+    }
+    for d in &idx.duplicates {
+        eprintln!("  left out (duplicate): {d}");
+    }
+    eprintln!(
+        "merged {} run(s) of {} machine(s)",
+        idx.runs.len(),
+        idx.machines.len()
+    );
+    println!("{}", a.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -447,18 +592,23 @@ fn announce(w: &report_mod::Written) {
 }
 
 fn report(a: &ReportArgs) -> Result<ExitCode, HarnessError> {
-    let inputs = a
-        .runs
-        .iter()
-        .map(|p| {
-            Ok(ReportInput {
-                source: p.display().to_string(),
-                run: load_run(p)?,
-            })
+    let mut runs: Vec<_> = load_all(&a.runs)?;
+    // A probe run's ceilings serve the other runs of its machine.
+    let mut files: Vec<_> = runs.iter().map(|r| r.run.clone()).collect();
+    capbench::analysis::ceilings::share_within_machines(&mut files);
+    for (r, f) in runs.iter_mut().zip(files) {
+        r.run = f;
+    }
+    let inputs: Vec<ReportInput> = runs
+        .into_iter()
+        .map(|r| ReportInput {
+            source: r.source,
+            run: r.run,
         })
-        .collect::<Result<Vec<_>, HarnessError>>()?;
+        .collect();
     let out = match (&a.out, a.runs.as_slice()) {
         (Some(o), _) => o.clone(),
+        // One folder (a run, or a merged folder): its report/ inside it.
         (None, [one]) => {
             let dir = if one.is_dir() {
                 one.clone()

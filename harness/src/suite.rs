@@ -122,6 +122,7 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("quick", include_str!("../suites/quick.toml")),
     ("standard", include_str!("../suites/standard.toml")),
     ("gate", include_str!("../suites/gate.toml")),
+    ("probe", include_str!("../suites/probe.toml")),
 ];
 
 pub fn built_in_names() -> Vec<&'static str> {

@@ -8,6 +8,7 @@
 //!   plots/<figure>.svg  plots/<figure>.png
 //! ```
 
+pub mod claims;
 pub mod compare;
 pub mod export;
 pub mod model;

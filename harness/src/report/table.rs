@@ -151,6 +151,44 @@ pub fn summary(run: &RunFile) -> String {
     out
 }
 
+/// The ceilings `capbench probe` measured, one row per backend × caps ×
+/// kind × dtype.
+pub fn ceilings(cl: &[crate::analysis::ceilings::Ceiling]) -> String {
+    use crate::analysis::ceilings::CeilingKind;
+    rows(
+        &[
+            "backend",
+            "threads",
+            "ceiling",
+            "median [95% CI]",
+            "measured by",
+        ],
+        cl.iter()
+            .map(|c| {
+                let (what, unit) = match c.kind {
+                    CeilingKind::Gemm => (
+                        format!("GEMM {}", c.dtype.as_deref().unwrap_or("?")),
+                        "GFLOP/s",
+                    ),
+                    CeilingKind::Stream => ("STREAM triad".to_string(), "GB/s"),
+                };
+                vec![
+                    c.backend.clone(),
+                    c.threads.map(|t| t.to_string()).unwrap_or("default".into()),
+                    what,
+                    format!(
+                        "{} {unit} [{}, {}]",
+                        sig3(c.value),
+                        sig3(c.ci95_low),
+                        sig3(c.ci95_high)
+                    ),
+                    c.case.clone(),
+                ]
+            })
+            .collect(),
+    )
+}
+
 pub fn rows(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut t = new_table(header);
     for r in rows {

@@ -144,5 +144,6 @@ pub fn run(machine_id: &str, cases: Vec<CaseResult>) -> RunFile {
             ..Default::default()
         },
         cases,
+        ceilings: vec![],
     }
 }

@@ -5,6 +5,7 @@ pub mod env;
 #[cfg(test)]
 pub mod fixtures;
 pub mod io;
+pub mod merge;
 
 use std::collections::BTreeMap;
 
@@ -485,6 +486,11 @@ pub struct RunFile {
     pub not_planned: Vec<NotPlanned>,
     pub totals: RunTotals,
     pub cases: Vec<CaseResult>,
+    /// The run's measured ceilings: best GEMM GFLOP/s per dtype and STREAM
+    /// GB/s per backend × caps (absent in older files and in runs without
+    /// such cases; `capbench probe` measures them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ceilings: Vec<crate::analysis::ceilings::Ceiling>,
 }
 
 /// RFC 3339 UTC timestamp of now, to the second.

@@ -283,38 +283,6 @@ fn insert_energy_metrics(metrics: &mut BTreeMap<String, f64>, e: &CaseEnergy) {
     }
 }
 
-/// MFU and MBU of every case against the ceilings measured in the same run
-/// on the same backend and caps: the best f32 `kernel/gemm` GFLOP/s and the
-/// best `kernel/stream` GB/s. Cases without such a ceiling get none.
-pub fn add_utilisation(cases: &mut [CaseResult]) {
-    let key = |c: &CaseResult| (c.backend.clone(), c.caps.threads);
-    let best = |cases: &[CaseResult], prefix: &str, metric: &str| {
-        let mut m: BTreeMap<(String, Option<usize>), f64> = BTreeMap::new();
-        for c in cases
-            .iter()
-            .filter(|c| c.status == Status::Ok && c.workload.name.starts_with(prefix))
-        {
-            if let Some(v) = c.metrics.get(metric) {
-                let e = m.entry(key(c)).or_insert(0.0);
-                *e = e.max(*v);
-            }
-        }
-        m
-    };
-    let peak = best(cases, "kernel/gemm-f32-", "gflops_per_s");
-    let bw = best(cases, "kernel/stream-", "gbytes_per_s");
-    for c in cases.iter_mut().filter(|c| c.status == Status::Ok) {
-        if let (Some(p), Some(v)) = (peak.get(&key(c)), c.metrics.get("gflops_per_s").copied()) {
-            c.metrics.insert("mfu".into(), v / p);
-            c.metrics.insert("ceiling_gflops_per_s".into(), *p);
-        }
-        if let (Some(b), Some(v)) = (bw.get(&key(c)), c.metrics.get("gbytes_per_s").copied()) {
-            c.metrics.insert("mbu".into(), v / b);
-            c.metrics.insert("ceiling_gbytes_per_s".into(), *b);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

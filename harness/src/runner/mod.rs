@@ -164,7 +164,7 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
 }
 
 /// Builds `run.json` from the plan and the journal (in plan order), with
-/// utilisation against the ceilings measured in the same run.
+/// the ceilings measured in it and utilisation against them.
 fn finish(dir: &Path, plan: &Plan, env: Env) -> Result<RunFile> {
     let journal = read_journal(dir)?;
     let mut cases = Vec::with_capacity(plan.cases.len());
@@ -173,7 +173,10 @@ fn finish(dir: &Path, plan: &Plan, env: Env) -> Result<RunFile> {
             cases.push(c.clone());
         }
     }
-    aggregate::add_utilisation(&mut cases);
+    // The run's own ceilings (its best GEMM per dtype and STREAM per backend
+    // and caps); MFU, MBU and the roofline bound of every case against them.
+    let ceilings = crate::analysis::ceilings::from_cases(&cases, &plan.run_id);
+    crate::analysis::ceilings::apply(&mut cases, &ceilings);
     let mut totals = RunTotals {
         cases: cases.len(),
         ..Default::default()
@@ -194,6 +197,7 @@ fn finish(dir: &Path, plan: &Plan, env: Env) -> Result<RunFile> {
         not_planned: plan.not_planned.clone(),
         totals,
         cases,
+        ceilings,
     };
     write_json_atomic(&dir.join(RUN_FILE), &run)?;
     Ok(run)

@@ -139,7 +139,10 @@ impl Q4Matrix {
             row.clear();
             row.extend(blocks.by_ref().take(nb));
             row.resize(groups * GROUP, PAD);
-            for (g, d) in row.chunks_exact(GROUP).zip(dst.chunks_exact_mut(GROUP_BYTES)) {
+            for (g, d) in row
+                .chunks_exact(GROUP)
+                .zip(dst.chunks_exact_mut(GROUP_BYTES))
+            {
                 pack_group(g, d);
             }
         }
@@ -442,7 +445,10 @@ mod tests {
                         }
                         if has!("avx512f") && has!("avx512bw") && has!("avx512vnni") {
                             let v = unsafe { dot_avx512(row(&q, r), &xq) };
-                            assert!((v - s).abs() <= 1e-3 * s.abs().max(1.0), "avx512 {v} vs {s}");
+                            assert!(
+                                (v - s).abs() <= 1e-3 * s.abs().max(1.0),
+                                "avx512 {v} vs {s}"
+                            );
                         }
                     }
                 }

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Measures the projection error on this machine: decode of a model size is
+# projected from a smaller size of the same family and format (its MBU/MFU
+# against `capbench probe`'s ceilings, carried to the bigger model's analytic
+# bytes and FLOPs), then that size is measured, and the two are compared.
+#
+#   scripts/projection-validation.sh [OUT_DIR]
+#
+# Pairs: dense-tiny → dense-small (f32, q8_0, q4_0) and dense-small →
+# llama-3.2-1b (q8_0, q4_0), decode, batch 1. Environment: BACKEND (default
+# cpu), THREADS (optional --threads), REPEAT (default 3). Prints a table and
+# writes OUT_DIR/validation.tsv. Needs jq.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+
+OUT="${1:-results/local/projection-validation-$(date -u +%Y%m%dT%H%M%SZ)}"
+BACKEND="${BACKEND:-cpu}"
+REPEAT="${REPEAT:-3}"
+THREADS_FLAG=()
+[ -n "${THREADS:-}" ] && THREADS_FLAG=(--threads "$THREADS")
+mkdir -p "$OUT"
+cargo build --release -q
+CB=target/release/capbench
+
+TINY=(decode/dense-tiny/f32 decode/dense-tiny/q8_0 decode/dense-tiny/q4_0)
+SMALL=(decode/dense-small/f32/p8g16 decode/dense-small/q8_0/p8g16 decode/dense-small/q4_0/p8g16)
+BIG=(decode/llama-3.2-1b/q8_0/p8g16 decode/llama-3.2-1b/q4_0/p8g16)
+# (source run, target workload) pairs, by format.
+PAIRS=(
+    "tiny decode/dense-small/f32/p8g16"
+    "tiny decode/dense-small/q8_0/p8g16"
+    "tiny decode/dense-small/q4_0/p8g16"
+    "small decode/llama-3.2-1b/q8_0/p8g16"
+    "small decode/llama-3.2-1b/q4_0/p8g16"
+)
+
+run_suite() { # name workloads…
+    local name=$1
+    shift
+    local suite="$OUT/$name.toml"
+    {
+        echo "name = \"validation-$name\""
+        printf 'workloads = [%s]\n' "$(printf '"%s",' "$@")"
+        printf '[sampling]\nrepeat = %s\nwarmup_iters = 1\nmin_samples = 10\nmax_time_s = 0.5\ntarget_ci_rel = 0.02\n' "$REPEAT"
+    } >"$suite"
+    [ -f "$OUT/$name/run.json" ] || $CB run --quiet --backend "$BACKEND" "${THREADS_FLAG[@]}" \
+        --suite "$suite" --out "$OUT/$name" >/dev/null
+}
+
+[ -f "$OUT/probe/run.json" ] || $CB probe --backend "$BACKEND" "${THREADS_FLAG[@]}" --out "$OUT/probe" >/dev/null
+run_suite tiny "${TINY[@]}"
+run_suite small "${SMALL[@]}"
+run_suite big "${BIG[@]}"
+
+measured() { # run-dir workload → tokens/s
+    jq -r --arg w "$2" '.cases[] | select(.workload.name == $w and .status == "ok") | .headline.value' "$1/run.json"
+}
+
+printf 'source\ttarget\tprojected_tokens_per_s\tmeasured_tokens_per_s\terror_rel\tefficiency\n' >"$OUT/validation.tsv"
+for pair in "${PAIRS[@]}"; do
+    read -r src target <<<"$pair"
+    claims="$OUT/claim-$(echo "$target" | tr '/' '_').toml"
+    printf '[[claim]]\nid = "v"\nstatement = "projection validation"\nworkload = "%s"\nbackend = "%s"\nexpect = ["tokens_per_s > 0"]\n' \
+        "$target" "$BACKEND" >"$claims"
+    json=$($CB check "$claims" --results "$OUT/probe" "$OUT/$src" --format json || true)
+    proj=$(jq -r '.claims[0].projections[0].value // empty' <<<"$json")
+    from=$(jq -r '.claims[0].projections[0] | "\(.from_case) \(.efficiency_kind)=\(.efficiency_assumed)"' <<<"$json")
+    case "$target" in
+    *dense-small*) meas=$(measured "$OUT/small" "$target") ;;
+    *) meas=$(measured "$OUT/big" "$target") ;;
+    esac
+    if [ -z "$proj" ] || [ -z "$meas" ]; then
+        printf '%s\t%s\t%s\t%s\t-\t%s\n' "$src" "$target" "${proj:--}" "${meas:--}" "$from" >>"$OUT/validation.tsv"
+        continue
+    fi
+    err=$(jq -n --argjson p "$proj" --argjson m "$meas" '($p / $m - 1)')
+    printf '%s\t%s\t%.4g\t%.4g\t%+.3f\t%s\n' "$src" "$target" "$proj" "$meas" "$err" "$from" >>"$OUT/validation.tsv"
+done
+column -t -s $'\t' "$OUT/validation.tsv"
+echo "folder: $OUT"
