@@ -357,6 +357,22 @@ pub fn shapes() -> Vec<ModelConfig> {
         source: "meta-llama/Llama-3.2-1B config.json".into(),
         ..base("llama-3.2-1b", Family::Dense)
     });
+    // TinyLlama 1.1B: TinyLlama/TinyLlama-1.1B-Chat-v1.0 config.json (22
+    // layers, hidden 2048, 32 heads, 4 KV heads, intermediate 5632, vocab
+    // 32000, untied). The shape llama.cpp's CPU decode figures are often
+    // quoted for, so capbench's decode can be set beside them.
+    v.push(ModelConfig {
+        vocab: 32_000,
+        d_model: 2048,
+        n_layers: 22,
+        head_dim: 64,
+        n_heads: 32,
+        n_kv_heads: 4,
+        ffn: 5632,
+        max_context: 2048,
+        source: "TinyLlama/TinyLlama-1.1B-Chat-v1.0 config.json".into(),
+        ..base("tinyllama-1.1b", Family::Dense)
+    });
     // OpenELM 270M / 1.1B: apple/corenet general_gpt.py configs (16/28 layers,
     // d_model 1280/2048, head_dim 64, GQA 4 groups, FFN 0.5→4.0, QKV 0.5→1.0;
     // shared input/output embeddings, vocab 32000).
@@ -430,6 +446,12 @@ mod tests {
             (p("llama-3.2-1b") / 1.236e9 - 1.0).abs() < 0.01,
             "{}",
             p("llama-3.2-1b")
+        );
+        // TinyLlama 1.1B: 1,100,048,384 parameters.
+        assert!(
+            (p("tinyllama-1.1b") / 1.100_048_384e9 - 1.0).abs() < 1e-6,
+            "{}",
+            p("tinyllama-1.1b")
         );
         assert!(
             (p("deepseek-v2-lite") / 15.7e9 - 1.0).abs() < 0.03,
