@@ -380,7 +380,7 @@ fn run(a: RunArgs) -> Result<ExitCode, HarnessError> {
             RunTarget::Resume(dir)
         }
         None => RunTarget::Fresh {
-            request: plan_request(a.plan, a.inject_slowdown),
+            request: Box::new(plan_request(a.plan, a.inject_slowdown)),
             out: a.out,
         },
     };
@@ -706,7 +706,7 @@ fn calibrate(a: CalibrateArgs) -> Result<ExitCode, HarnessError> {
         for k in 1..=a.runs {
             eprintln!("calibration run {k} of {}", a.runs);
             let target = RunTarget::Fresh {
-                request: request.clone(),
+                request: Box::new(request.clone()),
                 out: Some(out.join(format!("run-{k}"))),
             };
             runs.push(runner::run(target, true)?.run);

@@ -28,9 +28,7 @@ pub fn human_bytes(b: u64) -> String {
     }
     if u == 0 {
         format!("{b} B")
-    } else if v.fract() == 0.0 {
-        format!("{v:.0} {}", UNITS[u])
-    } else if v >= 100.0 {
+    } else if v.fract() == 0.0 || v >= 100.0 {
         format!("{v:.0} {}", UNITS[u])
     } else if v >= 10.0 {
         format!("{v:.1} {}", UNITS[u])

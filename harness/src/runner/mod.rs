@@ -33,7 +33,8 @@ pub struct RunOutcome {
 /// Where the run goes and what it runs: a fresh plan, or `--resume DIR`.
 pub enum RunTarget {
     Fresh {
-        request: PlanRequest,
+        // Boxed: the request (with its cap flags) dwarfs the other variant.
+        request: Box<PlanRequest>,
         out: Option<PathBuf>,
     },
     Resume(PathBuf),

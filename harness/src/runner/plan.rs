@@ -248,7 +248,8 @@ fn parse_cap_flags(req: &PlanRequest) -> Result<CapFlags> {
             profiles.push(p);
         }
     }
-    if !profiles.is_empty() && !(mem_caps.is_empty() && device_mem_caps.is_empty()) {
+    let sizes_given = !mem_caps.is_empty() || !device_mem_caps.is_empty();
+    if !profiles.is_empty() && sizes_given {
         return Err(HarnessError::usage(
             "--profile sets the memory caps itself; leave out --mem-cap/--device-mem-cap (or run without --profile)",
         ));

@@ -217,7 +217,7 @@ mod tests {
     fn candle_cpu_gemm_verifies_for_every_dtype() {
         for dt in ["f32", "f16", "bf16"] {
             let spec = WorkloadSpec::parse(&format!("kernel/gemm-{dt}-33x17x65")).unwrap();
-            let mut w = prepare(&spec, &Backend::Cpu, &crate::PrepareOptions::default()).unwrap();
+            let mut w = prepare(&spec, &Backend::Cpu, &Default::default()).unwrap();
             let v = w.verify().unwrap();
             assert!(v.passed, "{dt}: {v:?}");
             assert_eq!(v.elements_checked, 33 * 17);
