@@ -8,7 +8,8 @@
 #
 # Pairs: dense-tiny → dense-small (f32, q8_0, q4_0) and dense-small →
 # llama-3.2-1b (q8_0, q4_0), decode, batch 1. Environment: BACKEND (default
-# cpu), THREADS (optional --threads), REPEAT (default 3). Prints a table and
+# cpu), THREADS (optional --threads), REPEAT (default 3), CB (a capbench
+# binary to use instead of building the release one). Prints a table and
 # writes OUT_DIR/validation.tsv. Needs jq.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,8 +21,10 @@ REPEAT="${REPEAT:-3}"
 THREADS_FLAG=()
 [ -n "${THREADS:-}" ] && THREADS_FLAG=(--threads "$THREADS")
 mkdir -p "$OUT"
-cargo build --release -q
-CB=target/release/capbench
+if [ -z "${CB:-}" ]; then
+    cargo build --release -q
+    CB=target/release/capbench
+fi
 
 TINY=(decode/dense-tiny/f32 decode/dense-tiny/q8_0 decode/dense-tiny/q4_0)
 SMALL=(decode/dense-small/f32/p8g16 decode/dense-small/q8_0/p8g16 decode/dense-small/q4_0/p8g16)
