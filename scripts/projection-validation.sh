@@ -8,7 +8,9 @@
 #
 # Pairs: dense-tiny → dense-small (f32, q8_0, q4_0) and dense-small →
 # llama-3.2-1b (q8_0, q4_0), decode, batch 1. Environment: BACKEND (default
-# cpu), THREADS (optional --threads), REPEAT (default 3). Prints a table and
+# cpu), CASE_TIMEOUT (default 3600 s: a 1B model is built and checked
+# against its f32 reference before timing), THREADS (optional --threads), REPEAT (default 3), CB (a capbench
+# binary to use instead of building the release one). Prints a table and
 # writes OUT_DIR/validation.tsv. Needs jq.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,11 +19,14 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 OUT="${1:-results/local/projection-validation-$(date -u +%Y%m%dT%H%M%SZ)}"
 BACKEND="${BACKEND:-cpu}"
 REPEAT="${REPEAT:-3}"
+CASE_TIMEOUT="${CASE_TIMEOUT:-3600}"
 THREADS_FLAG=()
 [ -n "${THREADS:-}" ] && THREADS_FLAG=(--threads "$THREADS")
 mkdir -p "$OUT"
-cargo build --release -q
-CB=target/release/capbench
+if [ -z "${CB:-}" ]; then
+    cargo build --release -q
+    CB=target/release/capbench
+fi
 
 TINY=(decode/dense-tiny/f32 decode/dense-tiny/q8_0 decode/dense-tiny/q4_0)
 SMALL=(decode/dense-small/f32/p8g16 decode/dense-small/q8_0/p8g16 decode/dense-small/q4_0/p8g16)
@@ -45,7 +50,7 @@ run_suite() { # name workloads…
         printf '[sampling]\nrepeat = %s\nwarmup_iters = 1\nmin_samples = 10\nmax_time_s = 0.5\ntarget_ci_rel = 0.02\n' "$REPEAT"
     } >"$suite"
     [ -f "$OUT/$name/run.json" ] || $CB run --quiet --backend "$BACKEND" "${THREADS_FLAG[@]}" \
-        --suite "$suite" --out "$OUT/$name" >/dev/null
+        --case-timeout "$CASE_TIMEOUT" --suite "$suite" --out "$OUT/$name" >/dev/null
 }
 
 [ -f "$OUT/probe/run.json" ] || $CB probe --backend "$BACKEND" "${THREADS_FLAG[@]}" --out "$OUT/probe" >/dev/null

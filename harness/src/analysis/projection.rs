@@ -210,28 +210,48 @@ pub struct Projection {
     pub assumption: String,
 }
 
-/// Projects `work` onto `target` at the measured efficiencies `eff`:
-/// time per iteration = max(bytes / (MBU × bandwidth), FLOPs / (MFU × peak)),
-/// each roof taken where both the efficiency and the target figure exist.
+/// Projects `work` onto `target`. The efficiency of the roof that bound the
+/// source case here (MBU when memory-bound, MFU when compute-bound) is
+/// carried to the same roof of the target; the target's other roof is taken
+/// at 100 % of its peak, as a limit no efficiency can beat:
+/// time = max(amount / (efficiency × rate), other amount / other peak).
+/// Without a known bound, each roof with an efficiency is used at its own.
 /// On the measuring machine with its own ceilings this returns the measured
-/// time exactly (both terms equal it), so any error comes from transfer.
+/// time exactly, so any error comes from carrying the efficiency over.
 pub fn project(eff: &Efficiency, work: &Work, target: &Target) -> Result<Projection, String> {
+    let ideal = [1.0; 3];
+    let use_mbu = eff.bound_here != Some(Bound::Compute);
+    let use_mfu = eff.bound_here != Some(Bound::Memory);
     let mut roofs: Vec<(Bound, [f64; 3], f64, f64, Option<String>)> = vec![];
-    if let Some(mbu) = eff.mbu.filter(|m| m[0] > 0.0)
-        && target.bandwidth_bytes_per_s > 0.0
-    {
-        roofs.push((
-            Bound::Memory,
-            mbu,
-            work.bytes,
-            target.bandwidth_bytes_per_s,
-            None,
-        ));
+    if target.bandwidth_bytes_per_s > 0.0 {
+        let e = match eff.mbu.filter(|m| m[0] > 0.0) {
+            Some(m) if use_mbu => Some(m),
+            _ if eff.bound_here == Some(Bound::Compute) => Some(ideal),
+            _ => None,
+        };
+        if let Some(e) = e {
+            roofs.push((
+                Bound::Memory,
+                e,
+                work.bytes,
+                target.bandwidth_bytes_per_s,
+                None,
+            ));
+        }
     }
-    if let Some(mfu) = eff.mfu.filter(|m| m[0] > 0.0)
-        && let Some((dtype, peak)) = target.peak_for(&eff.dtype)
-    {
-        roofs.push((Bound::Compute, mfu, work.flops, peak, Some(dtype)));
+    if let Some((dtype, peak)) = target.peak_for(&eff.dtype) {
+        let e = match eff.mfu.filter(|m| m[0] > 0.0) {
+            Some(m) if use_mfu => Some(m),
+            _ if eff.bound_here == Some(Bound::Memory) => Some(ideal),
+            _ => None,
+        };
+        if let Some(e) = e {
+            roofs.push((Bound::Compute, e, work.flops, peak, Some(dtype)));
+        }
+    }
+    // The measured roof must be among them: a limit alone projects nothing.
+    if !roofs.iter().any(|r| r.1 != ideal) {
+        roofs.clear();
     }
     // time of one roof at efficiency e
     let time = |e: f64, amount: f64, rate: f64| amount / (e * rate);
@@ -284,16 +304,26 @@ pub fn project(eff: &Efficiency, work: &Work, target: &Target) -> Result<Project
         from_run: eff.run_id.clone(),
         target_peak_used: rate,
         target_dtype_used: dtype,
-        assumption: format!(
-            "{} reaches {} = {:.3}, as {} did in run {} ({}-bound on {}: {peak_words})",
-            target.name,
-            kind.to_uppercase(),
-            e[0],
-            eff.case,
-            eff.run_id,
-            bound.as_str(),
-            target.name
-        ),
+        assumption: if e == ideal {
+            format!(
+                "{} is {}-bound at 100 % of its {peak_words} — an optimistic limit: {} was bound by the other roof here (run {})",
+                target.name,
+                bound.as_str(),
+                eff.case,
+                eff.run_id
+            )
+        } else {
+            format!(
+                "{} reaches {} = {:.3}, as {} did in run {} ({}-bound on {}: {peak_words})",
+                target.name,
+                kind.to_uppercase(),
+                e[0],
+                eff.case,
+                eff.run_id,
+                bound.as_str(),
+                target.name
+            )
+        },
     })
 }
 
@@ -359,6 +389,11 @@ mod tests {
         let t = target(1000.0, &[("f32", 10.0), ("bf16", 20.0)]);
         let p = project(&eff(Some(0.5), Some(0.5), "f32"), &w, &t).unwrap();
         assert_eq!(p.bound, Bound::Compute);
+        // Compute-bound here: MFU carried over, memory taken at its peak.
+        let mut compute = eff(Some(0.001), Some(0.5), "f32");
+        compute.bound_here = Some(Bound::Compute);
+        let p = project(&compute, &w, &t).unwrap();
+        assert_eq!(p.bound, Bound::Compute);
         assert!((p.wall_s_per_iter - 0.2).abs() < 1e-12);
         assert!((p.value - 5.0).abs() < 1e-9);
         // bf16 uses its own peak.
@@ -406,6 +441,24 @@ mod tests {
             (p.value / measured - 1.0).abs() < 1e-9,
             "{p:?} vs {measured}"
         );
+    }
+
+    #[test]
+    fn the_other_roof_at_its_peak_limits_the_projection() {
+        // Memory-bound here at MBU 0.5; on a target with a tiny compute
+        // peak the compute roof at 100 % binds: 1e12 FLOP / 1e9 FLOP/s.
+        let w = Work {
+            flops: 1e12,
+            bytes: 1e9,
+            headline_metric: "x_per_s".into(),
+            headline_per_iter: 1.0,
+        };
+        let mut e = eff(Some(0.5), Some(0.9), "f32");
+        e.bound_here = Some(Bound::Memory);
+        let p = project(&e, &w, &target(1000.0, &[("f32", 0.001)])).unwrap();
+        assert_eq!(p.bound, Bound::Compute);
+        assert!((p.wall_s_per_iter - 1000.0).abs() < 1e-9);
+        assert!(p.assumption.contains("optimistic"), "{}", p.assumption);
     }
 
     #[test]

@@ -729,16 +729,15 @@ impl Ctx<'_> {
         let b = self.projected(&tv, base, None);
         match (a, b) {
             (Ok(((x, _, _), ev)), Ok(((y, _, _), _))) => {
-                // One efficiency on both sides: its CI cancels; the
-                // projection uncertainty does not (the efficiency may not
-                // transfer equally).
+                // One efficiency on both sides: its CI and the projection
+                // uncertainty move both projections together and cancel in
+                // the ratio; what is left is the assumption itself, stated.
                 let r = x / y;
-                let u = self.opts.projection_uncertainty_rel;
                 self.note(format!(
-                    "{base} on {p} ÷ on {v} = {} with one assumed efficiency on both; what the two spec sheets do not list (e.g. interconnect) is not modelled",
+                    "{base} on {p} ÷ on {v} = {}: the same efficiency assumed on both, so the ratio is the ratio of the spec-sheet roofs that bind; what the two spec sheets do not list (e.g. interconnect) is not modelled",
                     sig(r)
                 ));
-                judged(e, Basis::Projected, (r, r * (1.0 - u), r * (1.0 + u)), ev)
+                judged(e, Basis::Projected, (r, r, r), ev)
             }
             (Err(m), _) | (_, Err(m)) => cannot(e, "", m),
         }
