@@ -100,6 +100,7 @@ fn blank(status: Status, detail: String) -> WorkerOutput {
 fn status_of(e: &WorkloadError) -> Status {
     match e {
         WorkloadError::Unsupported { .. } => Status::Unsupported,
+        WorkloadError::OutOfMemory { .. } => Status::Oom,
         _ => Status::Error,
     }
 }
@@ -138,6 +139,7 @@ pub fn measure(job: &WorkerJob) -> WorkerOutput {
             None => None,
         },
         model_file: job.model.clone(),
+        device_mem_cap_bytes: None,
     };
     let t = Instant::now();
     let mut w = match prepare_with(&spec, &backend, &opts) {

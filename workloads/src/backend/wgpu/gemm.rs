@@ -1,9 +1,12 @@
 //! f32 GEMM on wgpu: buffers, pipeline and bind group built once in prepare;
-//! a timed iteration only encodes, submits and waits.
-
-use wgpu::util::DeviceExt;
+//! a timed iteration only encodes, submits and waits. The register-blocked
+//! kernel is the default rung of the GEMM ladder (naive → tiled →
+//! register-blocked, `CAPBENCH_WGPU_GEMM`); the other two run on the engine.
 
 use super::WgpuContext;
+use super::engine::upload;
+use super::memory::DeviceMemory;
+use super::ops::GemmKernel;
 #[cfg(test)]
 use crate::backend::WgpuSelector;
 use crate::backend::{Backend, DeviceRecord};
@@ -17,6 +20,7 @@ const TILE: u32 = 64;
 
 struct WgpuGemm {
     ctx: WgpuContext,
+    mem: DeviceMemory,
     inputs: GemmInputs,
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
@@ -34,10 +38,38 @@ pub(crate) fn prepare_gemm(
     backend: &Backend,
     spec: &WorkloadSpec,
 ) -> Result<Box<dyn PreparedWorkload>> {
+    prepare_gemm_capped(backend, spec, None)
+}
+
+/// Which rung of the GEMM ladder `CAPBENCH_WGPU_GEMM` asks for.
+fn ladder_rung(spec: &WorkloadSpec, backend: &Backend) -> Result<Option<GemmKernel>> {
+    match std::env::var("CAPBENCH_WGPU_GEMM").as_deref() {
+        Err(_) | Ok("") | Ok("blocked") => Ok(None),
+        Ok("naive") => Ok(Some(GemmKernel::Naive)),
+        Ok("tiled") => Ok(Some(GemmKernel::Tiled)),
+        Ok(other) => Err(WorkloadError::Unsupported {
+            workload: spec.name.clone(),
+            backend: backend.to_string(),
+            reason: format!(
+                "CAPBENCH_WGPU_GEMM={other} is not a GEMM kernel; use naive, tiled or blocked"
+            ),
+        }),
+    }
+}
+
+pub(crate) fn prepare_gemm_capped(
+    backend: &Backend,
+    spec: &WorkloadSpec,
+    cap_bytes: Option<u64>,
+) -> Result<Box<dyn PreparedWorkload>> {
     let Backend::Wgpu(selector) = *backend else {
         unreachable!("prepare_gemm called for {backend}")
     };
+    if let Some(kind) = ladder_rung(spec, backend)? {
+        return super::kernels::prepare_gemm_engine(spec, backend, cap_bytes, kind);
+    }
     let ctx = WgpuContext::open(selector)?;
+    let mut mem = DeviceMemory::new(&backend.to_string(), cap_bytes);
     let inputs = GemmInputs::generate(spec);
     let dev = &ctx.device;
     let (m, n, k) = (inputs.m as u32, inputs.n as u32, inputs.k as u32);
@@ -56,32 +88,41 @@ pub(crate) fn prepare_gemm(
     }
 
     let scope = dev.push_error_scope(wgpu::ErrorFilter::Validation);
-    let storage = |label, data: &[f32]| {
-        dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: bytemuck::cast_slice(data),
-            usage: wgpu::BufferUsages::STORAGE,
-        })
-    };
-    let a = storage("gemm.a", &inputs.a);
-    let b = storage("gemm.b", &inputs.b);
-    let c = dev.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("gemm.c"),
-        size: c_bytes,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
-    });
-    let readback = dev.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("gemm.readback"),
-        size: c_bytes,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let dims = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some("gemm.dims"),
-        contents: bytemuck::cast_slice(&[m, n, k, 0u32]),
-        usage: wgpu::BufferUsages::UNIFORM,
-    });
+    let storage = wgpu::BufferUsages::STORAGE;
+    let a = upload(
+        &mut mem,
+        &ctx,
+        "gemm.a",
+        bytemuck::cast_slice(&inputs.a),
+        storage,
+    )?;
+    let b = upload(
+        &mut mem,
+        &ctx,
+        "gemm.b",
+        bytemuck::cast_slice(&inputs.b),
+        storage,
+    )?;
+    let c = mem.alloc(
+        dev,
+        "gemm.c",
+        c_bytes,
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+    )?;
+    let readback = mem.alloc(
+        dev,
+        "gemm.readback",
+        c_bytes,
+        wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+    )?;
+    let dims_data = [m, n, k, 0u32];
+    let dims = upload(
+        &mut mem,
+        &ctx,
+        "gemm.dims",
+        bytemuck::cast_slice(&dims_data),
+        wgpu::BufferUsages::UNIFORM,
+    )?;
     let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some("gemm_f32.wgsl"),
         source: wgpu::ShaderSource::Wgsl(include_str!("gemm_f32.wgsl").into()),
@@ -122,6 +163,7 @@ pub(crate) fn prepare_gemm(
     let groups = (n.div_ceil(TILE), m.div_ceil(TILE));
     Ok(Box::new(WgpuGemm {
         ctx,
+        mem,
         inputs,
         pipeline,
         bind_group,
@@ -190,7 +232,10 @@ impl PreparedWorkload for WgpuGemm {
     }
 
     fn device(&self) -> DeviceRecord {
-        self.ctx.record.clone()
+        let mut r = self.ctx.record.clone();
+        r.details.push("gemm_kernel=blocked".into());
+        r.details.extend(self.mem.details());
+        r
     }
 
     fn timer(&self) -> &'static str {
