@@ -174,6 +174,7 @@ impl Builder {
 
     /// y (rows, out) = x (rows, in) · Wᵀ, W (out, in) row-major; `beta` 1
     /// adds to y.
+    #[allow(clippy::too_many_arguments)]
     pub fn linear(&mut self, x: F, w: F, y: F, rows: usize, inp: usize, out: usize, beta: f32) {
         self.gemm(
             Mat::rows(x, inp),
@@ -184,6 +185,7 @@ impl Builder {
     }
 
     /// dx (rows, in) (+)= dy (rows, out) · W.
+    #[allow(clippy::too_many_arguments)]
     pub fn linear_bwd_x(
         &mut self,
         dy: F,

@@ -120,13 +120,16 @@ impl WgpuTrain {
     }
 }
 
+/// Each parameter's name and flattened gradient (`None`: it got none).
+type NamedGrads = Vec<(String, Option<Vec<f64>>)>;
+
 /// The CPU f64 loss and gradients (by name) of the same weights and batch.
 fn reference(
     cfg: &ModelConfig,
     seed: u64,
     batch: &(Vec<u32>, Vec<u32>),
     (b, t): (usize, usize),
-) -> candle_core::Result<(f64, Vec<(String, Option<Vec<f64>>)>)> {
+) -> candle_core::Result<(f64, NamedGrads)> {
     let cpu = Device::Cpu;
     let params = init(cfg, seed, &cpu, CDType::F64)?;
     let inputs = Tensor::from_vec(batch.0.clone(), (b, t), &cpu)?;
