@@ -453,7 +453,7 @@ fn probe(a: ProbeArgs) -> Result<ExitCode, HarnessError> {
     };
     let outcome = runner::run(
         RunTarget::Fresh {
-            request,
+            request: Box::new(request),
             out: a.out,
         },
         !a.json,
@@ -504,7 +504,7 @@ fn check(a: CheckArgs) -> Result<ExitCode, HarnessError> {
             };
             let outcome = runner::run(
                 RunTarget::Fresh {
-                    request,
+                    request: Box::new(request),
                     out: Some(dir),
                 },
                 true,

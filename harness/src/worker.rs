@@ -204,6 +204,7 @@ fn status_of(e: &WorkloadError) -> Status {
     match e {
         WorkloadError::Unsupported { .. } => Status::Unsupported,
         WorkloadError::DeviceOutOfMemory { .. } => Status::Oom,
+        WorkloadError::OutOfMemory { .. } => Status::Oom,
         _ => Status::Error,
     }
 }

@@ -51,6 +51,17 @@ pub enum WorkloadError {
         in_use_bytes: u64,
         cap_bytes: u64,
     },
+    /// A device allocation beyond the device memory cap (or the device).
+    #[error(
+        "out of device memory on {backend}: {what} needs {requested_bytes} bytes with {in_use_bytes} in use, cap {cap_bytes}"
+    )]
+    OutOfMemory {
+        backend: String,
+        what: String,
+        requested_bytes: u64,
+        in_use_bytes: u64,
+        cap_bytes: u64,
+    },
 
     #[error("wgpu error during {op}: {message}")]
     Wgpu { op: &'static str, message: String },

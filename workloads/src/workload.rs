@@ -81,16 +81,27 @@ pub fn supports(spec: &WorkloadSpec, backend: &Backend) -> std::result::Result<(
         (Params::Fault { .. }, b) if *b != Backend::Cpu => {
             Err("fault workloads exist to test the harness and run on cpu only".into())
         }
-        (Params::Attention { .. }, Backend::Wgpu(_)) => {
-            Err("attention on wgpu is not implemented yet (candle backends only)".into())
+        (Params::Stream { .. }, b) if b.is_candle() && *b != Backend::Cpu => {
+            Err("kernel/stream runs on the cpu (host memory) and on wgpu (device memory)".into())
         }
-        (Params::Stream { .. }, b) if *b != Backend::Cpu => {
-            Err("kernel/stream measures host memory; the wgpu triad is not implemented yet".into())
+        (Params::Train { dtype, .. }, Backend::Wgpu(_)) if *dtype != DType::F32 => Err(format!(
+            "{} training on the wgpu engine is not implemented (f32 only)",
+            dtype.as_str()
+        )),
+        (Params::Decode { model, .. }, Backend::Wgpu(_)) if model == crate::spec::GGUF_MODEL => {
+            Err("GGUF files run on the candle backends (cpu, cuda, metal)".into())
         }
-        (
-            Params::Train { .. } | Params::Decode { .. } | Params::TrainQuality { .. },
-            Backend::Wgpu(_),
-        ) => Err("model workloads on wgpu are not implemented yet (candle backends only)".into()),
+        (Params::Decode { format, .. }, Backend::Wgpu(_))
+            if *format != crate::spec::WeightFmt::F32 =>
+        {
+            Err(format!(
+                "{} weights on the wgpu engine are not implemented (f32 only)",
+                format.as_str()
+            ))
+        }
+        (Params::TrainQuality { .. }, Backend::Wgpu(_)) => {
+            Err("train-quality on wgpu is not implemented (train-step is)".into())
+        }
         _ => Ok(()),
     }
 }
@@ -139,6 +150,9 @@ pub fn prepare_with(
         backend: backend.to_string(),
         reason,
     })?;
+    if let Backend::Wgpu(_) = backend {
+        return crate::backend::wgpu::prepare(spec, backend, opts);
+    }
     match &spec.params {
         Params::Gemm { .. } => kernels::gemm::prepare(spec, backend, opts),
         Params::Fault { fault } => kernels::fault::prepare(spec, *fault),
@@ -181,7 +195,7 @@ pub fn catalog() -> Vec<CatalogEntry> {
             pattern: "kernel/stream-<N[K|M|G]>",
             kind: "kernel",
             version: crate::spec::STREAM_VERSION,
-            backends: "cpu",
+            backends: "cpu (host memory), wgpu (device memory)",
             description: "STREAM triad a = b + s·c over N f32 per array: sustainable memory bandwidth (GB/s, 12 bytes per element)",
             example: "kernel/stream-4M",
             harness_test: false,
@@ -190,7 +204,7 @@ pub fn catalog() -> Vec<CatalogEntry> {
             pattern: "kernel/attention-<T>",
             kind: "kernel",
             version: crate::spec::ATTENTION_VERSION,
-            backends: "cpu, cuda, metal",
+            backends: "cpu, cuda, metal, wgpu",
             description: "causal attention, 8 heads × 64 dims over T positions, with the models' own ops; verified against host f64",
             example: "kernel/attention-512",
             harness_test: false,
@@ -199,7 +213,7 @@ pub fn catalog() -> Vec<CatalogEntry> {
             pattern: "train-step/<model>/<f32|bf16>[/b<B>t<T>]",
             kind: "train",
             version: crate::spec::TRAIN_VERSION,
-            backends: "cpu, cuda, metal",
+            backends: "cpu, cuda, metal; wgpu: f32",
             description: "forward, cross-entropy, backward, AdamW on a fixed batch of the synthetic Markov corpus; verified against CPU f64 (loss, every gradient); tokens/s, loss",
             example: "train-step/dense-tiny/f32",
             harness_test: false,
@@ -217,7 +231,7 @@ pub fn catalog() -> Vec<CatalogEntry> {
             pattern: "decode/<model>/<f32|f16|bf16|q8_0|q4_0>[/p<P>g<G>b<B>d<D>]",
             kind: "decode",
             version: crate::spec::DECODE_VERSION,
-            backends: "cpu, cuda, metal",
+            backends: "cpu, cuda, metal; wgpu: f32",
             description: "P-token prompt after D cached tokens, then G greedy tokens with the KV cache, batch B; verified against the CPU f32 model (KL, top-1, max logit diff); tokens/s, TTFT, inter-token latency",
             example: "decode/dense-tiny/q8_0/p16g16",
             harness_test: false,
@@ -226,7 +240,7 @@ pub fn catalog() -> Vec<CatalogEntry> {
             pattern: "prefill/<model>/<format>[/p<P>b<B>d<D>]",
             kind: "prefill",
             version: crate::spec::DECODE_VERSION,
-            backends: "cpu, cuda, metal",
+            backends: "cpu, cuda, metal; wgpu: f32",
             description: "the prompt phase alone: prefill tokens/s and time to first token",
             example: "prefill/llama-3.2-1b/q4_0/p128",
             harness_test: false,

@@ -32,3 +32,11 @@ pub(crate) fn prepare_gemm(
 ) -> Result<Box<dyn crate::PreparedWorkload>> {
     Err(not_compiled())
 }
+
+pub fn prepare(
+    _spec: &crate::WorkloadSpec,
+    _backend: &Backend,
+    _opts: &crate::PrepareOptions,
+) -> Result<Box<dyn crate::PreparedWorkload>> {
+    Err(not_compiled())
+}

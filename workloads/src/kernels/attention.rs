@@ -34,16 +34,51 @@ pub fn flops(t: usize) -> f64 {
     4.0 * (HEADS * HEAD_DIM) as f64 * (t * (t + 1) / 2) as f64
 }
 
+/// Seeded q, k, v, each (H, T, hd) row-major.
+pub fn host_inputs(seed: u64, t: usize) -> [Vec<f32>; 3] {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n = HEADS * t * HEAD_DIM;
+    let mut draw = || -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
+    [draw(), draw(), draw()]
+}
+
+/// Naive causal attention on the host in f64, (H, T, hd).
+pub fn reference(host: &[Vec<f32>; 3], t: usize) -> Vec<f64> {
+    let d = HEAD_DIM;
+    let [q, k, v] = host;
+    let mut out = vec![0.0f64; HEADS * t * d];
+    let scale = 1.0 / (d as f64).sqrt();
+    for h in 0..HEADS {
+        let base = h * t * d;
+        for i in 0..t {
+            let s: Vec<f64> = (0..=i)
+                .map(|j| {
+                    (0..d)
+                        .map(|x| q[base + i * d + x] as f64 * k[base + j * d + x] as f64)
+                        .sum::<f64>()
+                        * scale
+                })
+                .collect();
+            let m = s.iter().cloned().fold(f64::MIN, f64::max);
+            let e: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
+            let z: f64 = e.iter().sum();
+            for (j, w) in e.iter().enumerate() {
+                for x in 0..d {
+                    out[base + i * d + x] += w / z * v[base + j * d + x] as f64;
+                }
+            }
+        }
+    }
+    out
+}
+
 pub fn prepare(spec: &WorkloadSpec, backend: &Backend) -> Result<Box<dyn PreparedWorkload>> {
     let Params::Attention { seq } = spec.params else {
         unreachable!("attention::prepare called for {}", spec.name)
     };
     let device = cb::device(backend)?;
     let e = |op| WorkloadError::candle(&backend.to_string(), op);
-    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
-    let n = HEADS * seq * HEAD_DIM;
-    let mut draw = || -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
-    let host = [draw(), draw(), draw()];
+    let host = host_inputs(spec.seed, seq);
     let up = |v: &Vec<f32>| Tensor::from_slice(v, (1, HEADS, seq, HEAD_DIM), &device);
     let (q, k, v) = (
         up(&host[0]).map_err(e("upload"))?,
@@ -70,36 +105,6 @@ impl Attention {
         let scores = (self.q.matmul(&self.k.t()?)? * scale)?.broadcast_add(&self.mask)?;
         softmax(&scores)?.matmul(&self.v) // (1, H, T, hd)
     }
-
-    /// Naive f64 attention on the host.
-    fn reference(&self) -> Vec<f64> {
-        let (t, d) = (self.t, HEAD_DIM);
-        let [q, k, v] = &self.host;
-        let mut out = vec![0.0f64; HEADS * t * d];
-        let scale = 1.0 / (d as f64).sqrt();
-        for h in 0..HEADS {
-            let base = h * t * d;
-            for i in 0..t {
-                let s: Vec<f64> = (0..=i)
-                    .map(|j| {
-                        (0..d)
-                            .map(|x| q[base + i * d + x] as f64 * k[base + j * d + x] as f64)
-                            .sum::<f64>()
-                            * scale
-                    })
-                    .collect();
-                let m = s.iter().cloned().fold(f64::MIN, f64::max);
-                let e: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
-                let z: f64 = e.iter().sum();
-                for (j, w) in e.iter().enumerate() {
-                    for x in 0..d {
-                        out[base + i * d + x] += w / z * v[base + j * d + x] as f64;
-                    }
-                }
-            }
-        }
-        out
-    }
 }
 
 impl PreparedWorkload for Attention {
@@ -112,7 +117,7 @@ impl PreparedWorkload for Attention {
             .map_err(e("attention"))?;
         Ok(compare(
             &out,
-            &self.reference(),
+            &reference(&self.host, self.t),
             1e-4,
             "host f64 causal attention",
         ))

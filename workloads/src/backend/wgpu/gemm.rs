@@ -1,7 +1,10 @@
 //! f32 GEMM on wgpu: buffers, pipeline and bind group built once in prepare;
-//! a timed iteration only encodes, submits and waits.
+//! a timed iteration only encodes, submits and waits. The register-blocked
+//! kernel is the default rung of the GEMM ladder (naive → tiled →
+//! register-blocked, `CAPBENCH_WGPU_GEMM`); the other two run on the engine.
 
 use super::WgpuContext;
+use super::ops::GemmKernel;
 #[cfg(test)]
 use crate::backend::WgpuSelector;
 use crate::backend::{Backend, DeviceRecord};
@@ -30,6 +33,23 @@ fn wgpu_err(op: &'static str) -> impl FnOnce(String) -> WorkloadError {
     move |message| WorkloadError::Wgpu { op, message }
 }
 
+/// Which rung of the GEMM ladder `CAPBENCH_WGPU_GEMM` asks for (`None`:
+/// this file's register-blocked kernel).
+fn ladder_rung(spec: &WorkloadSpec, backend: &Backend) -> Result<Option<GemmKernel>> {
+    match std::env::var("CAPBENCH_WGPU_GEMM").as_deref() {
+        Err(_) | Ok("") | Ok("blocked") => Ok(None),
+        Ok("naive") => Ok(Some(GemmKernel::Naive)),
+        Ok("tiled") => Ok(Some(GemmKernel::Tiled)),
+        Ok(other) => Err(WorkloadError::Unsupported {
+            workload: spec.name.clone(),
+            backend: backend.to_string(),
+            reason: format!(
+                "CAPBENCH_WGPU_GEMM={other} is not a GEMM kernel; use naive, tiled or blocked"
+            ),
+        }),
+    }
+}
+
 pub(crate) fn prepare_gemm(
     backend: &Backend,
     spec: &WorkloadSpec,
@@ -38,6 +58,9 @@ pub(crate) fn prepare_gemm(
     let Backend::Wgpu(selector) = *backend else {
         unreachable!("prepare_gemm called for {backend}")
     };
+    if let Some(kind) = ladder_rung(spec, backend)? {
+        return super::kernels::prepare_gemm_engine(spec, backend, opts.device_mem_cap_bytes, kind);
+    }
     let ctx = WgpuContext::open_with(selector, opts)?;
     let crate::spec::Params::Gemm { m, n, k, .. } = spec.params else {
         unreachable!("prepare_gemm called for {}", spec.name)

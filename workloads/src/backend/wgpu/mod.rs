@@ -1,7 +1,16 @@
 //! capbench's wgpu engine: adapter choice pinned to the requested API, device
 //! setup, and the WGSL kernels (one file each).
 
+pub mod decode;
+pub mod engine;
 mod gemm;
+pub mod kernels;
+pub mod memory;
+pub mod model;
+pub mod ops;
+#[cfg(test)]
+mod ops_tests;
+pub mod train;
 
 use wgpu::{Adapter, Backends, DeviceType, Instance, InstanceDescriptor};
 
@@ -10,6 +19,29 @@ use super::{Backend, BackendStatus, DeviceRecord, WgpuApi, WgpuSelector};
 use crate::error::{Result, WorkloadError};
 
 pub(crate) use gemm::prepare_gemm;
+
+/// Prepares any workload the wgpu engine runs (`workload::supports` has
+/// already ruled out the others).
+pub fn prepare(
+    spec: &crate::WorkloadSpec,
+    backend: &Backend,
+    opts: &crate::PrepareOptions,
+) -> Result<Box<dyn crate::PreparedWorkload>> {
+    use crate::spec::Params;
+    let cap = opts.device_mem_cap_bytes;
+    match &spec.params {
+        Params::Gemm { .. } => gemm::prepare_gemm(backend, spec, opts),
+        Params::Stream { .. } => kernels::prepare_stream(spec, backend, cap),
+        Params::Attention { .. } => kernels::prepare_attention(spec, backend, cap),
+        Params::Train { .. } => train::prepare(spec, backend, cap),
+        Params::Decode { .. } => decode::prepare(spec, backend, cap),
+        _ => Err(WorkloadError::Unsupported {
+            workload: spec.name.clone(),
+            backend: backend.to_string(),
+            reason: "not implemented on the wgpu engine".into(),
+        }),
+    }
+}
 
 /// A device and queue opened on the chosen adapter.
 pub struct WgpuContext {
@@ -248,9 +280,14 @@ impl WgpuContext {
     pub fn open_with(selector: WgpuSelector, opts: &crate::PrepareOptions) -> Result<WgpuContext> {
         let (index, adapter) = choose(selector)?;
         let limits = tier_limits(opts.wgpu_limits.as_ref(), &adapter)?;
+        // Timestamps time runs on the GPU itself; without them, runs are
+        // timed by the wall clock after a wait (the record says which).
+        let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16;
+        let features = adapter.features() & wanted;
         let desc = wgpu::DeviceDescriptor {
             label: Some("capbench"),
             required_limits: limits.clone(),
+            required_features: features,
             ..Default::default()
         };
         let (device, queue) =
@@ -278,6 +315,7 @@ impl WgpuContext {
                 limits.max_compute_invocations_per_workgroup
             ),
             format!("features={:?}", adapter.features()),
+            format!("features_used={features:?}"),
         ]);
         Ok(WgpuContext {
             device,

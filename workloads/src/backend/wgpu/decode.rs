@@ -1,0 +1,286 @@
+//! `prefill/<model>/f32` and `decode/<model>/f32` on wgpu: the prompt after
+//! `depth` cached tokens, then greedy generation, each step one recorded
+//! plan (forward against the KV cache, last-row logits, argmax on the
+//! device into the next step's input). Verified against the CPU f32 model
+//! teacher-forced on the same tokens, as the candle decode is.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::WgpuContext;
+use super::engine::{Builder, Engine, F, Ix, PlanId};
+use super::model::{Net, Pass};
+use crate::backend::{Backend, DeviceRecord};
+use crate::data::MarkovCorpus;
+use crate::decode::logit_quality;
+use crate::error::{Result, WorkloadError, cerr};
+use crate::models::Model;
+use crate::spec::{GGUF_MODEL, Params, WeightFmt, WorkloadSpec};
+use crate::verify::Verification;
+use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
+
+struct WgpuDecode {
+    engine: Engine,
+    net: Net,
+    seed: u64,
+    prompt_plan: PlanId,
+    step_plans: Vec<PlanId>,
+    logits: F,
+    generated: Ix,
+    depth_tokens: Vec<u32>,
+    prompt_tokens: Vec<u32>,
+    batch: usize,
+    gen_tokens: usize,
+    work: WorkPerIter,
+}
+
+pub fn prepare(
+    spec: &WorkloadSpec,
+    backend: &Backend,
+    cap_bytes: Option<u64>,
+) -> Result<Box<dyn PreparedWorkload>> {
+    let Params::Decode {
+        model,
+        format,
+        prompt,
+        gen_tokens,
+        batch,
+        depth,
+    } = &spec.params
+    else {
+        unreachable!("wgpu decode::prepare called for {}", spec.name)
+    };
+    let Backend::Wgpu(selector) = *backend else {
+        unreachable!("wgpu decode::prepare called for {backend}")
+    };
+    let unsupported = |reason: String| WorkloadError::Unsupported {
+        workload: spec.name.clone(),
+        backend: backend.to_string(),
+        reason,
+    };
+    if model == GGUF_MODEL {
+        return Err(unsupported(
+            "GGUF files run on the candle backends (cpu, cuda, metal)".into(),
+        ));
+    }
+    if *format != WeightFmt::F32 {
+        return Err(unsupported(format!(
+            "{} weights on wgpu are not implemented (f32 only)",
+            format.as_str()
+        )));
+    }
+    let cfg = crate::models::shape(model).expect("validated model name");
+    let (b, p, g, d) = (*batch, *prompt, *gen_tokens, *depth);
+    let ctx_len = d + p + g;
+    if ctx_len > cfg.max_context {
+        return Err(unsupported(format!(
+            "{ctx_len} positions exceed the model's context of {}",
+            cfg.max_context
+        )));
+    }
+    let ctx = WgpuContext::open(selector)?;
+    let mut bld = Builder::new();
+    let net = Net::new(&mut bld, &cfg, ctx_len);
+    let cache = net.alloc_cache(&mut bld, b, ctx_len);
+    let rows = b * p.max(d).max(1);
+    let acts = net.alloc_acts(&mut bld, rows, b * ctx_len);
+    let tok_depth = bld.u(b * d);
+    let tok_prompt = bld.u(b * p);
+    let generated = bld.u(b * (g + 1));
+    let logits = bld.f(b * cfg.vocab);
+    let v = cfg.vocab;
+    let depth_plan = (d > 0).then(|| {
+        let plan = bld.begin();
+        net.forward(
+            &mut bld,
+            &acts,
+            tok_depth,
+            Pass { b, t: d, pos0: 0 },
+            Some((&cache, ctx_len)),
+        );
+        plan
+    });
+    let step = |bld: &mut Builder, tok: Ix, pass: Pass, out: Ix| {
+        let plan = bld.begin();
+        net.forward(bld, &acts, tok, pass, Some((&cache, ctx_len)));
+        net.logits_last(bld, &acts, pass, logits);
+        bld.argmax(logits, b, v, v, out);
+        plan
+    };
+    let prompt_plan = step(
+        &mut bld,
+        tok_prompt,
+        Pass { b, t: p, pos0: d },
+        generated.at(0, b),
+    );
+    let step_plans = (0..g)
+        .map(|i| {
+            step(
+                &mut bld,
+                generated.at(i * b, b),
+                Pass {
+                    b,
+                    t: 1,
+                    pos0: d + p + i,
+                },
+                generated.at((i + 1) * b, b),
+            )
+        })
+        .collect();
+    let engine = Engine::build(ctx, bld, cap_bytes)?;
+    net.upload(&engine, spec.seed)?;
+    // The candle decode's tokens: same corpus, same seed.
+    let corpus = MarkovCorpus::for_vocab(cfg.vocab, spec.seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed ^ 0xDEC0);
+    let (mut depth_tokens, mut prompt_tokens) = (vec![], vec![]);
+    for _ in 0..b {
+        let s = corpus.sample(d + p, &mut rng);
+        depth_tokens.extend_from_slice(&s[..d]);
+        prompt_tokens.extend_from_slice(&s[d..]);
+    }
+    engine.write_u(tok_depth, &depth_tokens);
+    engine.write_u(tok_prompt, &prompt_tokens);
+    // The context is cached once; every iteration rewrites only the
+    // positions after it.
+    if let Some(plan) = depth_plan {
+        engine.run(&[plan])?;
+    }
+    Ok(Box::new(WgpuDecode {
+        engine,
+        net,
+        seed: spec.seed,
+        prompt_plan,
+        step_plans,
+        logits,
+        generated,
+        depth_tokens,
+        prompt_tokens,
+        batch: b,
+        gen_tokens: g,
+        work: crate::models::work::of(spec),
+    }))
+}
+
+impl WgpuDecode {
+    /// Runs one plan; GPU seconds when timestamps are offered, else wall.
+    fn timed(&self, plan: PlanId) -> Result<f64> {
+        let t0 = std::time::Instant::now();
+        let gpu = self.engine.run(&[plan])?;
+        Ok(gpu.unwrap_or_else(|| t0.elapsed().as_secs_f64()))
+    }
+}
+
+impl PreparedWorkload for WgpuDecode {
+    fn verify(&mut self) -> Result<Verification> {
+        let (b, v) = (self.batch, self.net.cfg.vocab);
+        let mut rows: Vec<Vec<f32>> = vec![]; // (step, b) flattened, V each
+        for plan in std::iter::once(self.prompt_plan).chain(self.step_plans.clone()) {
+            self.engine.run(&[plan])?;
+            let l = self.engine.read_f(self.logits)?;
+            rows.extend(l.chunks(v).map(|r| r.to_vec()));
+        }
+        let tokens = self.engine.read_u(self.generated)?;
+        let (p_len, d_len) = (self.prompt_tokens.len() / b, self.depth_tokens.len() / b);
+        let (mut out_rows, mut ref_rows) = (vec![], vec![]);
+        for bi in 0..b {
+            let mut seq: Vec<u32> = self.depth_tokens[bi * d_len..(bi + 1) * d_len].to_vec();
+            seq.extend_from_slice(&self.prompt_tokens[bi * p_len..(bi + 1) * p_len]);
+            seq.extend((0..self.gen_tokens).map(|s| tokens[s * b + bi]));
+            let from = d_len + p_len - 1;
+            let reference = Model::streamed_reference_logits(&self.net.cfg, self.seed, &seq, from)
+                .map_err(cerr(&Backend::Cpu, "reference forward"))?;
+            for (step, r) in reference.into_iter().enumerate() {
+                out_rows.push(rows[step * b + bi].clone());
+                ref_rows.push(r);
+            }
+        }
+        let (max_abs, max_ref, kl, top1) = logit_quality(&out_rows, &ref_rows);
+        let scaled = max_abs / max_ref.max(1e-30);
+        let finite = out_rows.iter().flatten().filter(|x| !x.is_finite()).count() as u64;
+        // The candle decode's f32 bounds.
+        let (kl_tol, scaled_tol) = (1e-6, 1e-4);
+        Ok(Verification {
+            passed: finite == 0 && kl <= kl_tol && scaled <= scaled_tol,
+            reference: "CPU f32 model, teacher-forced on the same tokens".into(),
+            elements_checked: out_rows.iter().map(|r| r.len() as u64).sum(),
+            max_abs_diff: max_abs,
+            max_rel_diff: scaled,
+            scaled_max_diff: scaled,
+            tolerance: scaled_tol,
+            nan_or_inf: finite,
+            mean_kl: Some(kl),
+            top1_agreement: Some(top1),
+            note: format!(
+                "{} positions; pass: mean KL ≤ {kl_tol:.0e} nats and scaled max logit diff ≤ {scaled_tol:.0e}",
+                out_rows.len()
+            ),
+        })
+    }
+
+    fn run_iter(&mut self) -> Result<IterReport> {
+        let prefill_s = self.timed(self.prompt_plan)?;
+        let mut itl = Vec::with_capacity(self.gen_tokens);
+        for plan in self.step_plans.clone() {
+            itl.push(self.timed(plan)?);
+        }
+        let prompt = self.prompt_tokens.len() as f64;
+        let mut extras = vec![
+            ("ttft_s", prefill_s),
+            ("prefill_s", prefill_s),
+            ("prefill_tokens_per_s", prompt / prefill_s),
+        ];
+        extras.extend(itl.iter().map(|t| ("itl_s", *t)));
+        let timed = if self.gen_tokens == 0 {
+            prefill_s
+        } else {
+            itl.iter().sum()
+        };
+        Ok(IterReport {
+            timed_s: Some(timed),
+            extras,
+        })
+    }
+
+    fn work(&self) -> WorkPerIter {
+        self.work
+    }
+
+    fn device(&self) -> DeviceRecord {
+        let mut r = self.engine.ctx.record.clone();
+        r.details.extend(self.engine.mem.details());
+        r
+    }
+
+    fn timer(&self) -> &'static str {
+        self.engine.timer()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::wgpu::gemm::test_backend;
+
+    /// Every family decodes on wgpu with batch > 1 and a cached context, and
+    /// matches the CPU f32 model.
+    #[test]
+    fn wgpu_decode_verifies_for_every_family() {
+        let Some(backend) = test_backend() else {
+            return;
+        };
+        for fam in ["dense", "moe-mla", "openelm"] {
+            let spec = WorkloadSpec::parse(&format!("decode/{fam}-tiny/f32/p6g3b2d3")).unwrap();
+            let mut w = prepare(&spec, &backend, None).unwrap();
+            let v = w.verify().unwrap();
+            assert!(v.passed, "{fam}: {v:?}");
+            let r = w.run_iter().unwrap();
+            assert_eq!(r.extras.iter().filter(|(k, _)| *k == "itl_s").count(), 3);
+        }
+        let spec = WorkloadSpec::parse("prefill/dense-tiny/f32/p8").unwrap();
+        let mut w = prepare(&spec, &backend, None).unwrap();
+        assert!(w.verify().unwrap().passed);
+        let spec = WorkloadSpec::parse("decode/dense-tiny/q8_0").unwrap();
+        let e = prepare(&spec, &backend, None).err().unwrap();
+        assert!(matches!(e, WorkloadError::Unsupported { .. }), "{e}");
+    }
+}

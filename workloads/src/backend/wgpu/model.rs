@@ -1,0 +1,984 @@
+//! The three model families on the wgpu engine, written out op by op (as
+//! llm.c does): the parameter layout and seeded weights of the CPU model
+//! (`param_specs`, `generate`), the forward pass — for training (every
+//! activation kept) or for inference (T tokens against the KV cache) — and
+//! the backward pass.
+
+use std::collections::HashMap;
+
+use candle_core::{DType as CDType, Device};
+
+use super::engine::{Builder, Engine, F, Ix};
+use super::ops::{Attn, Gemm, Mat, Route};
+use crate::error::{Result, cerr};
+use crate::models::ModelConfig;
+use crate::models::config::LayerDims;
+use crate::models::model::{ParamSpec, generate, param_specs};
+
+/// Every parameter as one contiguous range in `param_specs` order, so that
+/// AdamW is one dispatch and the routed experts of a layer sit at a fixed
+/// stride (gate, up, down per expert). Gradients and moments use the same
+/// layout in ranges of their own.
+pub struct Weights {
+    pub all: F,
+    pub specs: Vec<(ParamSpec, F)>,
+    index: HashMap<String, usize>,
+}
+
+impl Weights {
+    pub fn layout(b: &mut Builder, cfg: &ModelConfig) -> Weights {
+        let specs = param_specs(cfg);
+        let total: usize = specs
+            .iter()
+            .map(|s| s.shape.iter().product::<usize>())
+            .sum();
+        Weights::place(b.f(total), specs)
+    }
+
+    /// A second range with the same layout (gradients, moments).
+    pub fn like(&self, b: &mut Builder) -> Weights {
+        Weights::place(
+            b.f(self.all.len as usize),
+            self.specs.iter().map(|(s, _)| s.clone()).collect(),
+        )
+    }
+
+    fn place(all: F, specs: Vec<ParamSpec>) -> Weights {
+        let mut off = 0;
+        let mut out = vec![];
+        let mut index = HashMap::new();
+        for s in specs {
+            let n: usize = s.shape.iter().product();
+            index.insert(s.name.clone(), out.len());
+            out.push((s, all.at(off, n)));
+            off += n;
+        }
+        Weights {
+            all,
+            specs: out,
+            index,
+        }
+    }
+
+    pub fn get(&self, name: &str) -> F {
+        let i = self
+            .index
+            .get(name)
+            .unwrap_or_else(|| panic!("parameter {name} missing from the layout"));
+        self.specs[*i].1
+    }
+
+    /// Uploads the seeded weights (the CPU model's exact values).
+    pub fn upload(&self, e: &Engine, seed: u64) -> Result<()> {
+        let backend: crate::Backend = crate::Backend::Cpu;
+        for (spec, view) in &self.specs {
+            let data: Vec<f32> = generate(spec, seed, &Device::Cpu, CDType::F32)
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_vec1())
+                .map_err(cerr(&backend, "generate weights"))?;
+            e.write_f(*view, &data);
+        }
+        Ok(())
+    }
+}
+
+/// (cos, sin) tables, (positions, dim/2) each, computed as the CPU model's
+/// `rope_tables` (f64, then rounded to f32).
+pub struct RopeTables {
+    pub cos: F,
+    pub sin: F,
+    host: (Vec<f32>, Vec<f32>),
+}
+
+impl RopeTables {
+    pub fn new(b: &mut Builder, dim: usize, theta: f64, positions: usize) -> RopeTables {
+        let half = dim / 2;
+        let mut cos = Vec::with_capacity(positions * half);
+        let mut sin = Vec::with_capacity(positions * half);
+        for p in 0..positions {
+            for i in 0..half {
+                let freq = 1.0 / theta.powf(2.0 * i as f64 / dim as f64);
+                let a = p as f64 * freq;
+                cos.push(a.cos() as f32);
+                sin.push(a.sin() as f32);
+            }
+        }
+        RopeTables {
+            cos: b.f(cos.len()),
+            sin: b.f(sin.len()),
+            host: (cos, sin),
+        }
+    }
+
+    pub fn upload(&self, e: &Engine) {
+        e.write_f(self.cos, &self.host.0);
+        e.write_f(self.sin, &self.host.1);
+    }
+
+    fn pair(&self) -> (F, F) {
+        (self.cos, self.sin)
+    }
+}
+
+/// One FFN's activations (a dense FFN or one expert).
+#[derive(Clone, Copy)]
+struct Mlp {
+    g: F,
+    u: F,
+    a: F,
+}
+
+impl Mlp {
+    fn alloc(b: &mut Builder, rows: usize, width: usize) -> Mlp {
+        Mlp {
+            g: b.f(rows * width),
+            u: b.f(rows * width),
+            a: b.f(rows * width),
+        }
+    }
+}
+
+enum AttnActs {
+    Gqa {
+        q: F,
+        k: F,
+        v: F,
+    },
+    Mla {
+        q: F,
+        ckv_raw: F,
+        ckv: F,
+        rstd_kv: F,
+        kpe: F,
+        knope: F,
+        vv: F,
+        kfull: F,
+    },
+}
+
+enum FfnActs {
+    Dense(Mlp),
+    Moe {
+        shared: Vec<Mlp>,
+        rl: F,
+        probs: F,
+        route: Route,
+        xe: F,
+        routed: Mlp,
+        ye: F,
+    },
+}
+
+struct LayerActs {
+    h1: F,
+    rstd1: F,
+    attn: AttnActs,
+    o: F,
+    lse: F,
+    x_mid: F,
+    h2: F,
+    rstd2: F,
+    ffn: FfnActs,
+}
+
+/// Activations of a pass over up to `n` token rows (`s` key rows for the
+/// MLA up-projections: B·max context in inference, n in training).
+pub struct Acts {
+    xs: Vec<F>,
+    layers: Vec<LayerActs>,
+    pub hf: F,
+    rstdf: F,
+}
+
+/// Per-layer KV cache, (B, max context, ·): GQA keeps keys and values, MLA
+/// only the normalised latent c_kv and the RoPE key, like the CPU model.
+pub struct LayerCache {
+    a: F,
+    b: F,
+}
+
+/// Which tokens a pass computes: batch B, T tokens per sequence, the first
+/// at position pos0.
+#[derive(Debug, Clone, Copy)]
+pub struct Pass {
+    pub b: usize,
+    pub t: usize,
+    pub pos0: usize,
+}
+
+impl Pass {
+    fn n(&self) -> usize {
+        self.b * self.t
+    }
+}
+
+/// A model on the engine: config, weights and RoPE tables.
+pub struct Net {
+    pub cfg: ModelConfig,
+    pub w: Weights,
+    rope: RopeTables,
+    eps: f32,
+}
+
+impl Net {
+    /// Lays out the weights and RoPE tables for positions below `positions`.
+    pub fn new(b: &mut Builder, cfg: &ModelConfig, positions: usize) -> Net {
+        let w = Weights::layout(b, cfg);
+        let dim = cfg.mla.map(|m| m.rope_dim).unwrap_or(cfg.head_dim);
+        Net {
+            cfg: cfg.clone(),
+            w,
+            rope: RopeTables::new(b, dim, cfg.rope_theta, positions),
+            eps: cfg.norm_eps as f32,
+        }
+    }
+
+    pub fn upload(&self, e: &Engine, seed: u64) -> Result<()> {
+        self.rope.upload(e);
+        self.w.upload(e, seed)
+    }
+
+    fn head(&self) -> F {
+        if self.cfg.tied_embeddings {
+            self.w.get("embed")
+        } else {
+            self.w.get("lm_head")
+        }
+    }
+
+    fn head_name(&self) -> &'static str {
+        if self.cfg.tied_embeddings {
+            "embed"
+        } else {
+            "lm_head"
+        }
+    }
+
+    /// Width of q rows, key/value rows and attention output rows.
+    fn widths(&self, ld: &LayerDims) -> (usize, usize, usize) {
+        match self.cfg.mla {
+            Some(m) => (
+                ld.n_heads * (m.nope_dim + m.rope_dim),
+                ld.n_heads * (m.nope_dim + m.rope_dim),
+                ld.n_heads * m.v_dim,
+            ),
+            None => {
+                let hd = self.cfg.head_dim;
+                (ld.n_heads * hd, ld.n_kv_heads * hd, ld.n_heads * hd)
+            }
+        }
+    }
+
+    pub fn alloc_acts(&self, b: &mut Builder, n: usize, s: usize) -> Acts {
+        let c = self.cfg.d_model;
+        let xs = (0..=self.cfg.n_layers).map(|_| b.f(n * c)).collect();
+        let layers = (0..self.cfg.n_layers)
+            .map(|l| {
+                let ld = self.cfg.layer(l);
+                let (qw, kw, ow) = self.widths(&ld);
+                let attn = match self.cfg.mla {
+                    Some(m) => AttnActs::Mla {
+                        q: b.f(n * qw),
+                        ckv_raw: b.f(n * m.kv_lora_rank),
+                        ckv: b.f(n * m.kv_lora_rank),
+                        rstd_kv: b.f(n),
+                        kpe: b.f(n * m.rope_dim),
+                        knope: b.f(s * ld.n_heads * m.nope_dim),
+                        vv: b.f(s * ow),
+                        kfull: b.f(s * kw),
+                    },
+                    None => AttnActs::Gqa {
+                        q: b.f(n * qw),
+                        k: b.f(n * kw),
+                        v: b.f(n * kw),
+                    },
+                };
+                let ffn = match (ld.moe, self.cfg.moe) {
+                    (true, Some(m)) => FfnActs::Moe {
+                        shared: (0..m.shared)
+                            .map(|_| Mlp::alloc(b, n, m.expert_ffn))
+                            .collect(),
+                        rl: b.f(n * m.routed),
+                        probs: b.f(n * m.routed),
+                        route: Route::alloc(b, n, m.routed),
+                        xe: b.f(m.routed * n * c),
+                        routed: Mlp::alloc(b, m.routed * n, m.expert_ffn),
+                        ye: b.f(m.routed * n * c),
+                    },
+                    _ => FfnActs::Dense(Mlp::alloc(b, n, ld.ffn)),
+                };
+                LayerActs {
+                    h1: b.f(n * c),
+                    rstd1: b.f(n),
+                    attn,
+                    o: b.f(n * ow),
+                    lse: b.f(n * ld.n_heads),
+                    x_mid: b.f(n * c),
+                    h2: b.f(n * c),
+                    rstd2: b.f(n),
+                    ffn,
+                }
+            })
+            .collect();
+        Acts {
+            xs,
+            layers,
+            hf: b.f(n * c),
+            rstdf: b.f(n),
+        }
+    }
+
+    /// KV caches for batch `batch` and `ctx` positions.
+    pub fn alloc_cache(&self, b: &mut Builder, batch: usize, ctx: usize) -> Vec<LayerCache> {
+        (0..self.cfg.n_layers)
+            .map(|l| {
+                let ld = self.cfg.layer(l);
+                let (a, bb) = match self.cfg.mla {
+                    Some(m) => (m.kv_lora_rank, m.rope_dim),
+                    None => (
+                        ld.n_kv_heads * self.cfg.head_dim,
+                        ld.n_kv_heads * self.cfg.head_dim,
+                    ),
+                };
+                LayerCache {
+                    a: b.f(batch * ctx * a),
+                    b: b.f(batch * ctx * bb),
+                }
+            })
+            .collect()
+    }
+
+    /// The forward pass up to the final norm (`acts.hf`). With a cache
+    /// (`ctx` positions per sequence), the new keys go into it and attention
+    /// reads it; without, the pass is a training pass over whole sequences.
+    pub fn forward(
+        &self,
+        bld: &mut Builder,
+        acts: &Acts,
+        tok: Ix,
+        p: Pass,
+        cache: Option<(&[LayerCache], usize)>,
+    ) {
+        let c = self.cfg.d_model;
+        let n = p.n();
+        bld.embed_fwd(tok, self.w.get("embed"), acts.xs[0].at(0, n * c), c);
+        for l in 0..self.cfg.n_layers {
+            let lc = cache.map(|(cs, ctx)| (&cs[l], ctx));
+            self.layer_fwd(bld, l, acts, p, lc);
+        }
+        let keep = cache.is_none().then_some(acts.rstdf);
+        bld.rmsnorm_fwd(
+            acts.xs[self.cfg.n_layers],
+            self.w.get("final_norm"),
+            acts.hf,
+            keep,
+            n,
+            self.eps,
+        );
+    }
+
+    /// Logits of every row: (n, V) ← hf (n, C).
+    pub fn logits_all(&self, bld: &mut Builder, acts: &Acts, n: usize, logits: F) {
+        let (c, v) = (self.cfg.d_model, self.cfg.vocab);
+        bld.linear(acts.hf, self.head(), logits, n, c, v, 0.0);
+    }
+
+    /// Logits of the last row of each sequence: (B, V).
+    pub fn logits_last(&self, bld: &mut Builder, acts: &Acts, p: Pass, logits: F) {
+        let (c, v) = (self.cfg.d_model, self.cfg.vocab);
+        let a = Mat::rows(acts.hf.at((p.t - 1) * c, c), c).with_rs(p.t * c);
+        bld.gemm(
+            a,
+            Mat::rows(self.head(), c).t(),
+            Mat::rows(logits, v),
+            Gemm::new(p.b, v, c),
+        );
+    }
+
+    fn layer_fwd(
+        &self,
+        bld: &mut Builder,
+        l: usize,
+        acts: &Acts,
+        p: Pass,
+        cache: Option<(&LayerCache, usize)>,
+    ) {
+        let cfg = &self.cfg;
+        let ld = cfg.layer(l);
+        let la = &acts.layers[l];
+        let (c, n, t) = (cfg.d_model, p.n(), p.t);
+        let w = |s: &str| self.w.get(&format!("layers.{l}.{s}"));
+        let train = cache.is_none();
+        let x_in = acts.xs[l];
+        let x_out = acts.xs[l + 1];
+        bld.rmsnorm_fwd(
+            x_in,
+            w("attn_norm"),
+            la.h1,
+            train.then_some(la.rstd1),
+            n,
+            self.eps,
+        );
+        let (qw, kw, ow) = self.widths(&ld);
+        let h = ld.n_heads;
+        let lse = train.then_some(la.lse);
+        let attn = match (&la.attn, cfg.mla) {
+            (AttnActs::Gqa { q, k, v }, _) => {
+                let hd = cfg.head_dim;
+                let hkv = ld.n_kv_heads;
+                bld.linear(la.h1, w("wq"), *q, n, c, qw, 0.0);
+                bld.linear(la.h1, w("wk"), *k, n, c, kw, 0.0);
+                bld.linear(la.h1, w("wv"), *v, n, c, kw, 0.0);
+                let tabs = self.rope.pair();
+                bld.rope(q.off, n, t, h, hd, (qw, hd), p.pos0, tabs, false);
+                bld.rope(k.off, n, t, hkv, hd, (kw, hd), p.pos0, tabs, false);
+                let (ks, vs) = match cache {
+                    Some((lc, ctx)) => {
+                        for (src, dst) in [(k, lc.a), (v, lc.b)] {
+                            bld.copy(
+                                [p.b, t, kw],
+                                1,
+                                (src.off, [t * kw, kw, 1], 0),
+                                (dst.off + (p.pos0 * kw) as u32, [ctx * kw, kw, 1]),
+                                1.0,
+                                0.0,
+                            );
+                        }
+                        ((lc.a.off, ctx * kw, kw, hd), (lc.b.off, ctx * kw, kw, hd))
+                    }
+                    None => ((k.off, t * kw, kw, hd), (v.off, t * kw, kw, hd)),
+                };
+                Attn {
+                    b: p.b,
+                    h,
+                    t,
+                    hkv,
+                    dk: hd,
+                    dv: hd,
+                    pos0: p.pos0,
+                    scale: 1.0 / (hd as f32).sqrt(),
+                    q: (q.off, t * qw, qw, hd),
+                    k: ks,
+                    v: vs,
+                    o: (la.o.off, t * ow, ow, hd),
+                    lse,
+                    grads: None,
+                }
+            }
+            (
+                AttnActs::Mla {
+                    q,
+                    ckv_raw,
+                    ckv,
+                    rstd_kv,
+                    kpe,
+                    knope,
+                    vv,
+                    kfull,
+                },
+                Some(m),
+            ) => {
+                let (nope, rope, r, dv) = (m.nope_dim, m.rope_dim, m.kv_lora_rank, m.v_dim);
+                let dqk = nope + rope;
+                let tabs = self.rope.pair();
+                bld.linear(la.h1, w("wq"), *q, n, c, qw, 0.0);
+                bld.rope(
+                    q.off + nope as u32,
+                    n,
+                    t,
+                    h,
+                    rope,
+                    (qw, dqk),
+                    p.pos0,
+                    tabs,
+                    false,
+                );
+                bld.linear(la.h1, w("w_dkv"), *ckv_raw, n, c, r, 0.0);
+                bld.rmsnorm_fwd(
+                    *ckv_raw,
+                    w("kv_norm"),
+                    *ckv,
+                    train.then_some(*rstd_kv),
+                    n,
+                    self.eps,
+                );
+                bld.linear(la.h1, w("w_kr"), *kpe, n, c, rope, 0.0);
+                bld.rope(kpe.off, n, t, 1, rope, (rope, 0), p.pos0, tabs, false);
+                // Keys and values are up-projected from the (cached) latent.
+                let s = p.pos0 + t;
+                match cache {
+                    Some((lc, ctx)) => {
+                        for (src, dst, width) in [(ckv, lc.a, r), (kpe, lc.b, rope)] {
+                            bld.copy(
+                                [p.b, t, width],
+                                1,
+                                (src.off, [t * width, width, 1], 0),
+                                (dst.off + (p.pos0 * width) as u32, [ctx * width, width, 1]),
+                                1.0,
+                                0.0,
+                            );
+                        }
+                        for (wt, out, width) in [(w("w_uk"), knope, h * nope), (w("w_uv"), vv, ow)]
+                        {
+                            bld.gemm(
+                                Mat::rows(lc.a, r).batch(ctx * r, 0),
+                                Mat::rows(wt, r).t(),
+                                Mat::rows(*out, width).batch(s * width, 0),
+                                Gemm::new(s, width, r).batches(p.b, 1),
+                            );
+                        }
+                        bld.copy(
+                            [p.b * s, h, nope],
+                            1,
+                            (knope.off, [h * nope, nope, 1], 0),
+                            (kfull.off, [qw, dqk, 1]),
+                            1.0,
+                            0.0,
+                        );
+                        for bi in 0..p.b {
+                            bld.copy(
+                                [s, h, rope],
+                                1,
+                                (lc.b.off + (bi * ctx * rope) as u32, [rope, 0, 1], 0),
+                                (kfull.off + (bi * s * qw + nope) as u32, [qw, dqk, 1]),
+                                1.0,
+                                0.0,
+                            );
+                        }
+                    }
+                    None => {
+                        bld.linear(*ckv, w("w_uk"), *knope, n, r, h * nope, 0.0);
+                        bld.linear(*ckv, w("w_uv"), *vv, n, r, ow, 0.0);
+                        bld.copy(
+                            [n, h, nope],
+                            1,
+                            (knope.off, [h * nope, nope, 1], 0),
+                            (kfull.off, [qw, dqk, 1]),
+                            1.0,
+                            0.0,
+                        );
+                        bld.copy(
+                            [n, h, rope],
+                            1,
+                            (kpe.off, [rope, 0, 1], 0),
+                            (kfull.off + nope as u32, [qw, dqk, 1]),
+                            1.0,
+                            0.0,
+                        );
+                    }
+                }
+                Attn {
+                    b: p.b,
+                    h,
+                    t,
+                    hkv: h,
+                    dk: dqk,
+                    dv,
+                    pos0: p.pos0,
+                    scale: 1.0 / (dqk as f32).sqrt(),
+                    q: (q.off, t * qw, qw, dqk),
+                    k: (kfull.off, s * qw, qw, dqk),
+                    v: (vv.off, s * ow, ow, dv),
+                    o: (la.o.off, t * ow, ow, dv),
+                    lse,
+                    grads: None,
+                }
+            }
+            _ => unreachable!("attention activations match the family"),
+        };
+        bld.attention(&attn);
+        bld.add_into(x_in.at(0, n * c), la.x_mid.at(0, n * c), 0.0);
+        bld.linear(la.o, w("wo"), la.x_mid, n, ow, c, 1.0);
+        bld.rmsnorm_fwd(
+            la.x_mid,
+            w("ffn_norm"),
+            la.h2,
+            train.then_some(la.rstd2),
+            n,
+            self.eps,
+        );
+        bld.add_into(la.x_mid.at(0, n * c), x_out.at(0, n * c), 0.0);
+        match &la.ffn {
+            FfnActs::Dense(mlp) => self.mlp_fwd(
+                bld,
+                &format!("layers.{l}.ffn"),
+                mlp,
+                la.h2,
+                x_out,
+                n,
+                ld.ffn,
+            ),
+            FfnActs::Moe {
+                shared,
+                rl,
+                probs,
+                route,
+                xe,
+                routed,
+                ye,
+            } => {
+                let m = cfg.moe.expect("MoE config");
+                for (i, mlp) in shared.iter().enumerate() {
+                    let name = format!("layers.{l}.shared.{i}");
+                    self.mlp_fwd(bld, &name, mlp, la.h2, x_out, n, m.expert_ffn);
+                }
+                let e = m.routed;
+                bld.linear(la.h2, w("router"), *rl, n, c, e, 0.0);
+                bld.softmax_fwd(*rl, *probs, n, e);
+                bld.moe_route(*probs, n, e, m.top_k, route);
+                bld.moe_gather(la.h2, *xe, route, n, e, c, None);
+                let eff = m.expert_ffn;
+                let stride = 3 * eff * c;
+                for (wn, out) in [("gate", routed.g), ("up", routed.u)] {
+                    bld.gemm(
+                        Mat::rows(*xe, c).batch(n * c, 0),
+                        Mat::rows(w(&format!("routed.0.{wn}")), c)
+                            .t()
+                            .batch(stride, 0),
+                        Mat::rows(out, eff).batch(n * eff, 0),
+                        Gemm::new(n, eff, c).batches(e, 1).count(route.cnt),
+                    );
+                }
+                bld.swiglu_fwd(routed.g, routed.u, routed.a.at(0, e * n * eff));
+                bld.gemm(
+                    Mat::rows(routed.a, eff).batch(n * eff, 0),
+                    Mat::rows(w("routed.0.down"), eff).t().batch(stride, 0),
+                    Mat::rows(*ye, c).batch(n * c, 0),
+                    Gemm::new(n, c, eff).batches(e, 1).count(route.cnt),
+                );
+                bld.moe_combine(*ye, x_out, route, n, e, c, Some(*probs), 1.0);
+            }
+        }
+    }
+
+    /// x_out += down(silu(gate(h)) ⊙ up(h)).
+    #[allow(clippy::too_many_arguments)]
+    fn mlp_fwd(
+        &self,
+        bld: &mut Builder,
+        name: &str,
+        a: &Mlp,
+        h: F,
+        x_out: F,
+        n: usize,
+        width: usize,
+    ) {
+        let c = self.cfg.d_model;
+        let w = |s: &str| self.w.get(&format!("{name}.{s}"));
+        bld.linear(h, w("gate"), a.g, n, c, width, 0.0);
+        bld.linear(h, w("up"), a.u, n, c, width, 0.0);
+        bld.swiglu_fwd(a.g, a.u, a.a.at(0, n * width));
+        bld.linear(a.a, w("down"), x_out, n, width, c, 1.0);
+    }
+
+    /// dh (+)= the FFN's input gradient for output gradient dy; weight
+    /// gradients into `g`.
+    #[allow(clippy::too_many_arguments)]
+    fn mlp_bwd(
+        &self,
+        bld: &mut Builder,
+        g: &Weights,
+        name: &str,
+        a: &Mlp,
+        h: F,
+        dy: F,
+        dh: F,
+        n: usize,
+        width: usize,
+        beta: f32,
+    ) {
+        let c = self.cfg.d_model;
+        let w = |s: &str| self.w.get(&format!("{name}.{s}"));
+        let gw = |s: &str| g.get(&format!("{name}.{s}"));
+        let da = bld.f(n * width);
+        let dg = bld.f(n * width);
+        let du = bld.f(n * width);
+        bld.linear_bwd_x(dy, w("down"), da, n, width, c, 0.0);
+        bld.linear_bwd_w(dy, a.a, gw("down"), n, width, c);
+        bld.swiglu_bwd(a.g, a.u, da, dg, du);
+        bld.linear_bwd_x(dg, w("gate"), dh, n, c, width, beta);
+        bld.linear_bwd_x(du, w("up"), dh, n, c, width, 1.0);
+        bld.linear_bwd_w(dg, h, gw("gate"), n, c, width);
+        bld.linear_bwd_w(du, h, gw("up"), n, c, width);
+    }
+
+    /// The backward pass of a training forward over `p` (pos0 = 0): from
+    /// dlogits (n, V) to every parameter's gradient in `g` (which must be
+    /// zeroed first: every gradient is accumulated).
+    pub fn backward(
+        &self,
+        bld: &mut Builder,
+        acts: &Acts,
+        tok: Ix,
+        p: Pass,
+        dlogits: F,
+        g: &Weights,
+    ) {
+        let cfg = &self.cfg;
+        let (c, v, n) = (cfg.d_model, cfg.vocab, p.n());
+        let dhf = bld.f(n * c);
+        bld.linear_bwd_x(dlogits, self.head(), dhf, n, c, v, 0.0);
+        bld.linear_bwd_w(dlogits, acts.hf, g.get(self.head_name()), n, c, v);
+        let mut dx_out = bld.f(n * c);
+        bld.rmsnorm_bwd(
+            acts.xs[cfg.n_layers],
+            self.w.get("final_norm"),
+            acts.rstdf,
+            dhf,
+            dx_out,
+            g.get("final_norm"),
+            n,
+            0.0,
+        );
+        for l in (0..cfg.n_layers).rev() {
+            let dx_in = bld.f(n * c);
+            self.layer_bwd(bld, l, acts, p, dx_out, dx_in, g);
+            dx_out = dx_in;
+        }
+        bld.embed_bwd(tok, dx_out, g.get("embed"), c);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn layer_bwd(
+        &self,
+        bld: &mut Builder,
+        l: usize,
+        acts: &Acts,
+        p: Pass,
+        dx_out: F,
+        dx_in: F,
+        g: &Weights,
+    ) {
+        let cfg = &self.cfg;
+        let ld = cfg.layer(l);
+        let la = &acts.layers[l];
+        let (c, n, t) = (cfg.d_model, p.n(), p.t);
+        let w = |s: &str| self.w.get(&format!("layers.{l}.{s}"));
+        let gw = |s: &str| g.get(&format!("layers.{l}.{s}"));
+        // FFN branch: dx_mid = dx_out + ∂ffn.
+        let dx_mid = bld.f(n * c);
+        let dh2 = bld.f(n * c);
+        bld.add_into(dx_out, dx_mid, 0.0);
+        match &la.ffn {
+            FfnActs::Dense(mlp) => {
+                let name = format!("layers.{l}.ffn");
+                self.mlp_bwd(bld, g, &name, mlp, la.h2, dx_out, dh2, n, ld.ffn, 0.0);
+            }
+            FfnActs::Moe {
+                shared,
+                rl: _,
+                probs,
+                route,
+                xe,
+                routed,
+                ye,
+            } => {
+                let m = cfg.moe.expect("MoE config");
+                let (e, eff) = (m.routed, m.expert_ffn);
+                bld.zero(dh2);
+                for (i, mlp) in shared.iter().enumerate() {
+                    let name = format!("layers.{l}.shared.{i}");
+                    self.mlp_bwd(bld, g, &name, mlp, la.h2, dx_out, dh2, n, eff, 1.0);
+                }
+                // Router: d probs = dout · y_e for the chosen experts.
+                let dprobs = bld.f(n * e);
+                let drl = bld.f(n * e);
+                bld.moe_dprob(dx_out, *ye, route, dprobs, n, e, c);
+                bld.softmax_bwd(*probs, dprobs, drl, n, e);
+                bld.linear_bwd_x(drl, w("router"), dh2, n, c, e, 1.0);
+                bld.linear_bwd_w(drl, la.h2, gw("router"), n, c, e);
+                // Routed experts, batched over experts as in the forward.
+                let stride = 3 * eff * c;
+                let dye = bld.f(e * n * c);
+                let dae = bld.f(e * n * eff);
+                let dge = bld.f(e * n * eff);
+                let due = bld.f(e * n * eff);
+                let dxe = bld.f(e * n * c);
+                bld.moe_gather(dx_out, dye, route, n, e, c, Some(*probs));
+                let wt = |s: &str| w(&format!("routed.0.{s}"));
+                let gt = |s: &str| gw(&format!("routed.0.{s}"));
+                // dae = dye · W_down (per expert)
+                bld.gemm(
+                    Mat::rows(dye, c).batch(n * c, 0),
+                    Mat::rows(wt("down"), eff).batch(stride, 0),
+                    Mat::rows(dae, eff).batch(n * eff, 0),
+                    Gemm::new(n, eff, c).batches(e, 1).count(route.cnt),
+                );
+                // dW_down += dyeᵀ · ae (padded rows of dye are zero)
+                bld.gemm(
+                    Mat::rows(dye, c).t().batch(n * c, 0),
+                    Mat::rows(routed.a, eff).batch(n * eff, 0),
+                    Mat::rows(gt("down"), eff).batch(stride, 0),
+                    Gemm::new(c, eff, n).batches(e, 1).beta(1.0),
+                );
+                bld.swiglu_bwd(routed.g, routed.u, dae, dge, due);
+                for (i, (dgu, wn)) in [(dge, "gate"), (due, "up")].into_iter().enumerate() {
+                    bld.gemm(
+                        Mat::rows(dgu, eff).batch(n * eff, 0),
+                        Mat::rows(wt(wn), c).batch(stride, 0),
+                        Mat::rows(dxe, c).batch(n * c, 0),
+                        Gemm::new(n, c, eff)
+                            .batches(e, 1)
+                            .count(route.cnt)
+                            .beta(i as f32),
+                    );
+                    // padded rows of xe are zero
+                    bld.gemm(
+                        Mat::rows(dgu, eff).t().batch(n * eff, 0),
+                        Mat::rows(*xe, c).batch(n * c, 0),
+                        Mat::rows(gt(wn), c).batch(stride, 0),
+                        Gemm::new(eff, c, n).batches(e, 1).beta(1.0),
+                    );
+                }
+                bld.moe_combine(dxe, dh2, route, n, e, c, None, 1.0);
+            }
+        }
+        bld.rmsnorm_bwd(
+            la.x_mid,
+            w("ffn_norm"),
+            la.rstd2,
+            dh2,
+            dx_mid,
+            gw("ffn_norm"),
+            n,
+            1.0,
+        );
+        // Attention branch: dx_in = dx_mid + ∂attn.
+        bld.add_into(dx_mid, dx_in, 0.0);
+        let (qw, kw, ow) = self.widths(&ld);
+        let h = ld.n_heads;
+        let d_o = bld.f(n * ow);
+        bld.linear_bwd_x(dx_mid, w("wo"), d_o, n, ow, c, 0.0);
+        bld.linear_bwd_w(dx_mid, la.o, gw("wo"), n, ow, c);
+        let dh1 = bld.f(n * c);
+        let tabs = self.rope.pair();
+        match (&la.attn, cfg.mla) {
+            (AttnActs::Gqa { q, k, v }, _) => {
+                let hd = cfg.head_dim;
+                let hkv = ld.n_kv_heads;
+                let (dq, dk, dv) = (bld.f(n * qw), bld.f(n * kw), bld.f(n * kw));
+                bld.attention_bwd(&Attn {
+                    b: p.b,
+                    h,
+                    t,
+                    hkv,
+                    dk: hd,
+                    dv: hd,
+                    pos0: 0,
+                    scale: 1.0 / (hd as f32).sqrt(),
+                    q: (q.off, t * qw, qw, hd),
+                    k: (k.off, t * kw, kw, hd),
+                    v: (v.off, t * kw, kw, hd),
+                    o: (la.o.off, t * ow, ow, hd),
+                    lse: Some(la.lse),
+                    grads: Some((d_o, dq, dk, dv)),
+                });
+                bld.rope(dq.off, n, t, h, hd, (qw, hd), 0, tabs, true);
+                bld.rope(dk.off, n, t, hkv, hd, (kw, hd), 0, tabs, true);
+                bld.linear_bwd_x(dq, w("wq"), dh1, n, c, qw, 0.0);
+                bld.linear_bwd_x(dk, w("wk"), dh1, n, c, kw, 1.0);
+                bld.linear_bwd_x(dv, w("wv"), dh1, n, c, kw, 1.0);
+                bld.linear_bwd_w(dq, la.h1, gw("wq"), n, c, qw);
+                bld.linear_bwd_w(dk, la.h1, gw("wk"), n, c, kw);
+                bld.linear_bwd_w(dv, la.h1, gw("wv"), n, c, kw);
+            }
+            (
+                AttnActs::Mla {
+                    q,
+                    ckv_raw,
+                    ckv,
+                    rstd_kv,
+                    kpe: _,
+                    knope: _,
+                    vv,
+                    kfull,
+                },
+                Some(m),
+            ) => {
+                let (nope, rope, r, dvd) = (m.nope_dim, m.rope_dim, m.kv_lora_rank, m.v_dim);
+                let dqk = nope + rope;
+                let (dq, dkfull, dvv) = (bld.f(n * qw), bld.f(n * kw), bld.f(n * ow));
+                bld.attention_bwd(&Attn {
+                    b: p.b,
+                    h,
+                    t,
+                    hkv: h,
+                    dk: dqk,
+                    dv: dvd,
+                    pos0: 0,
+                    scale: 1.0 / (dqk as f32).sqrt(),
+                    q: (q.off, t * qw, qw, dqk),
+                    k: (kfull.off, t * qw, qw, dqk),
+                    v: (vv.off, t * ow, ow, dvd),
+                    o: (la.o.off, t * ow, ow, dvd),
+                    lse: Some(la.lse),
+                    grads: Some((d_o, dq, dkfull, dvv)),
+                });
+                bld.rope(
+                    dq.off + nope as u32,
+                    n,
+                    t,
+                    h,
+                    rope,
+                    (qw, dqk),
+                    0,
+                    tabs,
+                    true,
+                );
+                let dknope = bld.f(n * h * nope);
+                let dkpe = bld.f(n * rope);
+                bld.copy(
+                    [n, h, nope],
+                    1,
+                    (dkfull.off, [qw, dqk, 1], 0),
+                    (dknope.off, [h * nope, nope, 1]),
+                    1.0,
+                    0.0,
+                );
+                // The RoPE key is shared by all heads: its gradient sums them.
+                bld.copy(
+                    [n, 1, rope],
+                    h,
+                    (dkfull.off + nope as u32, [qw, 0, 1], dqk),
+                    (dkpe.off, [rope, 0, 1]),
+                    1.0,
+                    0.0,
+                );
+                bld.rope(dkpe.off, n, t, 1, rope, (rope, 0), 0, tabs, true);
+                let dckv = bld.f(n * r);
+                let dckv_raw = bld.f(n * r);
+                bld.linear_bwd_x(dknope, w("w_uk"), dckv, n, r, h * nope, 0.0);
+                bld.linear_bwd_x(dvv, w("w_uv"), dckv, n, r, ow, 1.0);
+                bld.linear_bwd_w(dknope, *ckv, gw("w_uk"), n, r, h * nope);
+                bld.linear_bwd_w(dvv, *ckv, gw("w_uv"), n, r, ow);
+                bld.rmsnorm_bwd(
+                    *ckv_raw,
+                    w("kv_norm"),
+                    *rstd_kv,
+                    dckv,
+                    dckv_raw,
+                    gw("kv_norm"),
+                    n,
+                    0.0,
+                );
+                bld.linear_bwd_x(dq, w("wq"), dh1, n, c, qw, 0.0);
+                bld.linear_bwd_x(dckv_raw, w("w_dkv"), dh1, n, c, r, 1.0);
+                bld.linear_bwd_x(dkpe, w("w_kr"), dh1, n, c, rope, 1.0);
+                bld.linear_bwd_w(dq, la.h1, gw("wq"), n, c, qw);
+                bld.linear_bwd_w(dckv_raw, la.h1, gw("w_dkv"), n, c, r);
+                bld.linear_bwd_w(dkpe, la.h1, gw("w_kr"), n, c, rope);
+            }
+            _ => unreachable!("attention activations match the family"),
+        }
+        bld.rmsnorm_bwd(
+            acts.xs[l],
+            w("attn_norm"),
+            la.rstd1,
+            dh1,
+            dx_in,
+            gw("attn_norm"),
+            n,
+            1.0,
+        );
+    }
+}
