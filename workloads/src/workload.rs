@@ -102,6 +102,9 @@ pub struct PrepareOptions {
     pub corpus_text: Option<String>,
     /// `--model FILE.gguf` for `decode/gguf/…` and `prefill/gguf/…`.
     pub model_file: Option<std::path::PathBuf>,
+    /// Device memory cap (`--device-mem-cap`) for the candle GPU backends,
+    /// applied before the workload allocates (see `backend::cuda`, `metal`).
+    pub device_mem_cap_bytes: Option<u64>,
 }
 
 /// Builds the workload on its backend: data generated, uploaded, kernels
@@ -121,6 +124,9 @@ pub fn prepare_with(
         backend: backend.to_string(),
         reason,
     })?;
+    if let Some(cap) = opts.device_mem_cap_bytes {
+        crate::backend::apply_device_mem_cap(backend, cap)?;
+    }
     match &spec.params {
         Params::Gemm { .. } => kernels::gemm::prepare(spec, backend),
         Params::Fault { fault } => kernels::fault::prepare(spec, *fault),
