@@ -5,6 +5,7 @@ pub mod analysis;
 pub mod baseline;
 pub mod cli;
 pub mod error;
+pub mod gpu;
 pub mod meter;
 pub mod report;
 pub mod results;

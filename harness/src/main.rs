@@ -10,13 +10,13 @@ use capbench::cli::{
     ListArgs, ListWhat, PlanArgs, ReportArgs, RunArgs, ShowArgs,
 };
 use capbench::error::HarnessError;
+use capbench::gpu::probe_all;
 use capbench::meter::energy::{Probe, SourceAttempt};
 use capbench::report::compare as report_compare;
 use capbench::report::{self as report_mod, ReportInput, table};
 use capbench::results::{Status, io::load_run};
 use capbench::runner::{self, PlanRequest, RunTarget};
 use capbench::{baseline, suite, worker};
-use capbench_workloads::backend::probe_all;
 use clap::Parser;
 
 fn main() -> ExitCode {

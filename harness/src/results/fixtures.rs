@@ -66,6 +66,7 @@ pub fn process(index: usize, status: Status, samples: Vec<f64>) -> ProcessRecord
             within_wall_s: None,
             usage: ProcessUsage::default(),
             energy: None,
+            device_memory: None,
         }),
     }
 }

@@ -8,7 +8,7 @@ pub mod io;
 
 use std::collections::BTreeMap;
 
-use capbench_workloads::backend::DeviceRecord;
+use capbench_workloads::backend::{DeviceMemoryRecord, DeviceRecord};
 use capbench_workloads::spec::WorkloadSpec;
 use capbench_workloads::{Verification, WorkPerIter};
 use serde::{Deserialize, Serialize};
@@ -41,6 +41,9 @@ pub enum Status {
     Error,
     /// The workload does not run on this backend.
     Unsupported,
+    /// The backend is built in, but this machine lacks its driver or device
+    /// (e.g. "no CUDA driver found"); nothing ran.
+    Unavailable,
 }
 
 impl Status {
@@ -53,6 +56,7 @@ impl Status {
             Status::Timeout => "timeout",
             Status::Error => "error",
             Status::Unsupported => "unsupported",
+            Status::Unavailable => "unavailable",
         }
     }
 }
@@ -93,6 +97,10 @@ pub struct WorkerOutput {
     /// written before energy was recorded).
     #[serde(default)]
     pub energy: Option<WorkerEnergy>,
+    /// GPU cases of candle (cuda, metal): device memory at open, the cap
+    /// and how it was enforced, the peak and how it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_memory: Option<DeviceMemoryRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
