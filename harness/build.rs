@@ -27,4 +27,23 @@ fn main() {
     println!("cargo:rerun-if-changed=../.git/HEAD");
     println!("cargo:rerun-if-changed=../.git/index");
     println!("cargo:rerun-if-changed=build.rs");
+    cuda_rpath();
+}
+
+/// A CUDA build with the PyPI toolkit (scripts/build-cuda.sh sets
+/// CUDA_ROOT) finds that toolkit's cuBLAS, cuRAND and NVRTC at run time
+/// through an rpath. The driver's libcuda.so.1 is not there (only a
+/// link-time stand-in in lib/stubs), so the system's driver is loaded.
+fn cuda_rpath() {
+    println!("cargo:rerun-if-env-changed=CUDA_ROOT");
+    let linux = std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux");
+    if !linux || std::env::var_os("CARGO_FEATURE_CUDA").is_none() {
+        return;
+    }
+    if let Ok(root) = std::env::var("CUDA_ROOT") {
+        let lib = std::path::Path::new(&root).join("lib");
+        if lib.is_dir() {
+            println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+        }
+    }
 }

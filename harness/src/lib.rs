@@ -7,6 +7,7 @@ pub mod caps;
 pub mod claims;
 pub mod cli;
 pub mod error;
+pub mod gpu;
 pub mod meter;
 pub mod profiles;
 pub mod report;

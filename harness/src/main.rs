@@ -11,6 +11,7 @@ use capbench::cli::{
     RunArgs, ShowArgs,
 };
 use capbench::error::HarnessError;
+use capbench::gpu::probe_all;
 use capbench::meter::energy::{Probe, SourceAttempt};
 use capbench::report::compare as report_compare;
 use capbench::report::{self as report_mod, ReportInput, table};
@@ -18,7 +19,6 @@ use capbench::results::merge::load_all;
 use capbench::results::{Status, io::load_run};
 use capbench::runner::{self, PlanRequest, RunTarget};
 use capbench::{baseline, suite, worker};
-use capbench_workloads::backend::probe_all;
 use clap::Parser;
 
 /// Every heap byte is counted, so a worker can enforce `--mem-cap` and

@@ -181,6 +181,7 @@ fn blank(status: Status, detail: String) -> WorkerOutput {
         memory: memory_record(),
         caps_applied: None,
         oom: None,
+        device_memory: None,
     }
 }
 
@@ -205,13 +206,40 @@ fn status_of(e: &WorkloadError) -> Status {
         WorkloadError::Unsupported { .. } => Status::Unsupported,
         WorkloadError::DeviceOutOfMemory { .. } => Status::Oom,
         WorkloadError::OutOfMemory { .. } => Status::Oom,
+        WorkloadError::Unavailable { .. } => Status::Unavailable,
+        e if e.is_device_oom() => Status::Oom,
         _ => Status::Error,
     }
 }
 
 /// Prepare → verify → warm up → sample. Never panics on workload errors:
-/// they become the output's status.
+/// they become the output's status. GPU cases also record their device
+/// memory (peak, cap), however they ended.
 pub fn measure(job: &WorkerJob) -> WorkerOutput {
+    let mut out = measure_case(job);
+    let Ok(backend) = Backend::parse(&job.backend) else {
+        return out;
+    };
+    out.device_memory = capbench_workloads::backend::device_memory(&backend);
+    // A cap that can only be checked afterwards (metal) still decides `oom`.
+    if let Some((peak_bytes, cap_bytes)) = out
+        .device_memory
+        .as_ref()
+        .and_then(|m| m.over_checked_cap())
+        && out.status == Status::Ok
+    {
+        let e = WorkloadError::DeviceMemCap {
+            backend: job.backend.clone(),
+            peak_bytes,
+            cap_bytes,
+        };
+        out.status = status_of(&e);
+        out.status_detail = e.to_string();
+    }
+    out
+}
+
+fn measure_case(job: &WorkerJob) -> WorkerOutput {
     let spec = match WorkloadSpec::parse(&job.workload) {
         Ok(s) if s.version == job.workload_version => s,
         Ok(s) => {
@@ -266,6 +294,9 @@ pub fn measure(job: &WorkerJob) -> WorkerOutput {
     out.injected_extra_work = job.inject_slowdown;
     out.prepare_s = prepare_s;
     out.device = Some(w.device());
+    if let Some(d) = out.device.as_mut() {
+        crate::meter::nvml_device::enrich(d);
+    }
     out.timer = w.timer().to_string();
     out.work_per_iter = Some(w.work().into());
 

@@ -62,6 +62,16 @@ pub enum WorkloadError {
         in_use_bytes: u64,
         cap_bytes: u64,
     },
+    /// The case's device allocations exceeded a cap that could only be
+    /// checked afterwards (metal).
+    #[error(
+        "{backend}: peak device memory {peak_bytes} bytes exceeds the cap of {cap_bytes} bytes"
+    )]
+    DeviceMemCap {
+        backend: String,
+        peak_bytes: u64,
+        cap_bytes: u64,
+    },
 
     #[error("wgpu error during {op}: {message}")]
     Wgpu { op: &'static str, message: String },
@@ -89,4 +99,43 @@ pub fn cerr(
     WorkloadError::candle(&backend.to_string(), op)
 }
 
+impl WorkloadError {
+    /// The device ran out of memory (its own, or under a device memory
+    /// cap). candle passes CUDA errors on as text only, so the driver's
+    /// error name is looked for in it.
+    pub fn is_device_oom(&self) -> bool {
+        match self {
+            WorkloadError::DeviceMemCap { .. } => true,
+            WorkloadError::Candle { source, .. } => {
+                source.to_string().contains("CUDA_ERROR_OUT_OF_MEMORY")
+            }
+            _ => false,
+        }
+    }
+}
+
 pub type Result<T, E = WorkloadError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// cudarc's out-of-memory error reaches us as candle error text.
+    #[test]
+    fn cuda_out_of_memory_is_a_device_oom() {
+        let oom = WorkloadError::candle("cuda", "matmul")(candle_core::Error::Msg(
+            "DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into(),
+        ));
+        assert!(oom.is_device_oom());
+        let other = WorkloadError::candle("cuda", "matmul")(candle_core::Error::Msg(
+            "DriverError(CUDA_ERROR_INVALID_VALUE, \"invalid argument\")".into(),
+        ));
+        assert!(!other.is_device_oom());
+        let capped = WorkloadError::DeviceMemCap {
+            backend: "metal".into(),
+            peak_bytes: 2,
+            cap_bytes: 1,
+        };
+        assert!(capped.is_device_oom());
+    }
+}

@@ -153,6 +153,9 @@ pub fn prepare_with(
     if let Backend::Wgpu(_) = backend {
         return crate::backend::wgpu::prepare(spec, backend, opts);
     }
+    if let Some(cap) = opts.device_mem_cap_bytes {
+        crate::backend::apply_device_mem_cap(backend, cap)?;
+    }
     match &spec.params {
         Params::Gemm { .. } => kernels::gemm::prepare(spec, backend, opts),
         Params::Fault { fault } => kernels::fault::prepare(spec, *fault),

@@ -1,7 +1,9 @@
 //! What the worker reads off the OS about itself: peak resident memory and CPU
-//! time (getrusage); energy sources live in `energy`. Device memory comes later.
+//! time (getrusage); energy sources live in `energy`, NVIDIA GPU facts for
+//! the device record in `nvml_device`. Device memory comes from the backend.
 
 pub mod energy;
+pub mod nvml_device;
 
 use serde::{Deserialize, Serialize};
 

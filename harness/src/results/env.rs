@@ -1,7 +1,9 @@
 //! The environment fingerprint: what machine, OS, toolchain and build
 //! produced a run, so results can be compared only when comparable.
 
-use capbench_workloads::backend::{BackendStatus, probe_all};
+use capbench_workloads::backend::BackendStatus;
+
+use crate::gpu::probe_all;
 use serde::{Deserialize, Serialize};
 use sysinfo::System;
 
@@ -105,6 +107,10 @@ fn compiled_features() -> Vec<String> {
     }
     if cfg!(feature = "nvml") {
         v.push("nvml".to_string());
+    }
+    // CUDA cases run in a separate CUDA worker (see `gpu`): say so.
+    if let Some(crate::gpu::CudaWorker::Separate(p)) = crate::gpu::cuda_worker() {
+        v.push(format!("cuda (worker {})", p.display()));
     }
     v
 }

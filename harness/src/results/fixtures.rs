@@ -72,6 +72,7 @@ pub fn process(index: usize, status: Status, samples: Vec<f64>) -> ProcessRecord
             caps_applied: None,
             oom: None,
             energy: None,
+            device_memory: None,
         }),
     }
 }

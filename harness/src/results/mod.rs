@@ -9,7 +9,7 @@ pub mod merge;
 
 use std::collections::BTreeMap;
 
-use capbench_workloads::backend::DeviceRecord;
+use capbench_workloads::backend::{DeviceMemoryRecord, DeviceRecord};
 use capbench_workloads::spec::WorkloadSpec;
 use capbench_workloads::{Verification, WorkPerIter};
 use serde::{Deserialize, Serialize};
@@ -42,6 +42,9 @@ pub enum Status {
     Error,
     /// The workload does not run on this backend.
     Unsupported,
+    /// The backend is built in, but this machine lacks its driver or device
+    /// (e.g. "no CUDA driver found"); nothing ran.
+    Unavailable,
 }
 
 impl Status {
@@ -54,6 +57,7 @@ impl Status {
             Status::Timeout => "timeout",
             Status::Error => "error",
             Status::Unsupported => "unsupported",
+            Status::Unavailable => "unavailable",
         }
     }
 }
@@ -103,6 +107,10 @@ pub struct WorkerOutput {
     /// A device allocation refused by `--device-mem-cap` (status `oom`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oom: Option<OomRecord>,
+    /// GPU cases of candle (cuda, metal): device memory at open, the cap
+    /// and how it was enforced, the peak and how it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_memory: Option<DeviceMemoryRecord>,
 }
 
 /// The numbers of an allocation refused under a cap.

@@ -185,6 +185,20 @@ pub fn case_result(
         status,
         &processes,
     );
+    // Device memory of GPU cases: the highest peak of any process, and the
+    // cap they ran under (how each was obtained is in the processes'
+    // `worker.device_memory`).
+    let device_memory = || {
+        processes
+            .iter()
+            .filter_map(|p| p.worker.as_ref()?.device_memory.as_ref())
+    };
+    if let Some(peak) = device_memory().filter_map(|m| m.peak_bytes).max() {
+        metrics.insert("peak_device_bytes".into(), peak as f64);
+    }
+    if let Some(cap) = device_memory().find_map(|m| m.cap_bytes) {
+        metrics.insert("device_mem_cap_bytes".into(), cap as f64);
+    }
     let energy = super::energy::case_energy(spec, &processes);
     if let Some(e) = &energy {
         insert_energy_metrics(&mut metrics, e);

@@ -8,7 +8,7 @@ pub mod memory;
 pub mod plan;
 pub mod spawn;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -72,6 +72,8 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
             .unwrap_or_else(|| plan.options.sampling.clone())
     };
     let total: usize = todo.iter().map(|c| sampling_of(c).repeat).sum();
+    // Per backend: the executable its workers run, or why none can start.
+    let mut worker_exes: HashMap<String, WorkerExe> = HashMap::new();
     let pb = progress_bar(show_progress, total as u64);
 
     for (n, case) in todo.iter().enumerate() {
@@ -89,6 +91,30 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
         let started_at = now_rfc3339();
         let t = Instant::now();
         let mut processes = Vec::with_capacity(repeat);
+        let worker_exe = worker_exes
+            .entry(case.backend.clone())
+            .or_insert_with(|| worker_exe(&exe, &case.backend))
+            .clone();
+        // Nothing to start (no CUDA driver, …): the case is recorded with
+        // the reason, as one process that never ran.
+        let (worker_exe, repeat) = match worker_exe {
+            Ok(p) => (p, repeat),
+            Err((status, detail)) => {
+                processes.push(crate::results::ProcessRecord {
+                    index: 0,
+                    status,
+                    status_detail: detail,
+                    exit: Default::default(),
+                    oom_requested_bytes: None,
+                    oom_cap_bytes: None,
+                    oom_in_use_bytes: None,
+                    oom_peak_bytes: None,
+                    worker: None,
+                });
+                pb.inc(repeat as u64);
+                (PathBuf::new(), 0)
+            }
+        };
         for k in 0..repeat {
             let job = WorkerJob {
                 case_id: case.id.clone(),
@@ -107,7 +133,7 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
             let result_path = work_dir.join(format!("case{n}-p{k}.result.json"));
             write_json_atomic(&job_path, &job)?;
             let rec = spawn::run_process(&spawn::SpawnSpec {
-                exe: &exe,
+                exe: &worker_exe,
                 job_path: job_path.clone(),
                 result_path: result_path.clone(),
                 threads: spawn::pool_threads(&case.caps),
@@ -162,6 +188,27 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
         run,
         ran_now: todo.len(),
     })
+}
+
+/// The executable for a case's workers, or the status and reason it has
+/// without one.
+type WorkerExe = std::result::Result<PathBuf, (crate::results::Status, String)>;
+
+/// This binary for every backend but cuda; for cuda, the CUDA worker, once
+/// the driver has answered (see `gpu`): without a driver the case is
+/// `unavailable`, never a worker that fails to load.
+fn worker_exe(this: &Path, backend: &str) -> WorkerExe {
+    use crate::gpu::{CudaUnready, cuda_ready};
+    use crate::results::Status;
+    match capbench_workloads::Backend::parse(backend) {
+        Ok(capbench_workloads::Backend::Cuda { ordinal }) => match cuda_ready(ordinal) {
+            Ok(w) => Ok(w.exe(this)),
+            Err(CudaUnready::Unavailable(m)) => Err((Status::Unavailable, m)),
+            Err(CudaUnready::NotCompiled(m)) => Err((Status::Error, m)),
+        },
+        // The worker reports an unknown name in the case's record.
+        _ => Ok(this.to_path_buf()),
+    }
 }
 
 /// Builds `run.json` from the plan and the journal (in plan order), with

@@ -119,26 +119,72 @@ fn corpus_record(path: &std::path::Path) -> Result<crate::results::CorpusRecord>
     })
 }
 
-/// Checks that a backend is compiled in and has a device here.
-pub fn check_backend(b: &Backend) -> std::result::Result<(), String> {
-    b.ensure_compiled().map_err(|e| e.to_string())?;
+/// Whether a backend can run here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendCheck {
+    Usable,
+    /// Not compiled in (the message names the feature to rebuild with).
+    NotCompiled(String),
+    /// Compiled in, but no device or driver here (the message says which).
+    Unusable(String),
+}
+
+/// Checks that a backend is compiled in (in this binary, or for cuda in a
+/// CUDA worker beside it) and has a device here.
+pub fn check_backend(b: &Backend) -> BackendCheck {
+    let unusable = |e: String| BackendCheck::Unusable(e);
     match b {
-        Backend::Cpu => Ok(()),
-        Backend::Wgpu(sel) => wgpu::check_usable(*sel)
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-        other => candle::device(other).map(|_| ()).map_err(|e| e.to_string()),
+        Backend::Cpu => BackendCheck::Usable,
+        Backend::Cuda { ordinal } => match crate::gpu::cuda_ready(*ordinal) {
+            Err(crate::gpu::CudaUnready::NotCompiled(m)) => BackendCheck::NotCompiled(m),
+            Err(crate::gpu::CudaUnready::Unavailable(m)) => unusable(m),
+            Ok(crate::gpu::CudaWorker::ThisBinary) => match candle::device(b) {
+                Ok(_) => BackendCheck::Usable,
+                Err(e) => unusable(e.to_string()),
+            },
+            // The worker opens the device; the driver already answered.
+            Ok(crate::gpu::CudaWorker::Separate(_)) => BackendCheck::Usable,
+        },
+        other => {
+            if let Err(e) = other.ensure_compiled() {
+                return BackendCheck::NotCompiled(e.to_string());
+            }
+            let usable = match other {
+                Backend::Wgpu(sel) => wgpu::check_usable(*sel)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                _ => candle::device(other).map(|_| ()).map_err(|e| e.to_string()),
+            };
+            match usable {
+                Ok(()) => BackendCheck::Usable,
+                Err(e) => unusable(e),
+            }
+        }
     }
 }
 
-/// Explicit backends must all work; with none given, every usable one is
-/// taken and the others are reported in `skipped`.
+/// Explicit backends must be compiled in; a GPU backend of candle (cuda,
+/// metal) that is compiled in but has no driver or device here is still
+/// planned, and its cases are recorded `unavailable` with the reason while
+/// the other backends run. wgpu without a matching adapter is a usage error.
+/// With none given, every usable backend is taken and the others are
+/// reported in `skipped`.
 pub fn resolve_backends(requested: Option<&[String]>) -> Result<(Vec<Backend>, Vec<NotPlanned>)> {
     if let Some(list) = requested {
         let mut out: Vec<Backend> = Vec::new();
         for name in list {
             let b = Backend::parse(name).map_err(|e| HarnessError::usage(e.to_string()))?;
-            check_backend(&b).map_err(HarnessError::usage)?;
+            match check_backend(&b) {
+                BackendCheck::Usable => {}
+                BackendCheck::Unusable(reason)
+                    if matches!(b, Backend::Cuda { .. } | Backend::Metal { .. }) =>
+                {
+                    eprintln!("capbench: {b} cases will be recorded as unavailable: {reason}");
+                }
+                BackendCheck::NotCompiled(m) | BackendCheck::Unusable(m) => {
+                    return Err(HarnessError::usage(m));
+                }
+            }
             if !out.contains(&b) {
                 out.push(b);
             }
@@ -157,12 +203,14 @@ pub fn resolve_backends(requested: Option<&[String]>) -> Result<(Vec<Backend>, V
         Backend::Wgpu(capbench_workloads::WgpuSelector::Best),
     ] {
         match check_backend(&b) {
-            Ok(()) => out.push(b),
-            Err(reason) => skipped.push(NotPlanned {
-                workload: "*".into(),
-                backend: b.to_string(),
-                reason,
-            }),
+            BackendCheck::Usable => out.push(b),
+            BackendCheck::NotCompiled(reason) | BackendCheck::Unusable(reason) => {
+                skipped.push(NotPlanned {
+                    workload: "*".into(),
+                    backend: b.to_string(),
+                    reason,
+                })
+            }
         }
     }
     Ok((out, skipped))

@@ -1,5 +1,5 @@
-//! candle devices (cpu always; cuda and metal behind features) and their
-//! descriptions for the result file.
+//! candle devices (cpu always; cuda and metal behind features, see `cuda`
+//! and `metal` beside this file) and their descriptions for the result file.
 
 use candle_core::Device;
 
@@ -10,14 +10,10 @@ use crate::error::{Result, WorkloadError};
 pub fn device(backend: &Backend) -> Result<Device> {
     backend.ensure_compiled()?;
     let name = backend.to_string();
-    let unavailable = |e: candle_core::Error| WorkloadError::Unavailable {
-        backend: name.clone(),
-        reason: e.to_string(),
-    };
     match backend {
         Backend::Cpu => Ok(Device::Cpu),
-        Backend::Cuda { ordinal } => Device::new_cuda(*ordinal).map_err(unavailable),
-        Backend::Metal { ordinal } => Device::new_metal(*ordinal).map_err(unavailable),
+        Backend::Cuda { ordinal } => super::cuda::open(*ordinal),
+        Backend::Metal { ordinal } => super::metal::open(*ordinal),
         Backend::Wgpu(_) => Err(WorkloadError::Unsupported {
             workload: "candle device".into(),
             backend: name,
@@ -29,7 +25,12 @@ pub fn device(backend: &Backend) -> Result<Device> {
 /// Waits for queued device work, so a clock read after it sees finished work.
 pub fn synchronize(backend: &Backend, dev: &Device) -> Result<()> {
     dev.synchronize()
-        .map_err(WorkloadError::candle(&backend.to_string(), "synchronize"))
+        .map_err(WorkloadError::candle(&backend.to_string(), "synchronize"))?;
+    // Metal keeps no peak of its own: sample it where the device is idle.
+    if let Backend::Metal { ordinal } = backend {
+        super::metal::sample_memory(*ordinal);
+    }
+    Ok(())
 }
 
 pub fn record(backend: &Backend) -> DeviceRecord {
@@ -49,12 +50,12 @@ pub fn record(backend: &Backend) -> DeviceRecord {
                 format!("neon={}", candle_core::utils::with_neon()),
             ],
         },
+        Backend::Cuda { ordinal } => super::cuda::record(*ordinal),
+        Backend::Metal { ordinal } => super::metal::record(*ordinal),
         other => DeviceRecord {
             backend: other.to_string(),
             name: other.to_string(),
             api: other.family().into(),
-            device_type: "gpu".into(),
-            driver: "candle-core".into(),
             ..Default::default()
         },
     }

@@ -2,7 +2,17 @@
 //! compiled in answers with an error naming the cargo feature to enable.
 
 pub mod candle;
+#[cfg(feature = "cuda")]
+pub mod cuda;
+#[cfg(not(feature = "cuda"))]
+#[path = "cuda_stub.rs"]
+pub mod cuda;
 pub mod device_caps;
+#[cfg(all(feature = "metal", target_os = "macos"))]
+pub mod metal;
+#[cfg(not(all(feature = "metal", target_os = "macos")))]
+#[path = "metal_stub.rs"]
+pub mod metal;
 #[cfg(feature = "wgpu")]
 pub mod wgpu;
 #[cfg(not(feature = "wgpu"))]
@@ -120,7 +130,8 @@ impl Backend {
         match self {
             Backend::Cpu => true,
             Backend::Cuda { .. } => cfg!(feature = "cuda"),
-            Backend::Metal { .. } => cfg!(feature = "metal"),
+            // candle's Metal device exists on macOS only.
+            Backend::Metal { .. } => cfg!(all(feature = "metal", target_os = "macos")),
             Backend::Wgpu(_) => cfg!(feature = "wgpu"),
         }
     }
@@ -174,6 +185,65 @@ pub struct DeviceRecord {
     pub details: Vec<String>,
 }
 
+/// Device memory of a GPU case: what the device had, the cap, the peak, and
+/// how each was obtained (the mechanisms differ per backend).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeviceMemoryRecord {
+    /// Device memory in all (Metal: the recommended working-set size).
+    pub total_bytes: Option<u64>,
+    /// Free when this process opened the device, before any cap.
+    pub free_at_open_bytes: Option<u64>,
+    /// `--device-mem-cap`, when one applied.
+    pub cap_bytes: Option<u64>,
+    /// How the cap was enforced.
+    pub cap_mechanism: Option<String>,
+    /// True where the cap could only be checked against the peak after the
+    /// run (no allocation limit to set): a case over it is `oom` all the same.
+    #[serde(default)]
+    pub cap_checked_after_run: bool,
+    /// Peak bytes in use by the case's device allocations.
+    pub peak_bytes: Option<u64>,
+    /// How `peak_bytes` was measured.
+    pub peak_method: String,
+    /// Held by this process at the end beyond what was free at open (less
+    /// the cap's own ballast): live tensors, library workspaces, kernels.
+    pub in_use_at_end_bytes: Option<u64>,
+}
+
+impl DeviceMemoryRecord {
+    /// A cap that could only be checked afterwards, and was exceeded.
+    pub fn over_checked_cap(&self) -> Option<(u64, u64)> {
+        match (self.cap_checked_after_run, self.cap_bytes, self.peak_bytes) {
+            (true, Some(cap), Some(peak)) if peak > cap => Some((peak, cap)),
+            _ => None,
+        }
+    }
+}
+
+/// Applies a device memory cap for this process before a workload
+/// allocates (cuda: a ballast; metal: checked against the peak afterwards).
+pub fn apply_device_mem_cap(backend: &Backend, cap_bytes: u64) -> Result<()> {
+    backend.ensure_compiled()?;
+    match backend {
+        Backend::Cuda { ordinal } => cuda::apply_mem_cap(*ordinal, cap_bytes),
+        Backend::Metal { ordinal } => metal::apply_mem_cap(*ordinal, cap_bytes),
+        other => Err(WorkloadError::Unsupported {
+            workload: "device memory cap".into(),
+            backend: other.to_string(),
+            reason: "--device-mem-cap applies to the candle GPU backends (cuda, metal)".into(),
+        }),
+    }
+}
+
+/// Device memory of the case this process ran, for GPU backends of candle.
+pub fn device_memory(backend: &Backend) -> Option<DeviceMemoryRecord> {
+    match backend {
+        Backend::Cuda { ordinal } => cuda::memory(*ordinal),
+        Backend::Metal { ordinal } => metal::memory(*ordinal),
+        _ => None,
+    }
+}
+
 /// What `capbench list backends` says about one backend family.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BackendStatus {
@@ -217,6 +287,27 @@ mod tests {
         for bad in ["gpu", "cpu:1", "wgpu:opengl", "cuda:x", ""] {
             assert!(Backend::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn only_a_cap_checked_afterwards_is_judged_on_the_peak() {
+        let mut m = DeviceMemoryRecord {
+            cap_bytes: Some(100),
+            peak_bytes: Some(150),
+            ..Default::default()
+        };
+        // A ballast (cuda) enforces the cap itself: nothing to judge after.
+        assert_eq!(m.over_checked_cap(), None);
+        m.cap_checked_after_run = true;
+        assert_eq!(m.over_checked_cap(), Some((150, 100)));
+        m.peak_bytes = Some(100);
+        assert_eq!(m.over_checked_cap(), None);
+    }
+
+    #[test]
+    fn device_mem_cap_is_refused_off_the_gpu_backends() {
+        let e = apply_device_mem_cap(&Backend::Cpu, 1 << 30).unwrap_err();
+        assert!(e.to_string().contains("cuda, metal"), "{e}");
     }
 
     #[test]
