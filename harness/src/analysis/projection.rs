@@ -210,6 +210,11 @@ pub struct Projection {
     pub assumption: String,
 }
 
+/// One roof of the target: its bound, the efficiency assumed (point, low,
+/// high), the work per iteration (bytes or FLOPs), the target rate for it,
+/// and the GEMM dtype of a compute roof.
+type Roof = (Bound, [f64; 3], f64, f64, Option<String>);
+
 /// Projects `work` onto `target`. The efficiency of the roof that bound the
 /// source case here (MBU when memory-bound, MFU when compute-bound) is
 /// carried to the same roof of the target; the target's other roof is taken
@@ -222,7 +227,7 @@ pub fn project(eff: &Efficiency, work: &Work, target: &Target) -> Result<Project
     let ideal = [1.0; 3];
     let use_mbu = eff.bound_here != Some(Bound::Compute);
     let use_mfu = eff.bound_here != Some(Bound::Memory);
-    let mut roofs: Vec<(Bound, [f64; 3], f64, f64, Option<String>)> = vec![];
+    let mut roofs: Vec<Roof> = vec![];
     if target.bandwidth_bytes_per_s > 0.0 {
         let e = match eff.mbu.filter(|m| m[0] > 0.0) {
             Some(m) if use_mbu => Some(m),

@@ -22,7 +22,7 @@ fn model_case(workload: &str, wall_s: f64) -> CaseResult {
         .enumerate()
         .map(|(i, s)| {
             let mut p = process(i, Status::Ok, s);
-            p.worker.as_mut().unwrap().work_per_iter = Some(WorkPerIterRecord::from(work.clone()));
+            p.worker.as_mut().unwrap().work_per_iter = Some(WorkPerIterRecord::from(work));
             p
         })
         .collect();

@@ -290,8 +290,13 @@ mod tests {
         assert_eq!(back.len(), 2);
         assert_eq!(back[1].run.env.machine_id, "bbbb");
         // A merged folder merges again (flattened), and refuses to be overwritten.
-        let idx2 = merge(&[out.clone()], &tmp.path().join("m2")).unwrap();
+        let idx2 = merge(std::slice::from_ref(&out), &tmp.path().join("m2")).unwrap();
         assert_eq!(idx2.runs.len(), 2);
-        assert_eq!(merge(&[out.clone()], &out).unwrap_err().exit_code(), 2);
+        assert_eq!(
+            merge(std::slice::from_ref(&out), &out)
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
     }
 }
