@@ -436,6 +436,14 @@ impl Engine {
         })
     }
 
+    /// The adapter's record plus this engine's device-memory figures: what
+    /// every engine workload reports as its device.
+    pub fn device_record(&self) -> crate::backend::DeviceRecord {
+        let mut r = self.ctx.record.clone();
+        r.details.extend(self.mem.details());
+        r
+    }
+
     /// How runs are timed: GPU timestamps when the adapter offers them.
     pub fn timer(&self) -> &'static str {
         if self.timestamps.is_some() {

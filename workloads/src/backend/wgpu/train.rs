@@ -237,9 +237,7 @@ impl PreparedWorkload for WgpuTrain {
     }
 
     fn device(&self) -> DeviceRecord {
-        let mut r = self.engine.ctx.record.clone();
-        r.details.extend(self.engine.mem.details());
-        r
+        self.engine.device_record()
     }
 
     fn timer(&self) -> &'static str {
