@@ -310,22 +310,12 @@ impl PreparedWorkload for Decode {
         let (prefill_s, itl, _) = self
             .generate(None)
             .map_err(cerr(&self.backend, "generate"))?;
-        let prompt = (self.prompt_tokens.len()) as f64;
-        let mut extras = vec![
-            ("ttft_s", prefill_s),
-            ("prefill_s", prefill_s),
-            ("prefill_tokens_per_s", prompt / prefill_s),
-        ];
-        extras.extend(itl.iter().map(|t| ("itl_s", *t)));
-        let timed = if self.gen_tokens == 0 {
-            prefill_s
-        } else {
-            itl.iter().sum()
-        };
-        Ok(IterReport {
-            timed_s: Some(timed),
-            extras,
-        })
+        Ok(iter_report(
+            self.prompt_tokens.len(),
+            self.gen_tokens,
+            prefill_s,
+            &itl,
+        ))
     }
 
     fn work(&self) -> WorkPerIter {
@@ -338,6 +328,33 @@ impl PreparedWorkload for Decode {
 
     fn timer(&self) -> &'static str {
         "wall_clock_after_host_readback"
+    }
+}
+
+/// One decode iteration's report: time to first token and prefill rate from
+/// the prompt, one `itl_s` per generated token; the timed figure is the
+/// decode time (the prefill alone when nothing is generated). Shared by the
+/// candle and wgpu decode workloads so both record the same metrics.
+pub(crate) fn iter_report(
+    prompt_tokens: usize,
+    gen_tokens: usize,
+    prefill_s: f64,
+    itl_s: &[f64],
+) -> IterReport {
+    let mut extras = vec![
+        ("ttft_s", prefill_s),
+        ("prefill_s", prefill_s),
+        ("prefill_tokens_per_s", prompt_tokens as f64 / prefill_s),
+    ];
+    extras.extend(itl_s.iter().map(|t| ("itl_s", *t)));
+    let timed = if gen_tokens == 0 {
+        prefill_s
+    } else {
+        itl_s.iter().sum()
+    };
+    IterReport {
+        timed_s: Some(timed),
+        extras,
     }
 }
 

@@ -223,22 +223,12 @@ impl PreparedWorkload for WgpuDecode {
         for plan in self.step_plans.clone() {
             itl.push(self.timed(plan)?);
         }
-        let prompt = self.prompt_tokens.len() as f64;
-        let mut extras = vec![
-            ("ttft_s", prefill_s),
-            ("prefill_s", prefill_s),
-            ("prefill_tokens_per_s", prompt / prefill_s),
-        ];
-        extras.extend(itl.iter().map(|t| ("itl_s", *t)));
-        let timed = if self.gen_tokens == 0 {
-            prefill_s
-        } else {
-            itl.iter().sum()
-        };
-        Ok(IterReport {
-            timed_s: Some(timed),
-            extras,
-        })
+        Ok(crate::decode::iter_report(
+            self.prompt_tokens.len(),
+            self.gen_tokens,
+            prefill_s,
+            &itl,
+        ))
     }
 
     fn work(&self) -> WorkPerIter {
