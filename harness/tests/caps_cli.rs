@@ -195,6 +195,24 @@ fn profiles_apply_their_caps_and_report_fit() {
     assert_eq!(pi["caps"]["threads"], 4);
     let run = read_json(&tmp.path().join("r/run.json"));
     assert_eq!(run["options"]["profiles"][1]["name"], "raspberry-pi-5-8gb");
+    // The rates reached here against each profile's spec sheet: both list
+    // a bandwidth, only the Pi's lists a FLOP/s peak.
+    let (air, pi) = (&run["cases"][0]["metrics"], &run["cases"][1]["metrics"]);
+    let ratio = |m: &serde_json::Value, k: &str, v: &str, peak: &str| {
+        m[k].as_f64().unwrap() / (m[v].as_f64().unwrap() / m[peak].as_f64().unwrap())
+    };
+    for m in [air, pi] {
+        let r = ratio(m, "mbu_profile", "gbytes_per_s", "profile_gbytes_per_s");
+        assert!((r - 1.0).abs() < 1e-9, "{m}");
+    }
+    assert!(air.get("mfu_profile").is_none(), "{air}");
+    let r = ratio(
+        pi,
+        "mfu_profile",
+        "gflops_per_s",
+        "profile_peak_gflops_per_s",
+    );
+    assert!((r - 1.0).abs() < 1e-9, "{pi}");
 }
 
 #[test]
