@@ -322,7 +322,7 @@ mod tests {
     }
 
     impl Fake {
-        fn new(deny: Option<ControlError>) -> (Box<dyn GpuControl>, Arc<Mutex<Log>>) {
+        fn boxed(deny: Option<ControlError>) -> (Box<dyn GpuControl>, Arc<Mutex<Log>>) {
             let log = Arc::new(Mutex::new(Log {
                 power_mw: 300_000,
                 ..Default::default()
@@ -382,7 +382,7 @@ mod tests {
 
     #[test]
     fn applies_records_and_restores_on_drop() {
-        let (fake, log) = Fake::new(None);
+        let (fake, log) = Fake::boxed(None);
         let (guard, rec) = apply(fake, &both());
         assert_eq!(rec.power_limit_status.as_deref(), Some("applied"));
         assert_eq!(rec.power_limit_w_before, Some(300.0));
@@ -398,7 +398,7 @@ mod tests {
 
     #[test]
     fn explicit_restore_reports_and_is_not_repeated_on_drop() {
-        let (fake, log) = Fake::new(None);
+        let (fake, log) = Fake::boxed(None);
         let (mut guard, _) = apply(fake, &both());
         assert_eq!(guard.restore().as_deref(), Some("restored"));
         let n = log.lock().unwrap().calls.len();
@@ -408,7 +408,7 @@ mod tests {
 
     #[test]
     fn permission_denied_is_recorded_and_nothing_is_changed() {
-        let (fake, log) = Fake::new(Some(ControlError::NoPermission));
+        let (fake, log) = Fake::boxed(Some(ControlError::NoPermission));
         let (mut guard, rec) = apply(fake, &both());
         assert_eq!(
             rec.power_limit_status.as_deref(),
@@ -425,13 +425,13 @@ mod tests {
 
     #[test]
     fn unsupported_and_out_of_range_are_recorded() {
-        let (fake, _) = Fake::new(Some(ControlError::NotSupported));
+        let (fake, _) = Fake::boxed(Some(ControlError::NotSupported));
         let (_, rec) = apply(fake, &both());
         assert_eq!(
             rec.lock_clocks_status.as_deref(),
             Some("not applied: not supported on this GPU")
         );
-        let (fake, log) = Fake::new(None);
+        let (fake, log) = Fake::boxed(None);
         let req = ComputeCapsRequest {
             power_limit_w: Some(50.0),
             lock_clocks_mhz: None,
