@@ -380,9 +380,19 @@ pub fn memory_need_bytes(spec: &WorkloadSpec) -> Option<f64> {
                 let logits = (b * t * cfg.vocab) as f64 * 4.0 + (b * t * cfg.d_model) as f64 * a;
                 let (d, out) = largest_linear(&cfg);
                 let slabs = gemm_slabs(true, gemm_parallel(b * t, out, d));
+                // Half-precision products on the CPU (memory_need's GEMM
+                // rule): f16 widens the weight (the right-hand side) to f32
+                // for the largest product; bf16 also converts the input and
+                // the result.
+                let m = (b * t) as f64;
+                let half = match format {
+                    WeightFmt::F16 => (d * out) as f64 * 4.0,
+                    WeightFmt::Bf16 => ((d * out) as f64 + m * (d + out) as f64) * 4.0,
+                    _ => 0.0,
+                };
                 // The cache before this forward and its extension.
                 let kv = b as f64 * kv_tok * (past as f64 + s);
-                attention.max(logits).max(ffn) + slabs + kv
+                attention.max(logits).max(ffn) + slabs + half + kv
             };
             let ctx0 = depth + prompt;
             let prepare = if *depth > 0 {
