@@ -184,3 +184,32 @@ fn scripts_parse() {
         }
     }
 }
+
+/// scripts/build-cuda.sh checks its argument before it installs or builds
+/// anything (a bad one costs no toolkit download and no hour of nvcc).
+#[test]
+fn build_cuda_script_checks_its_argument() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let script = root.join("scripts/build-cuda.sh");
+    let run = |args: &[&str]| {
+        Command::new("bash")
+            .arg(&script)
+            .args(args)
+            .env_remove("CUDA_COMPUTE_CAP")
+            .output()
+            .unwrap()
+    };
+    let help = run(&["--help"]);
+    assert!(help.status.success(), "{}", stderr(&help));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("COMPUTE_CAP"));
+    for (args, says) in [
+        (&["8.6"][..], "COMPUTE_CAP must be digits"),
+        (&["70"][..], "compute capability 7.5 and newer"),
+        (&["80", "90"][..], "one COMPUTE_CAP at most"),
+        (&["--nope"][..], "unknown option '--nope'"),
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+}
