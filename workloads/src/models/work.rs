@@ -173,8 +173,20 @@ const INFER_SCORE_TENSORS: f64 = 3.0;
 const INFER_D_TENSORS: f64 = 4.0;
 const INFER_FFN_TENSORS: f64 = 4.0;
 
+/// The MoE dispatch tensors of `graph_activation_bytes` alone: all of them
+/// are forward outputs, so a forward-only graph keeps them whole.
+fn moe_dispatch_bytes(cfg: &ModelConfig, batch: usize, seq: usize, act: f64) -> f64 {
+    let tokens = (batch * seq) as f64;
+    (0..cfg.n_layers)
+        .filter_map(|l| match (cfg.layer(l).moe, cfg.moe) {
+            (true, Some(m)) => Some(tokens * moe_extra_d_tensors(&m) * cfg.d_model as f64 * act),
+            _ => None,
+        })
+        .sum()
+}
+
 /// Token-proportional activation bytes the graph keeps for `tokens` tokens
-/// of `seq` (B·T) in dtype bytes `act`, plus the score tensors; × `share`.
+/// of `seq` (B·T) in dtype bytes `act`, plus the score tensors.
 fn graph_activation_bytes(cfg: &ModelConfig, batch: usize, seq: usize, act: f64) -> f64 {
     let tokens = (batch * seq) as f64;
     (0..cfg.n_layers)
@@ -317,8 +329,9 @@ pub fn memory_need_bytes(spec: &WorkloadSpec) -> Option<f64> {
             // alive beside each run's fresh model.
             let check = p * 12.0;
             let step = p * TRAIN_BYTES_PER_PARAM + graph_activation_bytes(&cfg, *batch, *seq, act);
-            let evaluation =
-                p * 12.0 + FORWARD_SHARE * graph_activation_bytes(&cfg, eval, *seq, act);
+            let evaluation = p * 12.0
+                + FORWARD_SHARE * graph_activation_bytes(&cfg, eval, *seq, act)
+                + (1.0 - FORWARD_SHARE) * moe_dispatch_bytes(&cfg, eval, *seq, act);
             let slabs = train_slabs(&cfg, batch * seq).max(train_slabs(&cfg, eval * seq));
             Some(check + step.max(evaluation) + slabs)
         }
