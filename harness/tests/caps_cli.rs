@@ -96,8 +96,8 @@ fn memory_cap_sweep_records_oom_with_numbers_and_goes_on() {
 /// where weights and optimizer state dominate: the predicted need lands
 /// within 10% of the counting allocator's peak. The one exception is
 /// stated, not skipped: the MoE quality run's held-out forward keeps
-/// per-expert copies the model counts only in part (−15% here), bounded at
-/// 20%. Two warm-up and five timed iterations, as the quick suite runs
+/// per-expert copies the model counts only in part (−13% here), bounded at
+/// 15%. Two warm-up and five timed iterations, as the quick suite runs
 /// them: the GEMM pool's threads each take work (and their packing slab)
 /// only once a few products have run.
 #[test]
@@ -154,7 +154,7 @@ fn predicted_need_lands_within_10_percent_of_the_measured_peak() {
             .as_f64()
             .unwrap_or_else(|| panic!("{id}: no prediction: {m}"));
         let bound = if id.starts_with("train-quality/moe-mla-tiny") {
-            0.20
+            0.15
         } else {
             0.10
         };
