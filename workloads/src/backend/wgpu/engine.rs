@@ -56,6 +56,7 @@ pub enum Kernel {
     Matmul,
     MatmulNaive,
     Matvec,
+    Qmatvec,
     Copy,
     EmbedFwd,
     EmbedBwd,
@@ -82,10 +83,11 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    const ALL: [Kernel; 26] = [
+    const ALL: [Kernel; 27] = [
         Kernel::Matmul,
         Kernel::MatmulNaive,
         Kernel::Matvec,
+        Kernel::Qmatvec,
         Kernel::Copy,
         Kernel::EmbedFwd,
         Kernel::EmbedBwd,
@@ -116,6 +118,7 @@ impl Kernel {
             Kernel::Matmul => "matmul",
             Kernel::MatmulNaive => "matmul_naive",
             Kernel::Matvec => "matvec",
+            Kernel::Qmatvec => "qmatvec",
             Kernel::Copy => "copy",
             Kernel::EmbedFwd => "embed_fwd",
             Kernel::EmbedBwd => "embed_bwd",

@@ -10,6 +10,7 @@ pub mod model;
 pub mod ops;
 #[cfg(test)]
 mod ops_tests;
+pub mod quant;
 pub mod train;
 
 use wgpu::{Adapter, Backends, DeviceType, Instance, InstanceDescriptor};
