@@ -12,7 +12,7 @@ pub const GEMM_WORKSPACE_BYTES: f64 = 1.03 * (1 << 20) as f64;
 
 pub fn bytes(spec: &WorkloadSpec) -> Option<f64> {
     match &spec.params {
-        Params::Gemm { m, n, k, dtype } => {
+        Params::Gemm { m, n, k, dtype, .. } => {
             let (m, n, k) = (*m as f64, *n as f64, *k as f64);
             // Host operands in f32, device operands and the result in the
             // dtype, and the CPU GEMM's packing workspace.
