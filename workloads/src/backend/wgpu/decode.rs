@@ -382,7 +382,9 @@ mod tests {
             let spec = WorkloadSpec::parse(name).unwrap();
             match crate::backend::wgpu::prepare(&spec, &backend, &tight) {
                 Err(WorkloadError::Unsupported { reason, .. }) => assert!(
-                    reason.contains("max_storage_buffer_binding_size") && reason.contains("8192"),
+                    reason.contains("max_storage_buffer_binding_size")
+                        && reason.contains("8192")
+                        && reason.contains("wgpu limits: tier custom"),
                     "{name}: {reason}"
                 ),
                 Err(e) => panic!("{name}: expected unsupported, got {e}"),

@@ -343,8 +343,8 @@ impl Engine {
                 workload: "this workload".into(),
                 backend: ctx.record.backend.clone(),
                 reason: format!(
-                    "the engine binds all tensors as one buffer of {biggest} bytes; this adapter binds at most {} (max_storage_buffer_binding_size) in a buffer of at most {}",
-                    limits.max_storage_buffer_binding_size, limits.max_buffer_size
+                    "the engine binds all tensors as one buffer of {biggest} bytes; the device binds at most {} (max_storage_buffer_binding_size) in a buffer of at most {} (wgpu limits: {})",
+                    limits.max_storage_buffer_binding_size, limits.max_buffer_size, ctx.limits_from
                 ),
             });
         }

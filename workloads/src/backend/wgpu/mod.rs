@@ -50,6 +50,9 @@ pub struct WgpuContext {
     pub record: DeviceRecord,
     /// Device bytes this case's buffers hold, against `--device-mem-cap`.
     pub memory: DeviceMemoryCounter,
+    /// Whose limits the device was opened with: `the adapter's`, or the
+    /// `--wgpu-limits` tier's name.
+    pub limits_from: String,
 }
 
 /// A buffer counted against the case's device memory; its bytes are
@@ -322,6 +325,10 @@ impl WgpuContext {
             queue,
             record,
             memory: opts.device_counter(),
+            limits_from: opts
+                .wgpu_limits
+                .as_ref()
+                .map_or("the adapter's".into(), |t| format!("tier {}", t.as_str())),
         })
     }
 
