@@ -13,12 +13,26 @@
 #   scripts/build-cuda.sh COMPUTE_CAP    e.g. 90 (H100/H200), 89 (L4, RTX 40xx),
 #                                        86 (A10, RTX 30xx), 80 (A100), 75 (T4)
 #
-# Without an argument, CUDA_COMPUTE_CAP or nvidia-smi decides. candle's
-# kernels are compiled to PTX for that capability (newer GPUs JIT it).
+# Without an argument, CUDA_COMPUTE_CAP or nvidia-smi decides. Most of
+# candle's kernels are compiled to PTX for that capability (newer GPUs JIT
+# it), but its quantized-matmul and MoE kernels to machine code for exactly
+# that generation (nvcc -gencode arch=compute_XY,code=sm_XY): build for the
+# GPU you run on. About an hour on 2 shared cores (see the README).
+#
+# capbench-cuda gets an rpath to the toolkit venv (for cuBLAS, cuRAND and
+# the CUDA runtime), never to the link-time libcuda stand-in in lib/stubs:
+# at run time the driver's own libcuda.so.1 is loaded, or none.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 die() { echo "build-cuda: $*" >&2; exit 2; }
+usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
+
+case "${1:-}" in
+    -h | --help) usage; exit 0 ;;
+    -*) die "unknown option '$1' (usage: $0 [COMPUTE_CAP]; see --help)" ;;
+esac
+[ $# -le 1 ] || die "one COMPUTE_CAP at most, got $# arguments (see --help)"
 
 cap="${1:-${CUDA_COMPUTE_CAP:-}}"
 if [ -z "$cap" ] && command -v nvidia-smi >/dev/null; then

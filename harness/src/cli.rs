@@ -165,6 +165,20 @@ pub struct PlanArgs {
     #[arg(long, value_name = "TIER|FILE")]
     pub wgpu_limits: Option<String>,
 
+    /// NVIDIA (cuda backend, `nvml` feature): set the board power limit to
+    /// WATTS through NVML in the worker before the workload is prepared,
+    /// restored afterwards. Needs root; where it cannot be set (permission,
+    /// not supported, no nvml, not cuda) the case records `not applied:
+    /// <reason>` and runs on uncapped.
+    #[arg(long, value_name = "WATTS")]
+    pub power_limit: Option<f64>,
+
+    /// NVIDIA (cuda backend, `nvml` feature): lock the GPU clock to MIN[:MAX]
+    /// MHz through NVML for the case, reset afterwards; recorded as
+    /// requested, applied or `not applied: <reason>`, and the clock observed.
+    #[arg(long, value_name = "MIN[:MAX]")]
+    pub lock_clocks: Option<String>,
+
     /// Run every case under each hardware profile's caps (comma-separated
     /// names from `capbench list profiles`, or profile .toml files): memory
     /// budget, threads, wgpu tier. Each case then reports whether the
@@ -187,6 +201,8 @@ impl PlanArgs {
             || !self.device_mem_cap.is_empty()
             || self.cpus.is_some()
             || self.wgpu_limits.is_some()
+            || self.power_limit.is_some()
+            || self.lock_clocks.is_some()
             || !self.profile.is_empty()
     }
 }
@@ -302,7 +318,10 @@ pub struct CheckArgs {
     pub out: Option<PathBuf>,
 
     /// Relative error assumed for every projection on top of its source's
-    /// CI, e.g. 20% (measure it for your machines: README, "Projection").
+    /// CI, e.g. 20% (measure it for your machines: README, "How far off is a
+    /// projection?"). A projection from another size of the model is a
+    /// bound: its band also reaches the target's roof at 100 % (and, from a
+    /// larger size, down to 0).
     #[arg(long, value_name = "PCT", default_value = "20%", value_parser = parse_fraction)]
     pub projection_uncertainty: f64,
 

@@ -323,6 +323,8 @@ fn plan_request(p: PlanArgs, inject_slowdown: Option<f64>) -> PlanRequest {
         cpus: p.cpus,
         wgpu_limits: p.wgpu_limits,
         profiles: p.profile,
+        power_limit_w: p.power_limit,
+        lock_clocks: p.lock_clocks,
     }
 }
 

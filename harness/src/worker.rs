@@ -11,7 +11,7 @@ use capbench_workloads::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::caps::{alloc, cpu, rss};
+use crate::caps::{alloc, cpu, gpu_compute, rss};
 use crate::error::{HarnessError, Result};
 use crate::meter::energy::{self, EnergyMeter, Probe, Target, WorkerEnergy};
 use crate::meter::process_usage;
@@ -57,8 +57,26 @@ pub fn run(job_path: &Path, result_path: &Path) -> Result<()> {
         )
     })?;
     die_with_parent(job.parent_pid);
-    let applied = apply_caps(&job);
+    let mut applied = apply_caps(&job);
+    let (mut gpu_guard, gpu) = apply_gpu_compute_caps(&job);
+    if let Some(g) = &gpu {
+        for (what, status) in [
+            ("--power-limit", &g.power_limit_status),
+            ("--lock-clocks", &g.lock_clocks_status),
+        ] {
+            if let Some(s) = status.as_deref().filter(|s| s.starts_with("not applied")) {
+                applied.not_applied.push(format!("{what}: {s}"));
+            }
+        }
+    }
+    applied.gpu_compute = gpu;
     let mut out = measure(&job);
+    // The GPU's own settings go back before the case is written, so the
+    // record says whether they did.
+    let restored = gpu_guard.restore();
+    if let Some(g) = applied.gpu_compute.as_mut() {
+        g.restore = restored;
+    }
     out.caps_applied = Some(merge_observed(applied, out.caps_applied.take()));
     // Writing the result must not be refused: the case is over.
     alloc::set_cap(None);
@@ -128,6 +146,50 @@ fn apply_caps(job: &WorkerJob) -> AppliedCaps {
         ));
     }
     a
+}
+
+/// NVML compute caps (power limit, locked clocks) on a CUDA backend, set
+/// before anything is prepared; elsewhere each requested one is recorded
+/// `not applied: <reason>`. `None` when none was requested.
+fn apply_gpu_compute_caps(
+    job: &WorkerJob,
+) -> (
+    gpu_compute::ComputeCapsGuard,
+    Option<gpu_compute::GpuComputeRecord>,
+) {
+    let req = gpu_compute::ComputeCapsRequest {
+        power_limit_w: job.caps.power_limit_w,
+        lock_clocks_mhz: job.caps.lock_clocks_mhz.map(|[a, b]| (a, b)),
+    };
+    if req.is_empty() {
+        return (gpu_compute::ComputeCapsGuard::none(), None);
+    }
+    let none = |why: String| {
+        (
+            gpu_compute::ComputeCapsGuard::none(),
+            Some(gpu_compute::none_applied(&req, &why)),
+        )
+    };
+    let backend = match Backend::parse(&job.backend) {
+        Ok(b @ Backend::Cuda { .. }) => b,
+        _ => return none(format!("{} is not a CUDA backend", job.backend)),
+    };
+    #[cfg(feature = "nvml")]
+    {
+        let rec = capbench_workloads::backend::candle::record(&backend);
+        match rec.details.iter().find_map(|d| d.strip_prefix("uuid=")) {
+            Some(uuid) => {
+                let (g, r) = gpu_compute::apply_nvml(uuid, &req);
+                (g, Some(r))
+            }
+            None => none("the CUDA driver gave no GPU UUID for NVML".into()),
+        }
+    }
+    #[cfg(not(feature = "nvml"))]
+    {
+        let _ = backend;
+        none("built without the nvml feature (rebuild with --features nvml)".into())
+    }
 }
 
 /// The caps applied at start with what `measure` observed while timing.

@@ -133,6 +133,66 @@ fn check_gives_measured_and_projected_verdicts_with_evidence() {
 }
 
 #[test]
+fn check_run_measures_only_what_the_results_lack() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    // Holds this machine's ceilings and tiny f32 decode, not q8_0.
+    evidence_run(&dir);
+    let claims = tmp.path().join("claims.toml");
+    write(
+        &claims,
+        "[[claim]]\nid = \"q8-here\"\nstatement = \"tiny q8_0 decodes at ≥ 1 token/s here\"\n\
+         workload = \"decode/dense-tiny/q8_0\"\nbackend = \"cpu\"\nexpect = [\"tokens_per_s >= 1\"]\n\n\
+         [[claim]]\nid = \"f32-here\"\nstatement = \"tiny f32 decodes at ≥ 1 token/s here\"\n\
+         workload = \"decode/dense-tiny/f32\"\nbackend = \"cpu\"\nexpect = [\"tokens_per_s >= 1\"]\n",
+    );
+    let new = tmp.path().join("new");
+    let (code, out, err) = check(&[
+        claims.to_str().unwrap(),
+        "--results",
+        dir.to_str().unwrap(),
+        "--run",
+        "--backend",
+        "cpu",
+        "--out",
+        new.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    // Only the missing workload ran: the ceilings came with the results.
+    assert!(
+        err.contains("running what the claims need: decode/dense-tiny/q8_0\n"),
+        "{err}"
+    );
+    let run = read_json(&new.join("run.json"));
+    let names: Vec<&str> = run["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["workload"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["decode/dense-tiny/q8_0"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for c in v["claims"].as_array().unwrap() {
+        assert_eq!(c["verdict"], "supported_measured", "{c:#}");
+    }
+    // With both folders nothing is missing: nothing runs, same verdicts.
+    let (code, out, err) = check(&[
+        claims.to_str().unwrap(),
+        "--results",
+        dir.to_str().unwrap(),
+        new.to_str().unwrap(),
+        "--run",
+        "--backend",
+        "cpu",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(err.contains("nothing to run"), "{err}");
+    assert!(out.contains("q8-here — supported (measured)"), "{out}");
+}
+
+#[test]
 fn malformed_claim_files_name_the_claim_and_the_field() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");

@@ -2,11 +2,33 @@
 //! asking for `cuda` records those cases `unavailable` with "no CUDA driver
 //! found" while the other backends run — never a loader error or a panic.
 //! The CUDA worker is named with CAPBENCH_CUDA_WORKER; the driver is probed
-//! before any worker starts, so no CUDA build is needed to test this path.
+//! before any worker starts, so no CUDA build is needed to test this path:
+//! the worker here is a fake that leaves a file behind if it is ever started.
+
+#![cfg(unix)]
 
 mod common;
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
 use common::*;
+
+/// A stand-in `capbench-cuda` in `dir`: started, it writes `launched` beside
+/// itself and fails. (A real one, linked to libcuda, would not even load
+/// here: the dynamic loader stops it before main.)
+fn fake_worker(dir: &Path) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let exe = dir.join("capbench-cuda");
+    let marker = dir.join("launched");
+    std::fs::write(
+        &exe,
+        format!("#!/bin/sh\necho \"$@\" >> '{}'\nexit 1\n", marker.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (exe, marker)
+}
 
 fn no_driver_here() -> bool {
     match capbench::gpu::cuda_driver::probe() {
@@ -31,9 +53,10 @@ fn cuda_without_a_driver_is_unavailable_and_the_rest_runs() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
+    let (worker, launched) = fake_worker(tmp.path());
     let dir = tmp.path().join("run");
     let out = capbench()
-        .env("CAPBENCH_CUDA_WORKER", env!("CARGO_BIN_EXE_capbench"))
+        .env("CAPBENCH_CUDA_WORKER", &worker)
         .args([
             "run",
             "--backend",
@@ -69,7 +92,7 @@ fn cuda_without_a_driver_is_unavailable_and_the_rest_runs() {
 
     // `list backends` says the same, and never starts the worker.
     let out = capbench()
-        .env("CAPBENCH_CUDA_WORKER", env!("CARGO_BIN_EXE_capbench"))
+        .env("CAPBENCH_CUDA_WORKER", &worker)
         .args(["list", "backends", "--json"])
         .output()
         .unwrap();
@@ -90,4 +113,103 @@ fn cuda_without_a_driver_is_unavailable_and_the_rest_runs() {
             .contains("no CUDA driver found"),
         "{cuda}"
     );
+    assert!(
+        !launched.exists(),
+        "the CUDA worker was started without a driver: {:?}",
+        std::fs::read_to_string(&launched)
+    );
+}
+
+/// scripts/gpu-check.sh with a prebuilt pair on a machine without the
+/// driver: it stops before any case with capbench's answer (exit 2), never
+/// starts the worker and writes no run folder.
+#[test]
+fn gpu_check_script_stops_clearly_without_a_driver() {
+    if !no_driver_here() {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let script = root.join("scripts/gpu-check.sh");
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, launched) = fake_worker(tmp.path());
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_capbench"), tmp.path().join("capbench"))
+        .unwrap();
+    let out_dir = tmp.path().join("run");
+
+    let help = Command::new("bash")
+        .arg(&script)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(help.status.success(), "{}", stderr(&help));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("CAPBENCH_BIN_DIR"));
+    let bad = Command::new("bash")
+        .arg(&script)
+        .arg("--nope")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("unknown option '--nope'"),
+        "{}",
+        stderr(&bad)
+    );
+
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(&out_dir)
+        .env("CAPBENCH_BIN_DIR", tmp.path())
+        .env_remove("CAPBENCH_CUDA_WORKER")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("gpu-check: cuda is not usable here: no CUDA driver found"),
+        "{err}"
+    );
+    assert!(!launched.exists(), "the CUDA worker was started: {err}");
+    assert!(!out_dir.exists(), "a run folder was written: {err}");
+}
+
+/// Every helper script at least parses.
+#[test]
+fn scripts_parse() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    for entry in std::fs::read_dir(root.join("scripts")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "sh") {
+            let out = Command::new("bash").arg("-n").arg(&path).output().unwrap();
+            assert!(out.status.success(), "{}: {}", path.display(), stderr(&out));
+        }
+    }
+}
+
+/// scripts/build-cuda.sh checks its argument before it installs or builds
+/// anything (a bad one costs no toolkit download and no hour of nvcc).
+#[test]
+fn build_cuda_script_checks_its_argument() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let script = root.join("scripts/build-cuda.sh");
+    let run = |args: &[&str]| {
+        Command::new("bash")
+            .arg(&script)
+            .args(args)
+            .env_remove("CUDA_COMPUTE_CAP")
+            .output()
+            .unwrap()
+    };
+    let help = run(&["--help"]);
+    assert!(help.status.success(), "{}", stderr(&help));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("COMPUTE_CAP"));
+    for (args, says) in [
+        (&["8.6"][..], "COMPUTE_CAP must be digits"),
+        (&["70"][..], "compute capability 7.5 and newer"),
+        (&["80", "90"][..], "one COMPUTE_CAP at most"),
+        (&["--nope"][..], "unknown option '--nope'"),
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
 }

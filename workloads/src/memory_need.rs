@@ -1,30 +1,141 @@
 //! The predicted memory need of a workload: what a worker holds at its peak
-//! (data in its dtype, the host copies and reference it is verified against,
-//! temporaries). `fits / does not fit` under a cap is judged with it before
-//! the cap is put to the test, and its error against the measured peak is
-//! reported beside it.
+//! (data in its dtype, the host copies it is verified against, the runtime's
+//! own buffers: GEMM packing slabs, per-op temporaries, the autograd graph).
+//! `fits / does not fit` under a cap is judged with it before the cap is put
+//! to the test, and its error against the measured peak is reported beside
+//! it. Every term is a function of the shape and of this machine's cache
+//! size and thread count, derived from what the code allocates.
 
-use crate::spec::{Params, WorkloadSpec};
+use crate::spec::{DType, Params, WorkloadSpec};
 
-/// The packing buffers of candle's CPU GEMM (the `gemm` crate), measured
-/// with the counting allocator: ~1.03 MiB whatever the size, at 2 threads.
-pub const GEMM_WORKSPACE_BYTES: f64 = 1.03 * (1 << 20) as f64;
+/// candle's CPU GEMM (the `gemm` crate, gemm-common 0.19) gives every thread
+/// that runs a GEMM a thread-local packing slab of one L2 cache
+/// (`L2_SLAB`, `CACHE_INFO[1].cache_bytes`), allocated on first use and kept
+/// for the thread's life. The size per core comes from sysfs, as gemm reads
+/// it from the CPU; 1 MiB where it cannot be read.
+pub fn gemm_slab_bytes() -> f64 {
+    static SLAB: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *SLAB.get_or_init(|| l2_bytes_from_sysfs().unwrap_or((1u64 << 20) as f64))
+}
+
+fn l2_bytes_from_sysfs() -> Option<f64> {
+    let base = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");
+    for i in 0..8 {
+        let dir = base.join(format!("index{i}"));
+        let level = std::fs::read_to_string(dir.join("level")).ok()?;
+        let kind = std::fs::read_to_string(dir.join("type")).ok()?;
+        if level.trim() == "2" && kind.trim() != "Instruction" {
+            return parse_cache_size(std::fs::read_to_string(dir.join("size")).ok()?.trim());
+        }
+    }
+    None
+}
+
+/// sysfs cache sizes: "512K", "1024K", "2M".
+fn parse_cache_size(s: &str) -> Option<f64> {
+    let (num, mul) = match s.as_bytes().last()? {
+        b'K' => (&s[..s.len() - 1], 1024.0),
+        b'M' => (&s[..s.len() - 1], 1024.0 * 1024.0),
+        _ => (s, 1.0),
+    };
+    Some(num.parse::<f64>().ok()? * mul)
+}
+
+/// Threads of the pool a parallel GEMM runs on (candle's `get_num_threads`:
+/// `RAYON_NUM_THREADS`, else the cores available).
+pub fn gemm_pool_threads() -> f64 {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())) as f64
+}
+
+/// gemm's `DEFAULT_THREADING_THRESHOLD` (48·48·256 multiply-adds per
+/// column chunk): below it a GEMM runs on the calling thread.
+const GEMM_THREADING_THRESHOLD: usize = 48 * 48 * 256;
+/// The column chunk gemm splits n into at these sizes: at 64 the counting
+/// allocator shows a 128×128×64 product on the calling thread and a
+/// 128×128×128 one on the pool.
+const GEMM_N_CHUNK: usize = 64;
+
+/// Whether an (m × k)·(k × n) product runs on the pool (slabs on its
+/// threads) rather than on the calling thread.
+pub fn gemm_parallel(m: usize, n: usize, k: usize) -> bool {
+    gemm_pool_threads() > 1.0 && m * n.min(GEMM_N_CHUNK) * k >= GEMM_THREADING_THRESHOLD
+}
+
+/// Slab bytes held once GEMMs have run: one on the calling thread if any
+/// product ran there, one per pool thread if any ran on the pool.
+pub fn gemm_slabs(on_caller: bool, on_pool: bool) -> f64 {
+    let threads = on_caller as u8 as f64 + if on_pool { gemm_pool_threads() } else { 0.0 };
+    threads * gemm_slab_bytes()
+}
+
+/// Extra f32 buffers candle's CPU matmul makes for a half-precision
+/// (m × k)·(k × n) product: f16 runs in gemm's f16 kernel, which widens the
+/// packed right-hand side to f32 (k·n floats); bf16 has no kernel there, so
+/// both operands and the result are converted to f32 (m·k + k·n + m·n).
+pub fn half_matmul_extra_bytes(dtype: DType, m: usize, n: usize, k: usize) -> f64 {
+    match dtype {
+        DType::F16 => (k * n) as f64 * 4.0,
+        DType::Bf16 => (m * k + k * n + m * n) as f64 * 4.0,
+        _ => 0.0,
+    }
+}
 
 pub fn bytes(spec: &WorkloadSpec) -> Option<f64> {
     match &spec.params {
         Params::Gemm { m, n, k, dtype, .. } => {
-            let (m, n, k) = (*m as f64, *n as f64, *k as f64);
+            let (mf, nf, kf) = (*m as f64, *n as f64, *k as f64);
             // Host operands in f32, device operands and the result in the
-            // dtype, and the CPU GEMM's packing workspace.
-            let host = (m * k + k * n) * 4.0;
-            let device = (m * k + k * n + m * n) * dtype.size_bytes() as f64;
-            Some(host + device + GEMM_WORKSPACE_BYTES)
+            // dtype, the CPU GEMM's packing slabs and half-precision copies.
+            let host = (mf * kf + kf * nf) * 4.0;
+            let device = (mf * kf + kf * nf + mf * nf) * dtype.size_bytes() as f64;
+            let par = gemm_parallel(*m, *n, *k);
+            Some(
+                host + device + gemm_slabs(!par, par) + half_matmul_extra_bytes(*dtype, *m, *n, *k),
+            )
         }
         // a, b and c of the triad on the device, b and c on the host.
         Params::Stream { elems } => Some(*elems as f64 * 4.0 * 3.0),
-        Params::Attention { .. } | Params::Fault { .. } => None,
+        Params::Attention { seq } => {
+            let (h, d) = (
+                crate::kernels::attention::HEADS,
+                crate::kernels::attention::HEAD_DIM,
+            );
+            let t = *seq as f64;
+            // q, k, v on the host (f32) and the device, the (T, T) causal
+            // mask; at the softmax three (H, T, T) score tensors are alive
+            // (scores, exp, normalised); per-head products (T×d)·(d×T).
+            let qkv = 3.0 * (h * seq * d) as f64 * 4.0;
+            let scores = h as f64 * t * t * 4.0;
+            let par = gemm_parallel(*seq, *seq, d);
+            Some(2.0 * qkv + t * t * 4.0 + 3.0 * scores + gemm_slabs(!par, par))
+        }
+        Params::Fault { .. } => None,
         Params::Train { .. } | Params::Decode { .. } | Params::TrainQuality { .. } => {
             crate::models::work::memory_need_bytes(spec)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_sizes_parse_as_sysfs_writes_them() {
+        assert_eq!(parse_cache_size("512K"), Some(524288.0));
+        assert_eq!(parse_cache_size("2M"), Some(2097152.0));
+        assert_eq!(parse_cache_size("x"), None);
+    }
+
+    #[test]
+    fn small_products_stay_on_the_calling_thread() {
+        assert!(!gemm_parallel(16, 128, 64));
+        if gemm_pool_threads() > 1.0 {
+            assert!(gemm_parallel(128, 128, 128));
         }
     }
 }

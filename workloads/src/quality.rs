@@ -19,7 +19,7 @@ use crate::verify::Verification;
 use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
 
 /// Held-out sequences the eval loss is measured on.
-const EVAL_SEQUENCES: usize = 16;
+pub const EVAL_SEQUENCES: usize = 16;
 /// Learning rate of the quality runs: short runs on small models need a
 /// larger step than the benchmark step's GPT-style 1e-3.
 const QUALITY_LR: f64 = 1e-2;

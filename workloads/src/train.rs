@@ -136,6 +136,43 @@ pub fn incomplete_gradients(
     Ok(bad)
 }
 
+/// Splits `incomplete_gradients`' list into (failures, unrouted experts).
+/// A routed MoE expert that no token of the batch was routed to has no
+/// gradient by the math, not by a missing backward: it is excused when the
+/// reference (`ref_zero(i)`: parameter i's reference gradient is absent or
+/// zero) agrees and another expert of its layer did get a gradient — a
+/// broken backward would leave every expert without one.
+pub fn split_unrouted(
+    missing: Vec<String>,
+    vars: &[(String, Var)],
+    ref_zero: impl Fn(usize) -> candle_core::Result<bool>,
+) -> candle_core::Result<(Vec<String>, Vec<String>)> {
+    let name_of = |m: &str| m.split(" (").next().unwrap_or(m).to_string();
+    let missing_names: Vec<String> = missing.iter().map(|m| name_of(m)).collect();
+    let mut bad = vec![];
+    let mut unrouted = vec![];
+    for (m, name) in missing.into_iter().zip(&missing_names) {
+        let layer = name
+            .split_once(".routed.")
+            .map(|(l, _)| format!("{l}.routed."));
+        let excused = match (&layer, vars.iter().position(|(n, _)| n == name)) {
+            (Some(layer), Some(i)) if !m.ends_with("(non-finite gradient)") => {
+                let another_has_one = vars
+                    .iter()
+                    .any(|(n, _)| n.starts_with(layer.as_str()) && !missing_names.contains(n));
+                another_has_one && ref_zero(i)?
+            }
+            _ => false,
+        };
+        if excused {
+            unrouted.push(name.clone());
+        } else {
+            bad.push(m);
+        }
+    }
+    Ok((bad, unrouted))
+}
+
 /// Zeroed AdamW moments (m, v) for every parameter.
 pub fn zero_moments(params: &Params) -> candle_core::Result<Vec<(Tensor, Tensor)>> {
     params
@@ -201,6 +238,18 @@ impl PreparedWorkload for TrainStep {
             .map_err(e("reference step"))?;
         let missing =
             incomplete_gradients(&self.params.vars, &grads).map_err(e("gradient check"))?;
+        let (missing, unrouted) = split_unrouted(missing, &self.params.vars, |i| {
+            ref_grads
+                .get(ref_params.vars[i].1.as_tensor())
+                .map(|g| {
+                    g.abs()
+                        .and_then(|a| a.max_all())
+                        .and_then(|m| m.to_scalar::<f64>())
+                })
+                .transpose()
+                .map(|m| m.is_none_or(|m| m == 0.0))
+        })
+        .map_err(e("gradient check"))?;
         let mut worst = (0.0f64, String::new());
         let (mut max_abs, mut elems, mut non_finite) = (0.0f64, 0u64, 0u64);
         for ((name, var), (_, rvar)) in self.params.vars.iter().zip(&ref_params.vars) {
@@ -248,14 +297,22 @@ impl PreparedWorkload for TrainStep {
             mean_kl: None,
             top1_agreement: None,
             note: format!(
-                "loss {loss:.6} vs reference {ref_loss:.6} (rel {loss_rel:.1e}, tolerance {loss_tol:.0e}); worst gradient {} (scaled diff {:.1e}); {} of {n} parameters have finite non-zero gradients{}",
+                "loss {loss:.6} vs reference {ref_loss:.6} (rel {loss_rel:.1e}, tolerance {loss_tol:.0e}); worst gradient {} (scaled diff {:.1e}); {} of {n} parameters have finite non-zero gradients{}{}",
                 worst.1,
                 worst.0,
-                n - missing.len(),
+                n - missing.len() - unrouted.len(),
                 if missing.is_empty() {
                     String::new()
                 } else {
                     format!(": missing {}", missing.join(", "))
+                },
+                if unrouted.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; no token was routed to {} in this batch (none in the reference either): no gradient expected",
+                        unrouted.join(", ")
+                    )
                 }
             ),
         })
@@ -311,6 +368,37 @@ mod tests {
             let losses: Vec<f64> = (0..8).map(|_| w.run_iter().unwrap().extras[0].1).collect();
             assert!(losses[7] < losses[0], "{fam}: {losses:?}");
         }
+    }
+
+    #[test]
+    fn an_unrouted_expert_is_excused_only_beside_a_routed_one() {
+        let dev = Device::Cpu;
+        let var = || Var::zeros(2, CDType::F32, &dev).unwrap();
+        let vars: Vec<(String, Var)> = [
+            "layers.1.routed.0.up",
+            "layers.1.routed.1.up",
+            "layers.2.routed.0.up",
+            "layers.2.routed.1.up",
+            "layers.1.attn.q",
+        ]
+        .iter()
+        .map(|n| (n.to_string(), var()))
+        .collect();
+        let missing = vec![
+            "layers.1.routed.0.up (no gradient)".to_string(),
+            "layers.2.routed.0.up (no gradient)".to_string(),
+            "layers.2.routed.1.up (zero gradient)".to_string(),
+            "layers.1.attn.q (no gradient)".to_string(),
+        ];
+        let (bad, unrouted) = split_unrouted(missing.clone(), &vars, |_| Ok(true)).unwrap();
+        // Layer 1: expert 1 got a gradient, so expert 0 was just unrouted.
+        // Layer 2: no expert got one — a broken backward, not routing.
+        assert_eq!(unrouted, vec!["layers.1.routed.0.up"]);
+        assert_eq!(bad, missing[1..].to_vec());
+        // The reference disagrees (it has a gradient): a failure.
+        let (bad, unrouted) = split_unrouted(missing.clone(), &vars, |_| Ok(false)).unwrap();
+        assert!(unrouted.is_empty());
+        assert_eq!(bad, missing);
     }
 
     #[test]

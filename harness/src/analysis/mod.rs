@@ -10,6 +10,7 @@ pub mod fit;
 pub mod pareto;
 pub mod projection;
 pub mod roofline;
+pub mod spec_sheet;
 pub mod verdict;
 #[cfg(test)]
 mod verdict_tests;

@@ -332,6 +332,19 @@ pub fn project(eff: &Efficiency, work: &Work, target: &Target) -> Result<Project
     })
 }
 
+/// The shortest time `work` can take on `target`: each roof it has a
+/// figure for at 100 % of its peak (the slowest binds). `None` when the
+/// target lists neither a bandwidth nor a compute peak for `dtype`.
+pub fn roof_time(work: &Work, target: &Target, dtype: &str) -> Option<f64> {
+    let memory =
+        (target.bandwidth_bytes_per_s > 0.0).then(|| work.bytes / target.bandwidth_bytes_per_s);
+    let compute = target.peak_for(dtype).map(|(_, peak)| work.flops / peak);
+    match (memory, compute) {
+        (None, None) => None,
+        (m, c) => Some(m.unwrap_or(0.0).max(c.unwrap_or(0.0))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

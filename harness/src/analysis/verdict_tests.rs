@@ -48,10 +48,12 @@ fn bytes_of(workload: &str) -> f64 {
 /// A run on machine `m` with a 10 GB/s STREAM and 100 GFLOP/s GEMM
 /// ceiling, and tiny decode at 5 GB/s (MBU 0.5).
 fn machine_run(m: &str, with_ceilings: bool) -> SourcedRun {
-    let mut cases = vec![model_case(
-        "decode/dense-tiny/f32",
-        bytes_of("decode/dense-tiny/f32") / 5e9,
-    )];
+    machine_run_of(m, with_ceilings, "decode/dense-tiny/f32")
+}
+
+/// `machine_run` with `workload` as its model case (at MBU 0.5).
+fn machine_run_of(m: &str, with_ceilings: bool, workload: &str) -> SourcedRun {
+    let mut cases = vec![model_case(workload, bytes_of(workload) / 5e9)];
     if with_ceilings {
         cases.push(case(
             "kernel/stream-1000",
@@ -403,4 +405,86 @@ fn a_run_under_the_memory_measures_the_fit() {
         &runs,
     );
     assert_eq!(v.verdict, ClaimVerdictKind::SupportedMeasured);
+}
+
+/// tokens/s of `workload` on the `fast` profile (100 GB/s) at MBU `mbu`.
+fn on_fast(workload: &str, mbu: f64) -> f64 {
+    let w = capbench_workloads::models::work::of(&WorkloadSpec::parse(workload).unwrap());
+    w.headline_per_iter / (w.bytes / (mbu * 100e9))
+}
+
+#[test]
+fn a_smaller_size_bounds_the_efficiency_from_below_only() {
+    // Tiny at MBU 0.5 stands in for small: the projection at 0.5 is the
+    // slow end; the roof at 100 % (twice as fast) is the fast end.
+    let runs = vec![machine_run("m1", true)];
+    let point = on_fast("decode/dense-small/f32", 0.5);
+    let judge = |factor: f64| {
+        verdict(
+            &claim(
+                "decode/dense-small/f32",
+                "profile = \"fast\"",
+                &[format!("tokens_per_s >= {}", point * factor)],
+            ),
+            &runs,
+        )
+    };
+    let v = judge(0.5);
+    assert_eq!(v.verdict, ClaimVerdictKind::SupportedProjected, "{v:#?}");
+    assert!(
+        v.assumptions[0].contains("as a lower bound"),
+        "{:?}",
+        v.assumptions
+    );
+    // Above the source's efficiency but below the roof: a bigger model may
+    // well get there (it did on the measuring VM), so no refutation.
+    let v = judge(1.5);
+    assert_eq!(v.verdict, ClaimVerdictKind::CannotTell, "{v:#?}");
+    let e = &v.expectations[0];
+    assert!(
+        (e.band_high.unwrap() / (2.0 * point) - 1.0).abs() < 1e-6,
+        "{e:?}"
+    );
+    // Beyond the roof at 100 %: refuted whatever the efficiency.
+    let v = judge(2.5);
+    assert_eq!(v.verdict, ClaimVerdictKind::RefutedProjected, "{v:#?}");
+}
+
+#[test]
+fn a_larger_size_bounds_only_from_above() {
+    let runs = vec![machine_run_of("m1", true, "decode/dense-small/f32")];
+    let roof = on_fast("decode/dense-tiny/f32", 1.0);
+    let judge = |expect: String| {
+        verdict(
+            &claim("decode/dense-tiny/f32", "profile = \"fast\"", &[expect]),
+            &runs,
+        )
+    };
+    // However slow: the tiny model's efficiency may be far below small's.
+    let v = judge("tokens_per_s >= 0.001".into());
+    assert_eq!(v.verdict, ClaimVerdictKind::CannotTell, "{v:#?}");
+    assert_eq!(v.expectations[0].band_low, Some(0.0));
+    let v = judge(format!("tokens_per_s <= {}", roof * 1.01));
+    assert_eq!(v.verdict, ClaimVerdictKind::SupportedProjected, "{v:#?}");
+    let v = judge(format!("tokens_per_s >= {}", roof * 1.5));
+    assert_eq!(v.verdict, ClaimVerdictKind::RefutedProjected, "{v:#?}");
+    // The nearest smaller size is preferred over a larger one.
+    let mut both = machine_run_of("m1", true, "decode/llama-3.2-1b/f32");
+    let tiny = machine_run("m1", true).run.cases[0].clone();
+    both.run.cases.push(tiny);
+    let v = verdict(
+        &claim(
+            "decode/dense-small/f32",
+            "profile = \"fast\"",
+            &["tokens_per_s >= 0.001".into()],
+        ),
+        &[both],
+    );
+    assert_eq!(v.verdict, ClaimVerdictKind::SupportedProjected, "{v:#?}");
+    assert!(
+        v.assumptions[0].contains("decode/dense-tiny/f32")
+            && v.assumptions[0].contains("lower bound"),
+        "{:?}",
+        v.assumptions
+    );
 }

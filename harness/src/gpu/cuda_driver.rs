@@ -11,7 +11,11 @@ pub const DRIVER_LIBRARY: &str = "libcuda.so.1";
 
 /// CUDA_ERROR_STUB_LIBRARY: what a link-time stub libcuda answers (the
 /// toolkit's `lib/stubs/libcuda.so`, or capbench's stand-in).
+/// (Only the Linux loader reads these codes: elsewhere there is no driver
+/// to ask.)
+#[cfg(target_os = "linux")]
 const CUDA_ERROR_STUB_LIBRARY: i32 = 34;
+#[cfg(target_os = "linux")]
 const CUDA_ERROR_NO_DEVICE: i32 = 100;
 
 /// The driver as found: its version (e.g. 13000 for 13.0) and GPU count.

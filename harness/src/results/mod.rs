@@ -239,6 +239,12 @@ pub struct CapsRecord {
     /// Hardware profile these caps stand in for (`capbench list profiles`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
+    /// NVIDIA board power limit to set through NVML (`--power-limit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_limit_w: Option<f64>,
+    /// NVIDIA GPU clock lock [min, max] MHz through NVML (`--lock-clocks`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_clocks_mhz: Option<[u32; 2]>,
 }
 
 /// Memory a worker process used: the counting allocator's high-water marks
@@ -294,6 +300,10 @@ pub struct AppliedCaps {
     /// Caps asked for but not applied, each with the reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_applied: Vec<String>,
+    /// NVML power limit and clock lock: requested, applied or `not
+    /// applied: <reason>`, observed, and whether they were restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_compute: Option<crate::caps::gpu_compute::GpuComputeRecord>,
 }
 
 /// One finished case: one line of cases.jsonl, one entry of run.json.

@@ -225,6 +225,8 @@ fn finish(dir: &Path, plan: &Plan, env: Env) -> Result<RunFile> {
     // and caps); MFU, MBU and the roofline bound of every case against them.
     let ceilings = crate::analysis::ceilings::from_cases(&cases, &plan.run_id);
     crate::analysis::ceilings::apply(&mut cases, &ceilings);
+    // Under a profile: the same rates against its spec sheet.
+    crate::analysis::spec_sheet::apply(&mut cases, &plan.options.profiles);
     let mut totals = RunTotals {
         cases: cases.len(),
         ..Default::default()

@@ -40,6 +40,10 @@ pub struct PlanRequest {
     pub wgpu_limits: Option<String>,
     /// `--profile` names or files; one case per profile.
     pub profiles: Vec<String>,
+    /// `--power-limit` watts (NVML, cuda).
+    pub power_limit_w: Option<f64>,
+    /// `--lock-clocks MIN[:MAX]` MHz (NVML, cuda).
+    pub lock_clocks: Option<String>,
 }
 
 /// A GGUF file's error as bad input (exit 2), naming file, place and fix.
@@ -221,7 +225,8 @@ fn matches_any(globs: &[glob::Pattern], name: &str) -> bool {
 }
 
 /// `workload@backend`, then each cap that is set: `+profile=NAME` (which
-/// implies its memory caps), `+threads=N`, `+cpus=L`, `+mem=8GiB`,
+/// implies its memory caps), `+threads=N`, `+cpus=L`, `+power=150W`,
+/// `+clocks=900:1200MHz`, `+mem=8GiB`,
 /// `+devmem=4GiB`, `+wgpu=downlevel`.
 pub fn case_id(workload: &str, backend: &str, caps: &CapsRecord) -> String {
     let mut id = format!("{workload}@{backend}");
@@ -233,6 +238,12 @@ pub fn case_id(workload: &str, backend: &str, caps: &CapsRecord) -> String {
     }
     if let Some(c) = &caps.cpus {
         id.push_str(&format!("+cpus={c}"));
+    }
+    if let Some(w) = caps.power_limit_w {
+        id.push_str(&format!("+power={w}W"));
+    }
+    if let Some([lo, hi]) = caps.lock_clocks_mhz {
+        id.push_str(&format!("+clocks={lo}:{hi}MHz"));
     }
     if caps.profile.is_none() {
         if let Some(m) = caps.mem_cap_bytes {
@@ -255,6 +266,8 @@ struct CapFlags {
     cpus: Option<Vec<usize>>,
     wgpu_limits: Option<WgpuLimitsTier>,
     profiles: Vec<Profile>,
+    power_limit_w: Option<f64>,
+    lock_clocks_mhz: Option<(u32, u32)>,
 }
 
 fn parse_cap_flags(req: &PlanRequest) -> Result<CapFlags> {
@@ -302,12 +315,27 @@ fn parse_cap_flags(req: &PlanRequest) -> Result<CapFlags> {
             "--profile sets the memory caps itself; leave out --mem-cap/--device-mem-cap (or run without --profile)",
         ));
     }
+    if let Some(w) = req.power_limit_w
+        && !(w.is_finite() && w > 0.0)
+    {
+        return Err(HarnessError::usage(format!(
+            "--power-limit: {w} is not a positive number of watts"
+        )));
+    }
+    let lock_clocks_mhz = req
+        .lock_clocks
+        .as_deref()
+        .map(crate::caps::gpu_compute::parse_clocks)
+        .transpose()
+        .map_err(|m| HarnessError::usage(format!("--lock-clocks: {m}")))?;
     Ok(CapFlags {
         mem_caps,
         device_mem_caps,
         cpus,
         wgpu_limits,
         profiles,
+        power_limit_w: req.power_limit_w,
+        lock_clocks_mhz,
     })
 }
 
@@ -319,6 +347,8 @@ fn cap_sets(flags: &CapFlags, threads: Option<usize>, backend: &Backend) -> Vec<
         threads,
         cpus,
         wgpu_limits: flags.wgpu_limits.clone(),
+        power_limit_w: flags.power_limit_w,
+        lock_clocks_mhz: flags.lock_clocks_mhz.map(|(a, b)| [a, b]),
         ..Default::default()
     };
     if !flags.profiles.is_empty() {

@@ -141,57 +141,168 @@ pub fn decode_work(spec: &WorkloadSpec, cfg: &ModelConfig, weight_bytes: f64) ->
     }
 }
 
-/// Activation floats the autograd graph holds per token in layer `l` at
-/// T tokens of context: candle keeps every op's output, and the model's
-/// norms, RoPE, softmax and SwiGLU are composites of several ops. Counted
-/// per op output — ~25 d-sized tensors (two norms of 5 ops, projections,
-/// RoPE of q and k, residuals), 6 of the (H × T) attention rows (scores,
-/// scale, mask, max, exp, normalise) and 5 FFN-wide ones (gate, up, sigmoid,
-/// SiLU, product) — then × `TRAIN_ACT_FACTOR` for the activation gradients
-/// alive at the peak of backward.
-/// Bytes per parameter a training step holds at its peak: f32 weights,
-/// gradients and two AdamW moments (16), plus 3 for the update's
-/// temporaries. This and `TRAIN_ACT_FACTOR` were fitted to the counting
-/// allocator's peaks of train-step/dense-small/f32 at b1t32 (640 MB, weights
-/// dominate) and b4t128 (1147 MB, activations ~40 %).
+/// Bytes per parameter a training step holds: f32 weights, gradients and
+/// two AdamW moments (16), plus 3 for the update's temporaries (m, v and
+/// the update of one tensor at a time, gradient-sized on the largest).
 const TRAIN_BYTES_PER_PARAM: f64 = 19.0;
-const TRAIN_ACT_FACTOR: f64 = 1.14;
+/// Per token and layer the autograd graph keeps every op's output: ~25
+/// d-sized tensors (two norms of 5 ops, projections, RoPE of q and k,
+/// residuals) and 5 FFN-wide ones (gate, up, sigmoid, SiLU, product); at
+/// the peak of backward their gradients add a quarter again.
+const TRAIN_D_TENSORS: f64 = 34.0;
+const TRAIN_FFN_TENSORS: f64 = 3.0;
+/// A MoE layer adds d-wide tensors per token to the graph: the zeroed
+/// output and one `index_add` result per expert (routed and shared), and
+/// the gate-weighted output of each of the token's top-k experts.
+fn moe_extra_d_tensors(m: &super::config::MoeDims) -> f64 {
+    (m.routed + m.shared + 1 + m.top_k) as f64
+}
+/// Per (head, query, key) of each layer: 6 forward tensors (scores, scale,
+/// mask, shifted, exp, normalised) and ~5.5 of their gradients.
+const TRAIN_SCORE_TENSORS: f64 = 11.5;
+/// Per token, vocab-wide f32 tensors of the loss: logits, log-softmax's
+/// shifted, exp and output, and the gradients of three of them.
+const TRAIN_VOCAB_TENSORS: f64 = 6.0;
+/// The forward alone (the quality run's held-out evaluation keeps its graph
+/// until the logits are detached) holds the forward share of the above.
+const FORWARD_SHARE: f64 = 0.63;
+/// Inference: at a layer's softmax, three (B, H, T, S) score tensors are
+/// alive (the masked scores, exp, normalised), with the residual, the
+/// normed input, q and the attention output (4 d-sized per token).
+const INFER_SCORE_TENSORS: f64 = 3.0;
+const INFER_D_TENSORS: f64 = 4.0;
+const INFER_FFN_TENSORS: f64 = 4.0;
 
-fn train_act_floats_per_token_layer(cfg: &ModelConfig, l: usize, seq: usize) -> f64 {
-    let ld = cfg.layer(l);
-    let ffn = match (ld.moe, cfg.moe) {
-        // Routed experts see top_k of the tokens, shared ones all of them.
-        (true, Some(m)) => m.expert_ffn * (m.top_k + m.shared),
-        _ => ld.ffn,
-    };
-    let per_op = 25.0 * cfg.d_model as f64 + 6.0 * (ld.n_heads * seq) as f64 + 5.0 * ffn as f64;
-    TRAIN_ACT_FACTOR * per_op
+/// Token-proportional activation bytes the graph keeps for `tokens` tokens
+/// of `seq` (B·T) in dtype bytes `act`, plus the score tensors; × `share`.
+fn graph_activation_bytes(cfg: &ModelConfig, batch: usize, seq: usize, act: f64) -> f64 {
+    let tokens = (batch * seq) as f64;
+    (0..cfg.n_layers)
+        .map(|l| {
+            let ld = cfg.layer(l);
+            let ffn = match (ld.moe, cfg.moe) {
+                // Routed experts see top_k of the tokens, shared ones all of them.
+                (true, Some(m)) => m.expert_ffn * (m.top_k + m.shared),
+                _ => ld.ffn,
+            };
+            let moe = match (ld.moe, cfg.moe) {
+                (true, Some(m)) => moe_extra_d_tensors(&m),
+                _ => 0.0,
+            };
+            let per_token =
+                (TRAIN_D_TENSORS + moe) * cfg.d_model as f64 + TRAIN_FFN_TENSORS * ffn as f64;
+            let scores = TRAIN_SCORE_TENSORS * (batch * ld.n_heads * seq * seq) as f64;
+            (tokens * per_token + scores) * act
+        })
+        .sum::<f64>()
+        + tokens * cfg.vocab as f64 * 4.0 * TRAIN_VOCAB_TENSORS
 }
 
-/// Predicted bytes a run of this workload holds at its peak, the larger of
-/// two phases:
-/// - preparing: the weights built so far plus the f32 tensor being
+/// Bytes of the q4_0 linear weights as capbench's CPU kernel stores them:
+/// each row padded to groups of 16 blocks of 32 (288 bytes a group: 16·16
+/// nibble bytes + 16 f16 scales), so a 64-wide row takes a whole group.
+/// MLA and MoE layers are counted by the same rule over their matrices.
+fn q4_weight_bytes(cfg: &ModelConfig) -> f64 {
+    let row = |cols: usize| cols.div_ceil(512) as f64 * 288.0;
+    let lin = |cols: usize, rows: usize| rows as f64 * row(cols);
+    let d = cfg.d_model;
+    let layers: f64 = (0..cfg.n_layers)
+        .map(|l| {
+            let ld = cfg.layer(l);
+            let attn = match cfg.mla {
+                Some(m) => {
+                    let h = ld.n_heads;
+                    lin(d, h * (m.nope_dim + m.rope_dim))
+                        + lin(d, m.kv_lora_rank)
+                        + lin(d, m.rope_dim)
+                        + lin(m.kv_lora_rank, h * (m.nope_dim + m.v_dim))
+                        + lin(h * m.v_dim, d)
+                        + m.kv_lora_rank as f64 * 4.0
+                }
+                None => {
+                    let hd = cfg.head_dim;
+                    lin(d, (ld.n_heads + 2 * ld.n_kv_heads) * hd) + lin(ld.n_heads * hd, d)
+                }
+            };
+            let ffn = match (ld.moe, cfg.moe) {
+                (true, Some(m)) => {
+                    (m.routed + m.shared) as f64 * (lin(d, 2 * m.expert_ffn) + lin(m.expert_ffn, d))
+                        + lin(d, m.routed)
+                }
+                _ => lin(d, 2 * ld.ffn) + lin(ld.ffn, d),
+            };
+            attn + ffn + 2.0 * d as f64 * 4.0
+        })
+        .sum();
+    let head = if cfg.tied_embeddings {
+        0.0
+    } else {
+        lin(d, cfg.vocab)
+    };
+    layers + head + d as f64 * 4.0
+}
+
+/// The largest linear layer's (in, out): the LM head or an FFN matrix.
+fn largest_linear(cfg: &ModelConfig) -> (usize, usize) {
+    let ffn = (0..cfg.n_layers)
+        .map(|l| cfg.layer(l).ffn)
+        .max()
+        .unwrap_or(0);
+    (cfg.d_model, cfg.vocab.max(ffn))
+}
+
+/// GEMM slabs of a training step over `tokens`: small products run on the
+/// calling thread; the pool joins once the forward (N·d·out), the input
+/// gradient (N·out·d) or the weight gradient (out·N·d) is large enough.
+fn train_slabs(cfg: &ModelConfig, tokens: usize) -> f64 {
+    use crate::memory_need::{gemm_parallel, gemm_slabs};
+    let (d, out) = largest_linear(cfg);
+    let pool = gemm_parallel(tokens, out, d)
+        || gemm_parallel(tokens, d, out)
+        || gemm_parallel(out, d, tokens);
+    gemm_slabs(true, pool)
+}
+
+/// Predicted bytes a run of this workload holds at its peak (the counting
+/// allocator's `peak_alloc_workload_bytes`), the larger of its phases:
+/// - training: f32 weights, gradients, two AdamW moments and the update's
+///   temporaries (19 bytes a parameter); the graph's activations (per token
+///   and layer, per attention score, per vocab entry: counted per op in the
+///   constants above); the GEMM packing slabs; for a quality run, the
+///   verification step's weights and moments kept beside a fresh model's,
+///   and the held-out evaluation's forward graph (16 sequences);
+/// - preparing a decode: the weights built so far plus the f32 tensor being
 ///   converted (generated in f32, then cast or quantized; q4_0 also copies
 ///   it to host once more);
-/// - running: weights in their format (embeddings f32 for quantized
+/// - running a decode: weights in their format (embeddings f32 for quantized
 ///   formats, else in the activation dtype), the KV cache at the run's
-///   context, the prompt's logits; training holds f32 weights, gradients,
-///   two AdamW moments and the update's temporaries (19 bytes per
-///   parameter), the graph's activations and the logits with their softmax
-///   and gradient.
+///   context twice (the cache and its concatenated successor), the GEMM
+///   slab of the calling thread (and the pool's for a large prompt), and
+///   the larger of the attention moment (mask, three score tensors, four
+///   d-wide tensors per token) and the logits moment of the prompt.
 ///
-/// Checked against the counting allocator's peak (`peak_alloc_workload_bytes`)
-/// in harness/tests/caps_cli.rs; used by `list workloads` and by `fits / does
+/// Checked against the counting allocator's peak in
+/// harness/tests/caps_cli.rs; used by `list workloads` and by `fits / does
 /// not fit` under a memory cap.
 pub fn memory_need_bytes(spec: &WorkloadSpec) -> Option<f64> {
+    use crate::memory_need::{gemm_parallel, gemm_slabs};
     match &spec.params {
         Params::Train {
             model,
             dtype,
             batch,
             seq,
+        } => {
+            let cfg = super::shape(model)?;
+            let p = cfg.param_count() as f64;
+            let act = if *dtype == DType::Bf16 { 2.0 } else { 4.0 };
+            Some(
+                p * TRAIN_BYTES_PER_PARAM
+                    + graph_activation_bytes(&cfg, *batch, *seq, act)
+                    + train_slabs(&cfg, batch * seq),
+            )
         }
-        | Params::TrainQuality {
+        Params::TrainQuality {
             model,
             dtype,
             batch,
@@ -201,14 +312,15 @@ pub fn memory_need_bytes(spec: &WorkloadSpec) -> Option<f64> {
             let cfg = super::shape(model)?;
             let p = cfg.param_count() as f64;
             let act = if *dtype == DType::Bf16 { 2.0 } else { 4.0 };
-            let tokens = (*batch * *seq) as f64;
-            let acts: f64 = (0..cfg.n_layers)
-                .map(|l| train_act_floats_per_token_layer(&cfg, l, *seq))
-                .sum::<f64>()
-                * tokens
-                * act;
-            let logits = tokens * cfg.vocab as f64 * 4.0 * 3.0;
-            Some(p * TRAIN_BYTES_PER_PARAM + acts + logits)
+            let eval = crate::quality::EVAL_SEQUENCES;
+            // The verification step's weights and moments (12 B/param) stay
+            // alive beside each run's fresh model.
+            let check = p * 12.0;
+            let step = p * TRAIN_BYTES_PER_PARAM + graph_activation_bytes(&cfg, *batch, *seq, act);
+            let evaluation =
+                p * 12.0 + FORWARD_SHARE * graph_activation_bytes(&cfg, eval, *seq, act);
+            let slabs = train_slabs(&cfg, batch * seq).max(train_slabs(&cfg, eval * seq));
+            Some(check + step.max(evaluation) + slabs)
         }
         Params::Decode {
             model,
@@ -224,8 +336,11 @@ pub fn memory_need_bytes(spec: &WorkloadSpec) -> Option<f64> {
                 WeightFmt::Q8_0 | WeightFmt::Q4_0 => 4.0,
                 f => act_bytes(*f),
             };
-            let weights = (cfg.param_count() as f64 - embed) * format.bytes_per_weight()
-                + embed * embed_bytes;
+            let weights = if *format == WeightFmt::Q4_0 {
+                q4_weight_bytes(&cfg)
+            } else {
+                (cfg.param_count() as f64 - embed) * format.bytes_per_weight()
+            } + embed * embed_bytes;
             // The largest linear weight: the LM head (untied) or an FFN matrix.
             let largest = (0..cfg.n_layers)
                 .map(|l| (cfg.layer(l).ffn * cfg.d_model) as f64)
@@ -240,10 +355,60 @@ pub fn memory_need_bytes(spec: &WorkloadSpec) -> Option<f64> {
                 WeightFmt::Q4_0 => 2.0,
             };
             let preparing = weights + largest * 4.0 * copies;
-            let ctx = (depth + prompt + gen_tokens) as f64;
-            let kv = *batch as f64 * ctx * cfg.kv_elems_per_token() as f64 * act_bytes(*format);
-            let logits = (*batch * *prompt * cfg.vocab) as f64 * 4.0;
-            Some(preparing.max(weights + kv + logits))
+            let a = act_bytes(*format);
+            let widest_ffn = (0..cfg.n_layers)
+                .map(|l| {
+                    let ld = cfg.layer(l);
+                    match (ld.moe, cfg.moe) {
+                        (true, Some(m)) => m.expert_ffn * (m.top_k + m.shared),
+                        _ => ld.ffn,
+                    }
+                })
+                .max()?;
+            let b = *batch;
+            let heads = (0..cfg.n_layers).map(|l| cfg.layer(l).n_heads).max()?;
+            let kv_tok = cfg.kv_elems_per_token() as f64 * a;
+            // A forward of T new tokens after `past` cached ones.
+            let moment = |t: usize, past: usize| -> f64 {
+                let (tf, s) = (t as f64, (past + t) as f64);
+                let attention = tf * s * a
+                    + INFER_SCORE_TENSORS * (b * heads) as f64 * tf * s * a
+                    + INFER_D_TENSORS * (b * t * cfg.d_model) as f64 * a;
+                let ffn = (b * t) as f64
+                    * (2.0 * cfg.d_model as f64 + INFER_FFN_TENSORS * widest_ffn as f64)
+                    * a;
+                let logits = (b * t * cfg.vocab) as f64 * 4.0 + (b * t * cfg.d_model) as f64 * a;
+                let (d, out) = largest_linear(&cfg);
+                let slabs = gemm_slabs(true, gemm_parallel(b * t, out, d));
+                // Half-precision products on the CPU (memory_need's GEMM
+                // rule): f16 widens the weight (the right-hand side) to f32
+                // for the largest product; bf16 also converts the input and
+                // the result.
+                let m = (b * t) as f64;
+                let half = match format {
+                    WeightFmt::F16 => (d * out) as f64 * 4.0,
+                    WeightFmt::Bf16 => ((d * out) as f64 + m * (d + out) as f64) * 4.0,
+                    _ => 0.0,
+                };
+                // The cache before this forward and its extension.
+                let kv = b as f64 * kv_tok * (past as f64 + s);
+                attention.max(logits).max(ffn) + slabs + half + kv
+            };
+            let ctx0 = depth + prompt;
+            let prepare = if *depth > 0 {
+                preparing.max(weights + moment(*depth, 0))
+            } else {
+                preparing
+            };
+            // The depth cache (cloned per iteration) stays beside the run's.
+            let depth_cache = b as f64 * kv_tok * *depth as f64;
+            let prefill = moment(*prompt, *depth);
+            let last_step = if *gen_tokens > 0 {
+                moment(1, ctx0 + gen_tokens - 1)
+            } else {
+                0.0
+            };
+            Some(prepare.max(weights + depth_cache + prefill.max(last_step)))
         }
         _ => None,
     }
