@@ -147,9 +147,21 @@ fn quick_gemm_on_wgpu_records_ok_cases() {
     let dev = &run["cases"][0]["device"];
     assert_eq!(dev["backend"], "wgpu");
     assert_ne!(dev["api"], "gl", "wgpu must not fall back to GL by itself");
+    // GPU timestamps exactly when the device was opened with them.
+    let worker = &run["cases"][0]["processes"][0]["worker"];
+    let timestamps = worker["device"]["details"]
+        .as_array()
+        .expect("worker device details")
+        .iter()
+        .filter_map(|d| d.as_str())
+        .any(|d| d.starts_with("features_used=") && d.contains("TIMESTAMP_QUERY"));
     assert_eq!(
-        run["cases"][0]["processes"][0]["worker"]["timer"],
-        "wall_clock_after_poll_wait"
+        worker["timer"],
+        if timestamps {
+            "gpu_timestamp_query"
+        } else {
+            "wall_clock_after_poll_wait"
+        }
     );
 }
 

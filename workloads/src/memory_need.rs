@@ -86,7 +86,7 @@ pub fn half_matmul_extra_bytes(dtype: DType, m: usize, n: usize, k: usize) -> f6
 
 pub fn bytes(spec: &WorkloadSpec) -> Option<f64> {
     match &spec.params {
-        Params::Gemm { m, n, k, dtype } => {
+        Params::Gemm { m, n, k, dtype, .. } => {
             let (mf, nf, kf) = (*m as f64, *n as f64, *k as f64);
             // Host operands in f32, device operands and the result in the
             // dtype, the CPU GEMM's packing slabs and half-precision copies.

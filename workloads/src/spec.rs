@@ -48,6 +48,38 @@ impl DType {
     }
 }
 
+/// A rung of the wgpu GEMM ladder, named by a `kernel/gemm-…-<rung>` suffix
+/// so a GPU run shows what each step of kernel work gains. Without a suffix
+/// a backend runs its best GEMM (wgpu: `blocked`; cpu, cuda, metal:
+/// candle's matmul); the rungs are wgpu kernels only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GemmVariant {
+    /// One thread per output, operands straight from memory.
+    Naive,
+    /// 16×16 tiles staged through workgroup memory.
+    Tiled,
+    /// 64×64 tiles, 4×4 outputs a thread held in registers.
+    Blocked,
+}
+
+impl GemmVariant {
+    pub const ALL: [GemmVariant; 3] =
+        [GemmVariant::Naive, GemmVariant::Tiled, GemmVariant::Blocked];
+
+    pub fn parse(s: &str) -> Option<GemmVariant> {
+        GemmVariant::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GemmVariant::Naive => "naive",
+            GemmVariant::Tiled => "tiled",
+            GemmVariant::Blocked => "blocked",
+        }
+    }
+}
+
 /// Deliberate failures, so the harness's isolation can be tested on the real
 /// binary: each one is how a real case dies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +149,9 @@ pub enum Params {
         n: usize,
         k: usize,
         dtype: DType,
+        /// A named rung of the wgpu GEMM ladder; `None`: the backend's best.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        variant: Option<GemmVariant>,
     },
     Fault {
         fault: FaultMode,
@@ -185,7 +220,8 @@ pub const GGUF_MODEL: &str = "gguf";
 
 impl WorkloadSpec {
     /// Parses an instance name. Accepted forms:
-    /// `kernel/gemm-<f32|f16|bf16>-<N>` (square) or `-<M>x<N>x<K>`, and
+    /// `kernel/gemm-<f32|f16|bf16>-<N>` (square) or `-<M>x<N>x<K>`, each
+    /// optionally `-<naive|tiled|blocked>` (a wgpu GEMM ladder rung), and
     /// `fault/<panic|abort|hang|oom|wrong|slow-<ms>>`.
     pub fn parse(name: &str) -> Result<WorkloadSpec> {
         let unknown = |hint: &str| WorkloadError::UnknownName {
@@ -194,9 +230,12 @@ impl WorkloadSpec {
             hint: hint.to_string(),
         };
         if let Some(rest) = name.strip_prefix("kernel/gemm-") {
-            let hint =
-                "expected kernel/gemm-<f32|f16|bf16>-<N> or -<M>x<N>x<K>, e.g. kernel/gemm-f32-256";
+            let hint = "expected kernel/gemm-<f32|f16|bf16>-<N> or -<M>x<N>x<K>, optionally -<naive|tiled|blocked> (a wgpu GEMM ladder rung), e.g. kernel/gemm-f32-256 or kernel/gemm-f32-256-tiled";
             let (dt, dims) = rest.split_once('-').ok_or_else(|| unknown(hint))?;
+            let (dims, variant) = match dims.split_once('-') {
+                None => (dims, None),
+                Some((d, v)) => (d, Some(GemmVariant::parse(v).ok_or_else(|| unknown(hint))?)),
+            };
             let dtype = DType::parse(dt).ok_or_else(|| unknown(hint))?;
             let nums: Vec<usize> = dims
                 .split('x')
@@ -208,7 +247,18 @@ impl WorkloadSpec {
                 [m, n, k] => (*m, *n, *k),
                 _ => return Err(unknown(hint)),
             };
-            return Ok(Self::gemm(m, n, k, dtype));
+            let mut spec = Self::gemm(m, n, k, dtype);
+            if let Some(v) = variant {
+                spec.name = format!("{}-{}", spec.name, v.as_str());
+                spec.params = Params::Gemm {
+                    m,
+                    n,
+                    k,
+                    dtype,
+                    variant: Some(v),
+                };
+            }
+            return Ok(spec);
         }
         if let Some(rest) = name.strip_prefix("kernel/stream-") {
             let elems = parse_count(rest).ok_or_else(|| {
@@ -381,7 +431,13 @@ impl WorkloadSpec {
             kind: "kernel".into(),
             version: GEMM_VERSION,
             seed: DEFAULT_SEED,
-            params: Params::Gemm { m, n, k, dtype },
+            params: Params::Gemm {
+                m,
+                n,
+                k,
+                dtype,
+                variant: None,
+            },
         }
     }
 
@@ -412,7 +468,7 @@ impl WorkloadSpec {
     /// read once, the output written once).
     pub fn bytes_per_iter(&self) -> f64 {
         match &self.params {
-            Params::Gemm { m, n, k, dtype } => {
+            Params::Gemm { m, n, k, dtype, .. } => {
                 ((m * k + k * n + m * n) * dtype.size_bytes()) as f64
             }
             Params::Fault { .. } => (3 * 16 * 16 * 4) as f64,
@@ -561,7 +617,8 @@ mod tests {
                 m: 256,
                 n: 256,
                 k: 256,
-                dtype: DType::F32
+                dtype: DType::F32,
+                variant: None,
             }
         );
         assert_eq!(s.flops_per_iter(), 2.0 * 256f64.powi(3));
@@ -572,10 +629,25 @@ mod tests {
                 m: 64,
                 n: 128,
                 k: 32,
-                dtype: DType::Bf16
+                dtype: DType::Bf16,
+                variant: None,
             }
         );
         assert_eq!(r.name, "kernel/gemm-bf16-64x128x32");
+        let t = WorkloadSpec::parse("kernel/gemm-f32-256-tiled").unwrap();
+        assert_eq!(
+            t.params,
+            Params::Gemm {
+                m: 256,
+                n: 256,
+                k: 256,
+                dtype: DType::F32,
+                variant: Some(GemmVariant::Tiled),
+            }
+        );
+        // A rung is the same computation: same work, same version.
+        assert_eq!(t.flops_per_iter(), s.flops_per_iter());
+        assert_eq!(t.version, s.version);
         assert_eq!(
             r.bytes_per_iter(),
             ((64 * 32 + 32 * 128 + 64 * 128) * 2) as f64
@@ -587,6 +659,8 @@ mod tests {
         for n in [
             "kernel/gemm-f16-512",
             "kernel/gemm-f32-1x2x3",
+            "kernel/gemm-f32-512-naive",
+            "kernel/gemm-f32-64x32x16-blocked",
             "fault/slow-250ms",
         ] {
             assert_eq!(WorkloadSpec::parse(n).unwrap().name, n);
@@ -599,6 +673,8 @@ mod tests {
             "kernel/gemm-f64-256",
             "kernel/gemm-f32-0",
             "kernel/gemm-f32-2x3",
+            "kernel/gemm-f32-256-fast",
+            "kernel/gemm-f32-256-",
             "gemm",
             "fault/slow-x",
         ] {

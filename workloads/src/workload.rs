@@ -78,6 +78,15 @@ pub fn supports(spec: &WorkloadSpec, backend: &Backend) -> std::result::Result<(
             "{} GEMM on wgpu is not implemented yet (f32 only)",
             dtype.as_str()
         )),
+        (
+            Params::Gemm {
+                variant: Some(v), ..
+            },
+            b,
+        ) if b.is_candle() => Err(format!(
+            "`-{}` names a rung of the wgpu GEMM ladder (naive, tiled, blocked); on {b} run the name without it (candle's matmul)",
+            v.as_str()
+        )),
         (Params::Fault { .. }, b) if *b != Backend::Cpu => {
             Err("fault workloads exist to test the harness and run on cpu only".into())
         }
@@ -90,14 +99,6 @@ pub fn supports(spec: &WorkloadSpec, backend: &Backend) -> std::result::Result<(
         )),
         (Params::Decode { model, .. }, Backend::Wgpu(_)) if model == crate::spec::GGUF_MODEL => {
             Err("GGUF files run on the candle backends (cpu, cuda, metal)".into())
-        }
-        (Params::Decode { format, .. }, Backend::Wgpu(_))
-            if *format != crate::spec::WeightFmt::F32 =>
-        {
-            Err(format!(
-                "{} weights on the wgpu engine are not implemented (f32 only)",
-                format.as_str()
-            ))
         }
         (Params::TrainQuality { .. }, Backend::Wgpu(_)) => {
             Err("train-quality on wgpu is not implemented (train-step is)".into())
@@ -186,11 +187,11 @@ pub fn catalog() -> Vec<CatalogEntry> {
     use crate::spec::{FAULT_VERSION, GEMM_VERSION};
     vec![
         CatalogEntry {
-            pattern: "kernel/gemm-<f32|f16|bf16>-<N | MxNxK>",
+            pattern: "kernel/gemm-<f32|f16|bf16>-<N | MxNxK>[-<naive|tiled|blocked>]",
             kind: "kernel",
             version: GEMM_VERSION,
-            backends: "cpu, cuda, metal: f32 f16 bf16; wgpu: f32",
-            description: "C = A·B, row-major, seeded uniform inputs; GFLOP/s from 2·M·N·K",
+            backends: "cpu, cuda, metal: f32 f16 bf16; wgpu: f32 (the -naive/-tiled/-blocked rungs: wgpu only)",
+            description: "C = A·B, row-major, seeded uniform inputs; GFLOP/s from 2·M·N·K. On wgpu a suffix picks a rung of the GEMM ladder (naive: a thread per output; tiled: 16×16 workgroup tiles; blocked: 64×64 tiles, 4×4 per thread, the default)",
             example: "kernel/gemm-f32-512",
             harness_test: false,
         },
@@ -234,7 +235,7 @@ pub fn catalog() -> Vec<CatalogEntry> {
             pattern: "decode/<model>/<f32|f16|bf16|q8_0|q4_0>[/p<P>g<G>b<B>d<D>]",
             kind: "decode",
             version: crate::spec::DECODE_VERSION,
-            backends: "cpu, cuda, metal; wgpu: f32",
+            backends: "cpu, cuda, metal, wgpu (wgpu: weights stored in the format, computed in f32)",
             description: "P-token prompt after D cached tokens, then G greedy tokens with the KV cache, batch B; verified against the CPU f32 model (KL, top-1, max logit diff); tokens/s, TTFT, inter-token latency",
             example: "decode/dense-tiny/q8_0/p16g16",
             harness_test: false,
@@ -243,7 +244,7 @@ pub fn catalog() -> Vec<CatalogEntry> {
             pattern: "prefill/<model>/<format>[/p<P>b<B>d<D>]",
             kind: "prefill",
             version: crate::spec::DECODE_VERSION,
-            backends: "cpu, cuda, metal; wgpu: f32",
+            backends: "cpu, cuda, metal, wgpu (wgpu: weights stored in the format, computed in f32)",
             description: "the prompt phase alone: prefill tokens/s and time to first token",
             example: "prefill/llama-3.2-1b/q4_0/p128",
             harness_test: false,

@@ -35,7 +35,7 @@ fn round_to(dtype: DType, x: f32) -> f32 {
 
 impl GemmInputs {
     pub fn generate(spec: &WorkloadSpec) -> GemmInputs {
-        let Params::Gemm { m, n, k, dtype } = spec.params else {
+        let Params::Gemm { m, n, k, dtype, .. } = spec.params else {
             unreachable!("GemmInputs::generate called with {:?}", spec.params)
         };
         let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);

@@ -1,21 +1,29 @@
-//! `prefill/<model>/f32` and `decode/<model>/f32` on wgpu: the prompt after
+//! `prefill/<model>/<format>` and `decode/…` on wgpu: the prompt after
 //! `depth` cached tokens, then greedy generation, each step one recorded
 //! plan (forward against the KV cache, last-row logits, argmax on the
 //! device into the next step's input). Verified against the CPU f32 model
-//! teacher-forced on the same tokens, as the candle decode is.
+//! teacher-forced on the same tokens, as the candle decode is. In q8_0,
+//! q4_0, f16 and bf16 the linear weights are stored in that format and
+//! computed in f32 (embedding and norms stay f32); the reference model's
+//! linear weights are then the same stored values converted back (by
+//! candle), so the comparison is the same math and keeps the f32 bounds.
 
+use candle_core::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::WgpuContext;
 use super::engine::{Builder, Engine, F, Ix, PlanId};
+use super::model::is_quantized;
 use super::model::{Net, Pass};
+use super::quant::{QFmt, dequantized};
 use crate::backend::{Backend, DeviceRecord};
 use crate::data::MarkovCorpus;
 use crate::decode::logit_quality;
 use crate::error::{Result, WorkloadError, cerr};
 use crate::models::Model;
-use crate::spec::{GGUF_MODEL, Params, WeightFmt, WorkloadSpec};
+use crate::models::model::{Generated, TensorSource};
+use crate::spec::{GGUF_MODEL, Params, WorkloadSpec};
 use crate::verify::Verification;
 use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
 
@@ -23,6 +31,7 @@ struct WgpuDecode {
     engine: Engine,
     net: Net,
     seed: u64,
+    quant: Option<QFmt>,
     prompt_plan: PlanId,
     step_plans: Vec<PlanId>,
     logits: F,
@@ -37,7 +46,7 @@ struct WgpuDecode {
 pub fn prepare(
     spec: &WorkloadSpec,
     backend: &Backend,
-    cap_bytes: Option<u64>,
+    opts: &crate::PrepareOptions,
 ) -> Result<Box<dyn PreparedWorkload>> {
     let Params::Decode {
         model,
@@ -63,13 +72,23 @@ pub fn prepare(
             "GGUF files run on the candle backends (cpu, cuda, metal)".into(),
         ));
     }
-    if *format != WeightFmt::F32 {
-        return Err(unsupported(format!(
-            "{} weights on wgpu are not implemented (f32 only)",
-            format.as_str()
-        )));
-    }
+    // None: f32.
+    let quant = QFmt::of(*format);
     let cfg = crate::models::shape(model).expect("validated model name");
+    if let Some(q) = quant {
+        let specs = crate::models::model::param_specs(&cfg);
+        if let Some(s) = specs
+            .iter()
+            .find(|s| is_quantized(s) && !s.shape[1].is_multiple_of(super::quant::BLOCK))
+        {
+            return Err(unsupported(format!(
+                "{} weights are stored in rows of 32 and {} has {} columns",
+                q.as_str(),
+                s.name,
+                s.shape[1]
+            )));
+        }
+    }
     let (b, p, g, d) = (*batch, *prompt, *gen_tokens, *depth);
     let ctx_len = d + p + g;
     if ctx_len > cfg.max_context {
@@ -78,9 +97,9 @@ pub fn prepare(
             cfg.max_context
         )));
     }
-    let ctx = WgpuContext::open(selector)?;
+    let ctx = WgpuContext::open_with(selector, opts)?;
     let mut bld = Builder::new();
-    let net = Net::new(&mut bld, &cfg, ctx_len);
+    let net = Net::with_format(&mut bld, &cfg, ctx_len, quant);
     let cache = net.alloc_cache(&mut bld, b, ctx_len);
     let rows = b * p.max(d).max(1);
     let acts = net.alloc_acts(&mut bld, rows, b * ctx_len);
@@ -127,7 +146,7 @@ pub fn prepare(
             )
         })
         .collect();
-    let engine = Engine::build(ctx, bld, cap_bytes)?;
+    let engine = Engine::build(ctx, bld, opts.device_mem_cap_bytes)?;
     net.upload(&engine, spec.seed)?;
     // The candle decode's tokens: same corpus, same seed.
     let corpus = MarkovCorpus::for_vocab(cfg.vocab, spec.seed);
@@ -149,6 +168,7 @@ pub fn prepare(
         engine,
         net,
         seed: spec.seed,
+        quant,
         prompt_plan,
         step_plans,
         logits,
@@ -159,6 +179,26 @@ pub fn prepare(
         gen_tokens: g,
         work: crate::models::work::of(spec),
     }))
+}
+
+/// The seeded model's tensors, with the linear weights a quantized run
+/// stores quantized replaced by their dequantized blocks.
+struct Dequantized {
+    inner: Generated,
+    quant: Option<QFmt>,
+}
+
+impl TensorSource for Dequantized {
+    fn get(&self, name: &str) -> candle_core::Result<candle_core::Tensor> {
+        let t = self.inner.get(name)?;
+        match self.quant {
+            Some(q) if t.rank() == 2 && name != "embed" => dequantized(&t, q),
+            _ => Ok(t),
+        }
+    }
+    fn device(&self) -> &Device {
+        self.inner.device()
+    }
 }
 
 impl WgpuDecode {
@@ -187,7 +227,11 @@ impl PreparedWorkload for WgpuDecode {
             seq.extend_from_slice(&self.prompt_tokens[bi * p_len..(bi + 1) * p_len]);
             seq.extend((0..self.gen_tokens).map(|s| tokens[s * b + bi]));
             let from = d_len + p_len - 1;
-            let reference = Model::streamed_reference_logits(&self.net.cfg, self.seed, &seq, from)
+            let src = Dequantized {
+                inner: Generated::new(&self.net.cfg, self.seed, &Device::Cpu),
+                quant: self.quant,
+            };
+            let reference = Model::streamed_reference_logits_from(&self.net.cfg, &src, &seq, from)
                 .map_err(cerr(&Backend::Cpu, "reference forward"))?;
             for (step, r) in reference.into_iter().enumerate() {
                 out_rows.push(rows[step * b + bi].clone());
@@ -201,7 +245,13 @@ impl PreparedWorkload for WgpuDecode {
         let (kl_tol, scaled_tol) = (1e-6, 1e-4);
         Ok(Verification {
             passed: finite == 0 && kl <= kl_tol && scaled <= scaled_tol,
-            reference: "CPU f32 model, teacher-forced on the same tokens".into(),
+            reference: match self.quant {
+                None => "CPU f32 model, teacher-forced on the same tokens".into(),
+                Some(q) => format!(
+                    "CPU f32 model with the same {} linear weights converted back to f32, teacher-forced on the same tokens",
+                    q.as_str()
+                ),
+            },
             elements_checked: out_rows.iter().map(|r| r.len() as u64).sum(),
             max_abs_diff: max_abs,
             max_rel_diff: scaled,
@@ -236,7 +286,15 @@ impl PreparedWorkload for WgpuDecode {
     }
 
     fn device(&self) -> DeviceRecord {
-        self.engine.device_record()
+        let mut r = self.engine.device_record();
+        r.details.push(match self.quant {
+            None => "weights=f32".into(),
+            Some(q) => format!(
+                "weights={} (linear layers; embedding and norms f32), compute f32",
+                q.as_str()
+            ),
+        });
+        r
     }
 
     fn timer(&self) -> &'static str {
@@ -258,17 +316,108 @@ mod tests {
         };
         for fam in ["dense", "moe-mla", "openelm"] {
             let spec = WorkloadSpec::parse(&format!("decode/{fam}-tiny/f32/p6g3b2d3")).unwrap();
-            let mut w = prepare(&spec, &backend, None).unwrap();
+            let mut w = prepare(&spec, &backend, &Default::default()).unwrap();
             let v = w.verify().unwrap();
             assert!(v.passed, "{fam}: {v:?}");
             let r = w.run_iter().unwrap();
             assert_eq!(r.extras.iter().filter(|(k, _)| *k == "itl_s").count(), 3);
         }
         let spec = WorkloadSpec::parse("prefill/dense-tiny/f32/p8").unwrap();
-        let mut w = prepare(&spec, &backend, None).unwrap();
+        let mut w = prepare(&spec, &backend, &Default::default()).unwrap();
         assert!(w.verify().unwrap().passed);
-        let spec = WorkloadSpec::parse("decode/dense-tiny/q8_0").unwrap();
-        let e = prepare(&spec, &backend, None).err().unwrap();
+        let spec = WorkloadSpec::parse("decode/gguf/q4_0").unwrap();
+        let e = prepare(&spec, &backend, &Default::default()).err().unwrap();
         assert!(matches!(e, WorkloadError::Unsupported { .. }), "{e}");
+    }
+
+    /// q8_0, q4_0, f16 and bf16 decode on wgpu for every family (dense
+    /// weights, MLA's up-projections over the cache, batched routed
+    /// experts), matching the CPU model run on the same stored weights
+    /// converted back to f32.
+    #[test]
+    fn wgpu_quantized_decode_verifies_for_every_family() {
+        let Some(backend) = test_backend() else {
+            return;
+        };
+        for fmt in ["q8_0", "q4_0", "f16", "bf16"] {
+            for fam in ["dense", "moe-mla", "openelm"] {
+                let name = format!("decode/{fam}-tiny/{fmt}/p5g3b2d2");
+                let spec = WorkloadSpec::parse(&name).unwrap();
+                let mut w = prepare(&spec, &backend, &Default::default()).unwrap();
+                let v = w.verify().unwrap();
+                assert!(v.passed, "{name}: {v:?}");
+                assert!(v.reference.contains(fmt), "{}", v.reference);
+                assert!(v.elements_checked > 0);
+                let details = w.device().details.join(" ");
+                assert!(details.contains(&format!("weights={fmt}")), "{details}");
+                w.run_iter().unwrap();
+            }
+        }
+    }
+
+    /// Engine workloads open the device with the `--wgpu-limits` tier: one
+    /// that binds less than the engine's arena refuses the case with a
+    /// status naming the limit (never a panic), and a tier that fits is in
+    /// the record.
+    #[test]
+    fn engine_workloads_honour_the_wgpu_limits_tier() {
+        use crate::backend::device_caps::WgpuLimitsTier;
+        let Some(backend) = test_backend() else {
+            return;
+        };
+        let tight = crate::PrepareOptions {
+            wgpu_limits: Some(WgpuLimitsTier::Custom {
+                overrides: [("max_storage_buffer_binding_size".to_string(), 8192)].into(),
+            }),
+            ..Default::default()
+        };
+        for name in [
+            "decode/dense-tiny/f32/p4g2",
+            "decode/dense-tiny/q4_0/p4g2",
+            "train-step/dense-tiny/f32",
+            "kernel/stream-100K",
+            "kernel/attention-64",
+            "kernel/gemm-f32-64-tiled",
+        ] {
+            let spec = WorkloadSpec::parse(name).unwrap();
+            match crate::backend::wgpu::prepare(&spec, &backend, &tight) {
+                Err(WorkloadError::Unsupported { reason, .. }) => assert!(
+                    reason.contains("max_storage_buffer_binding_size")
+                        && reason.contains("8192")
+                        && reason.contains("wgpu limits: tier custom"),
+                    "{name}: {reason}"
+                ),
+                Err(e) => panic!("{name}: expected unsupported, got {e}"),
+                Ok(_) => panic!("{name} ran with an 8 KiB binding limit"),
+            }
+        }
+        let down = crate::PrepareOptions {
+            wgpu_limits: Some(WgpuLimitsTier::Downlevel),
+            ..Default::default()
+        };
+        let spec = WorkloadSpec::parse("decode/dense-tiny/f32/p4g2").unwrap();
+        let w = crate::backend::wgpu::prepare(&spec, &backend, &down).unwrap();
+        let details = w.device().details.join(" ");
+        assert!(details.contains("wgpu_limits=downlevel"), "{details}");
+    }
+
+    /// A quantized model's weights are not also held in f32: the arenas
+    /// are smaller than the f32 model's by most of the linear weights.
+    #[test]
+    fn quantized_weights_take_their_quantized_size() {
+        use super::super::quant::QFmt;
+        let cfg = crate::models::shape("dense-tiny").unwrap();
+        let bytes = |q: Option<QFmt>| {
+            let mut b = Builder::new();
+            Net::with_format(&mut b, &cfg, 8, q);
+            b.arena_bytes() as f64
+        };
+        let (f32b, h, q8, q4) = (
+            bytes(None),
+            bytes(Some(QFmt::F16)),
+            bytes(Some(QFmt::Q8_0)),
+            bytes(Some(QFmt::Q4_0)),
+        );
+        assert!(h < f32b && q8 < h && q4 < q8, "{f32b} {h} {q8} {q4}");
     }
 }

@@ -56,6 +56,7 @@ pub enum Kernel {
     Matmul,
     MatmulNaive,
     Matvec,
+    Qmatvec,
     Copy,
     EmbedFwd,
     EmbedBwd,
@@ -82,10 +83,11 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    const ALL: [Kernel; 26] = [
+    const ALL: [Kernel; 27] = [
         Kernel::Matmul,
         Kernel::MatmulNaive,
         Kernel::Matvec,
+        Kernel::Qmatvec,
         Kernel::Copy,
         Kernel::EmbedFwd,
         Kernel::EmbedBwd,
@@ -116,6 +118,7 @@ impl Kernel {
             Kernel::Matmul => "matmul",
             Kernel::MatmulNaive => "matmul_naive",
             Kernel::Matvec => "matvec",
+            Kernel::Qmatvec => "qmatvec",
             Kernel::Copy => "copy",
             Kernel::EmbedFwd => "embed_fwd",
             Kernel::EmbedBwd => "embed_bwd",
@@ -238,12 +241,75 @@ struct Compiled {
     groups: [u32; 3],
 }
 
-/// GPU timestamps around a run (TIMESTAMP_QUERY): ticks × period.
-struct Timestamps {
+/// GPU timestamps around a run (TIMESTAMP_QUERY): ticks × period. The
+/// engine and the register-blocked GEMM both time with it.
+pub struct Timestamps {
     set: wgpu::QuerySet,
     resolve: wgpu::Buffer,
     readback: wgpu::Buffer,
     period_ns: f32,
+}
+
+/// Bytes of the resolve and readback buffers `Timestamps` needs (two u64).
+pub const TIMESTAMP_BYTES: u64 = 16;
+
+impl Timestamps {
+    /// `None` when the device was opened without TIMESTAMP_QUERY. The two
+    /// buffers (`TIMESTAMP_BYTES` each, QUERY_RESOLVE | COPY_SRC and
+    /// MAP_READ | COPY_DST) come from the caller's counted allocator.
+    pub fn new(
+        ctx: &WgpuContext,
+        resolve: wgpu::Buffer,
+        readback: wgpu::Buffer,
+    ) -> Option<Timestamps> {
+        if !ctx
+            .device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+        {
+            return None;
+        }
+        let set = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("timestamps"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2,
+        });
+        Some(Timestamps {
+            set,
+            resolve,
+            readback,
+            period_ns: ctx.queue.get_timestamp_period(),
+        })
+    }
+
+    /// Whether `ctx`'s device can time with timestamps.
+    pub fn offered(ctx: &WgpuContext) -> bool {
+        ctx.device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// The writes of a pass: the start of the first, the end of the last.
+    pub fn writes(&self, first: bool, last: bool) -> wgpu::ComputePassTimestampWrites<'_> {
+        wgpu::ComputePassTimestampWrites {
+            query_set: &self.set,
+            beginning_of_pass_write_index: first.then_some(0),
+            end_of_pass_write_index: last.then_some(1),
+        }
+    }
+
+    /// Resolves the two timestamps into the readback buffer.
+    pub fn resolve(&self, enc: &mut wgpu::CommandEncoder) {
+        enc.resolve_query_set(&self.set, 0..2, &self.resolve, 0);
+        enc.copy_buffer_to_buffer(&self.resolve, 0, &self.readback, 0, TIMESTAMP_BYTES);
+    }
+
+    /// Waits for the submitted work and returns its GPU seconds.
+    pub fn seconds(&self, ctx: &WgpuContext) -> Result<f64> {
+        let ticks: Vec<u64> = ctx.map_read(&self.readback, TIMESTAMP_BYTES)?;
+        let dt = ticks[1].wrapping_sub(ticks[0]);
+        Ok(dt as f64 * self.period_ns as f64 * 1e-9)
+    }
 }
 
 pub struct Engine {
@@ -277,8 +343,8 @@ impl Engine {
                 workload: "this workload".into(),
                 backend: ctx.record.backend.clone(),
                 reason: format!(
-                    "the engine binds all tensors as one buffer of {biggest} bytes; this adapter binds at most {} (max_storage_buffer_binding_size) in a buffer of at most {}",
-                    limits.max_storage_buffer_binding_size, limits.max_buffer_size
+                    "the engine binds all tensors as one buffer of {biggest} bytes; the device binds at most {} (max_storage_buffer_binding_size) in a buffer of at most {} (wgpu limits: {})",
+                    limits.max_storage_buffer_binding_size, limits.max_buffer_size, ctx.limits_from
                 ),
             });
         }
@@ -393,30 +459,20 @@ impl Engine {
             }
             plans.push(compiled);
         }
-        let timestamps = if dev.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
-            let set = dev.create_query_set(&wgpu::QuerySetDescriptor {
-                label: Some("engine.timestamps"),
-                ty: wgpu::QueryType::Timestamp,
-                count: 2,
-            });
+        let timestamps = if Timestamps::offered(&ctx) {
             let resolve = mem.alloc(
                 &dev,
                 "engine.timestamps.resolve",
-                16,
+                TIMESTAMP_BYTES,
                 wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
             )?;
             let readback = mem.alloc(
                 &dev,
                 "engine.timestamps.readback",
-                16,
+                TIMESTAMP_BYTES,
                 wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             )?;
-            Some(Timestamps {
-                set,
-                resolve,
-                readback,
-                period_ns: ctx.queue.get_timestamp_period(),
-            })
+            Timestamps::new(&ctx, resolve, readback)
         } else {
             None
         };
@@ -488,14 +544,10 @@ impl Engine {
         });
         let last = plans.len().saturating_sub(1);
         for (i, plan) in plans.iter().enumerate() {
-            let timestamp_writes =
-                self.timestamps
-                    .as_ref()
-                    .map(|t| wgpu::ComputePassTimestampWrites {
-                        query_set: &t.set,
-                        beginning_of_pass_write_index: (i == 0).then_some(0),
-                        end_of_pass_write_index: (i == last).then_some(1),
-                    });
+            let timestamp_writes = self
+                .timestamps
+                .as_ref()
+                .map(|t| t.writes(i == 0, i == last));
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: None,
                 timestamp_writes,
@@ -509,46 +561,19 @@ impl Engine {
         if let Some(t) = &self.timestamps
             && !plans.is_empty()
         {
-            enc.resolve_query_set(&t.set, 0..2, &t.resolve, 0);
-            enc.copy_buffer_to_buffer(&t.resolve, 0, &t.readback, 0, 16);
+            t.resolve(&mut enc);
         }
         self.ctx.queue.submit([enc.finish()]);
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(wgpu_err("encode engine run")(e.to_string()));
         }
         match &self.timestamps {
-            Some(t) if !plans.is_empty() => {
-                let ticks: Vec<u64> = self.map_read(&t.readback, 16)?;
-                let dt = ticks[1].wrapping_sub(ticks[0]);
-                Ok(Some(dt as f64 * t.period_ns as f64 * 1e-9))
-            }
+            Some(t) if !plans.is_empty() => t.seconds(&self.ctx).map(Some),
             _ => {
                 self.ctx.wait()?;
                 Ok(None)
             }
         }
-    }
-
-    /// Submits, waits and maps `buf` (MAP_READ) for reading.
-    fn map_read<T: bytemuck::Pod>(&self, buf: &wgpu::Buffer, bytes: u64) -> Result<Vec<T>> {
-        let slice = buf.slice(0..bytes);
-        let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.ctx.wait()?;
-        rx.recv()
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()))
-            .map_err(wgpu_err("map readback"))?;
-        let out = {
-            let view = slice
-                .get_mapped_range()
-                .map_err(|e| wgpu_err("read mapped range")(e.to_string()))?;
-            bytemuck::cast_slice(&view).to_vec()
-        };
-        buf.unmap();
-        Ok(out)
     }
 
     fn read_bytes<T: bytemuck::Pod>(
@@ -569,7 +594,7 @@ impl Engine {
         let mut enc = dev.create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(src, off * 4, &staging, 0, n * 4);
         self.ctx.queue.submit([enc.finish()]);
-        let out = self.map_read(&staging, bytes);
+        let out = self.ctx.map_read(&staging, bytes);
         self.mem.release(bytes);
         out.map(|mut v: Vec<T>| {
             v.truncate(n as usize);

@@ -1,16 +1,18 @@
 //! f32 GEMM on wgpu: buffers, pipeline and bind group built once in prepare;
 //! a timed iteration only encodes, submits and waits. The register-blocked
-//! kernel is the default rung of the GEMM ladder (naive → tiled →
-//! register-blocked, `CAPBENCH_WGPU_GEMM`); the other two run on the engine.
+//! kernel is the top rung of the GEMM ladder (naive → tiled → blocked, named
+//! `kernel/gemm-f32-N-<rung>`; no suffix is the top rung); the other two run
+//! on the engine.
 
 use super::WgpuContext;
+use super::engine::{TIMESTAMP_BYTES, Timestamps};
 use super::ops::GemmKernel;
 #[cfg(test)]
 use crate::backend::WgpuSelector;
 use crate::backend::{Backend, DeviceRecord};
 use crate::error::{Result, WorkloadError};
 use crate::kernels::gemm::GemmInputs;
-use crate::spec::WorkloadSpec;
+use crate::spec::{GemmVariant, WorkloadSpec};
 use crate::verify::Verification;
 use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
 
@@ -25,29 +27,15 @@ struct WgpuGemm {
     readback: super::CountedBuffer,
     // Held for the bind group's lifetime and the device-memory count.
     _inputs_on_device: [super::CountedBuffer; 3],
+    /// GPU timestamps when the adapter offers TIMESTAMP_QUERY, with the
+    /// counted buffers they resolve into.
+    timestamps: Option<(Timestamps, [super::CountedBuffer; 2])>,
     groups: (u32, u32),
     work: WorkPerIter,
 }
 
 fn wgpu_err(op: &'static str) -> impl FnOnce(String) -> WorkloadError {
     move |message| WorkloadError::Wgpu { op, message }
-}
-
-/// Which rung of the GEMM ladder `CAPBENCH_WGPU_GEMM` asks for (`None`:
-/// this file's register-blocked kernel).
-fn ladder_rung(spec: &WorkloadSpec, backend: &Backend) -> Result<Option<GemmKernel>> {
-    match std::env::var("CAPBENCH_WGPU_GEMM").as_deref() {
-        Err(_) | Ok("") | Ok("blocked") => Ok(None),
-        Ok("naive") => Ok(Some(GemmKernel::Naive)),
-        Ok("tiled") => Ok(Some(GemmKernel::Tiled)),
-        Ok(other) => Err(WorkloadError::Unsupported {
-            workload: spec.name.clone(),
-            backend: backend.to_string(),
-            reason: format!(
-                "CAPBENCH_WGPU_GEMM={other} is not a GEMM kernel; use naive, tiled or blocked"
-            ),
-        }),
-    }
 }
 
 pub(crate) fn prepare_gemm(
@@ -58,13 +46,21 @@ pub(crate) fn prepare_gemm(
     let Backend::Wgpu(selector) = *backend else {
         unreachable!("prepare_gemm called for {backend}")
     };
-    if let Some(kind) = ladder_rung(spec, backend)? {
-        return super::kernels::prepare_gemm_engine(spec, backend, opts.device_mem_cap_bytes, kind);
-    }
-    let ctx = WgpuContext::open_with(selector, opts)?;
-    let crate::spec::Params::Gemm { m, n, k, .. } = spec.params else {
+    let crate::spec::Params::Gemm {
+        m, n, k, variant, ..
+    } = spec.params
+    else {
         unreachable!("prepare_gemm called for {}", spec.name)
     };
+    let lower = match variant {
+        Some(GemmVariant::Naive) => Some(GemmKernel::Naive),
+        Some(GemmVariant::Tiled) => Some(GemmKernel::Tiled),
+        None | Some(GemmVariant::Blocked) => None,
+    };
+    if let Some(kind) = lower {
+        return super::kernels::prepare_gemm_engine(spec, backend, opts, kind);
+    }
+    let ctx = WgpuContext::open_with(selector, opts)?;
     // Checked before the inputs are generated: a tier or adapter that cannot
     // bind an operand fails at once, as it would on that GPU.
     let c_bytes = (m * n * 4) as u64;
@@ -148,6 +144,28 @@ pub(crate) fn prepare_gemm(
             },
         ],
     });
+    let timestamps = if Timestamps::offered(&ctx) {
+        let buf = |label, usage| {
+            ctx.buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: TIMESTAMP_BYTES,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        let resolve = buf(
+            "gemm.timestamps.resolve",
+            wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+        )?;
+        let readback = buf(
+            "gemm.timestamps.readback",
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        )?;
+        Timestamps::new(&ctx, (*resolve).clone(), (*readback).clone())
+            .map(|t| (t, [resolve, readback]))
+    } else {
+        None
+    };
     if let Some(e) = pollster::block_on(scope.pop()) {
         return Err(wgpu_err("create gemm pipeline")(e.to_string()));
     }
@@ -160,13 +178,17 @@ pub(crate) fn prepare_gemm(
         c,
         readback,
         _inputs_on_device: [a, b, dims],
+        timestamps,
         groups,
         work: WorkPerIter::gflops(spec.flops_per_iter(), spec.bytes_per_iter()),
     }))
 }
 
 impl WgpuGemm {
-    fn encode(&self, with_readback: bool) -> wgpu::CommandBuffer {
+    /// The GEMM pass; `timed` brackets it with GPU timestamps (when offered),
+    /// `with_readback` copies C out for verification.
+    fn encode(&self, with_readback: bool, timed: bool) -> wgpu::CommandBuffer {
+        let ts = self.timestamps.as_ref().filter(|_| timed).map(|(t, _)| t);
         let mut enc = self
             .ctx
             .device
@@ -176,11 +198,14 @@ impl WgpuGemm {
         {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("gemm"),
-                timestamp_writes: None,
+                timestamp_writes: ts.map(|t| t.writes(true, true)),
             });
             pass.set_pipeline(&self.pipeline);
             pass.set_bind_group(0, &self.bind_group, &[]);
             pass.dispatch_workgroups(self.groups.0, self.groups.1, 1);
+        }
+        if let Some(t) = ts {
+            t.resolve(&mut enc);
         }
         if with_readback {
             enc.copy_buffer_to_buffer(&self.c, 0, &self.readback, 0, self.c.size());
@@ -191,31 +216,24 @@ impl WgpuGemm {
 
 impl PreparedWorkload for WgpuGemm {
     fn verify(&mut self) -> Result<Verification> {
-        self.ctx.queue.submit([self.encode(true)]);
-        let slice = self.readback.slice(..);
-        let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.ctx.wait()?;
-        rx.recv()
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()))
-            .map_err(wgpu_err("map readback"))?;
-        let out: Vec<f32> = {
-            let view = slice
-                .get_mapped_range()
-                .map_err(|e| wgpu_err("read mapped range")(e.to_string()))?;
-            bytemuck::cast_slice(&view).to_vec()
-        };
-        self.readback.unmap();
+        self.ctx.queue.submit([self.encode(true, false)]);
+        let out: Vec<f32> = self.ctx.map_read(&self.readback, self.c.size())?;
         Ok(self.inputs.check(&out, &self.inputs.reference()))
     }
 
     fn run_iter(&mut self) -> Result<IterReport> {
-        self.ctx.queue.submit([self.encode(false)]);
-        self.ctx.wait()?;
-        Ok(IterReport::default())
+        self.ctx.queue.submit([self.encode(false, true)]);
+        let timed_s = match &self.timestamps {
+            Some((t, _)) => Some(t.seconds(&self.ctx)?),
+            None => {
+                self.ctx.wait()?;
+                None
+            }
+        };
+        Ok(IterReport {
+            timed_s,
+            extras: vec![],
+        })
     }
 
     fn work(&self) -> WorkPerIter {
@@ -223,11 +241,17 @@ impl PreparedWorkload for WgpuGemm {
     }
 
     fn device(&self) -> DeviceRecord {
-        self.ctx.record.clone()
+        let mut r = self.ctx.record.clone();
+        r.details.push("gemm_kernel=blocked".into());
+        r
     }
 
     fn timer(&self) -> &'static str {
-        "wall_clock_after_poll_wait"
+        if self.timestamps.is_some() {
+            "gpu_timestamp_query"
+        } else {
+            "wall_clock_after_poll_wait"
+        }
     }
 }
 
@@ -285,10 +309,16 @@ mod tests {
             ..Default::default()
         };
         let w = prepare_gemm(&backend, &spec, &opts).unwrap();
-        assert_eq!(counter.in_use_bytes(), 4 * 64 * 64 * 4 + 16);
+        // Plus the two timestamp buffers where the GEMM is timed on the GPU.
+        let ts = if w.timer() == "gpu_timestamp_query" {
+            2 * TIMESTAMP_BYTES
+        } else {
+            0
+        };
+        assert_eq!(counter.in_use_bytes(), 4 * 64 * 64 * 4 + 16 + ts);
         drop(w);
         assert_eq!(counter.in_use_bytes(), 0);
-        assert_eq!(counter.peak_bytes(), 4 * 64 * 64 * 4 + 16);
+        assert_eq!(counter.peak_bytes(), 4 * 64 * 64 * 4 + 16 + ts);
 
         let capped = PrepareOptions {
             device_mem_cap_bytes: Some(40_000),

@@ -70,17 +70,17 @@ fn selector(backend: &Backend) -> crate::WgpuSelector {
 pub fn prepare_stream(
     spec: &WorkloadSpec,
     backend: &Backend,
-    cap_bytes: Option<u64>,
+    opts: &crate::PrepareOptions,
 ) -> Result<Box<dyn PreparedWorkload>> {
     let Params::Stream { elems } = spec.params else {
         unreachable!("wgpu stream prepared for {}", spec.name)
     };
-    let ctx = WgpuContext::open(selector(backend))?;
+    let ctx = WgpuContext::open_with(selector(backend), opts)?;
     let mut bld = Builder::new();
     let (a, b, c) = (bld.f(elems), bld.f(elems), bld.f(elems));
     let plan = bld.begin();
     bld.triad(a, b, c, SCALAR);
-    let engine = Engine::build(ctx, bld, cap_bytes)?;
+    let engine = Engine::build(ctx, bld, opts.device_mem_cap_bytes)?;
     // Distinct, exactly representable values so the check is exact (as the
     // CPU triad's).
     let hb: Vec<f32> = (0..elems).map(|i| (i % 1024) as f32).collect();
@@ -116,12 +116,12 @@ pub fn prepare_stream(
 pub fn prepare_attention(
     spec: &WorkloadSpec,
     backend: &Backend,
-    cap_bytes: Option<u64>,
+    opts: &crate::PrepareOptions,
 ) -> Result<Box<dyn PreparedWorkload>> {
     let Params::Attention { seq: t } = spec.params else {
         unreachable!("wgpu attention prepared for {}", spec.name)
     };
-    let ctx = WgpuContext::open(selector(backend))?;
+    let ctx = WgpuContext::open_with(selector(backend), opts)?;
     let n = HEADS * t * HEAD_DIM;
     let mut bld = Builder::new();
     let (q, k, v, o) = (bld.f(n), bld.f(n), bld.f(n), bld.f(n));
@@ -144,7 +144,7 @@ pub fn prepare_attention(
         lse: None,
         grads: None,
     });
-    let engine = Engine::build(ctx, bld, cap_bytes)?;
+    let engine = Engine::build(ctx, bld, opts.device_mem_cap_bytes)?;
     let host = host_inputs(spec.seed, t);
     for (view, data) in [q, k, v].into_iter().zip(&host) {
         engine.write_f(view, data);
@@ -166,12 +166,12 @@ pub fn prepare_attention(
 pub fn prepare_gemm_engine(
     spec: &WorkloadSpec,
     backend: &Backend,
-    cap_bytes: Option<u64>,
+    opts: &crate::PrepareOptions,
     kind: GemmKernel,
 ) -> Result<Box<dyn PreparedWorkload>> {
     let inputs = GemmInputs::generate(spec);
     let (m, n, k) = (inputs.m, inputs.n, inputs.k);
-    let ctx = WgpuContext::open(selector(backend))?;
+    let ctx = WgpuContext::open_with(selector(backend), opts)?;
     let mut bld = Builder::new();
     let (a, b, c) = (bld.f(m * k), bld.f(k * n), bld.f(m * n));
     let plan = bld.begin();
@@ -182,7 +182,7 @@ pub fn prepare_gemm_engine(
         Mat::rows(c, n),
         Gemm::new(m, n, k),
     );
-    let engine = Engine::build(ctx, bld, cap_bytes)?;
+    let engine = Engine::build(ctx, bld, opts.device_mem_cap_bytes)?;
     engine.write_f(a, &inputs.a);
     engine.write_f(b, &inputs.b);
     Ok(Box::new(Single {
@@ -224,16 +224,42 @@ mod tests {
         }
     }
 
+    /// Each rung of the GEMM ladder is named by the workload, verifies,
+    /// and says which kernel ran and how it was timed.
     #[test]
     fn every_gemm_rung_verifies() {
         let Some(backend) = test_backend() else {
             return;
         };
-        let spec = WorkloadSpec::parse("kernel/gemm-f32-70x33x19").unwrap();
-        for kind in [GemmKernel::Naive, GemmKernel::Tiled] {
-            let mut w = prepare_gemm_engine(&spec, &backend, None, kind).unwrap();
+        for (suffix, kernel) in [
+            ("-naive", "naive"),
+            ("-tiled", "tiled"),
+            ("-blocked", "blocked"),
+            ("", "blocked"),
+        ] {
+            let name = format!("kernel/gemm-f32-70x33x19{suffix}");
+            let spec = WorkloadSpec::parse(&name).unwrap();
+            crate::workload::supports(&spec, &backend).unwrap();
+            let mut w = super::super::prepare(&spec, &backend, &Default::default()).unwrap();
             let v = w.verify().unwrap();
-            assert!(v.passed, "{kind:?}: {v:?}");
+            assert!(v.passed, "{name}: {v:?}");
+            let details = w.device().details.join(" ");
+            assert!(
+                details.contains(&format!("gemm_kernel={kernel}")),
+                "{name}: {details}"
+            );
+            let r = w.run_iter().unwrap();
+            // GPU-timed exactly when the record says so.
+            assert_eq!(
+                r.timed_s.is_some(),
+                w.timer() == "gpu_timestamp_query",
+                "{name}: {}",
+                w.timer()
+            );
         }
+        // The rungs are wgpu kernels: on a candle backend the name is refused.
+        let spec = WorkloadSpec::parse("kernel/gemm-f32-64-tiled").unwrap();
+        let e = crate::workload::supports(&spec, &Backend::Cpu).unwrap_err();
+        assert!(e.contains("wgpu GEMM ladder"), "{e}");
     }
 }

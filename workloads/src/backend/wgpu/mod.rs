@@ -10,6 +10,7 @@ pub mod model;
 pub mod ops;
 #[cfg(test)]
 mod ops_tests;
+pub mod quant;
 pub mod train;
 
 use wgpu::{Adapter, Backends, DeviceType, Instance, InstanceDescriptor};
@@ -28,13 +29,12 @@ pub fn prepare(
     opts: &crate::PrepareOptions,
 ) -> Result<Box<dyn crate::PreparedWorkload>> {
     use crate::spec::Params;
-    let cap = opts.device_mem_cap_bytes;
     match &spec.params {
         Params::Gemm { .. } => gemm::prepare_gemm(backend, spec, opts),
-        Params::Stream { .. } => kernels::prepare_stream(spec, backend, cap),
-        Params::Attention { .. } => kernels::prepare_attention(spec, backend, cap),
-        Params::Train { .. } => train::prepare(spec, backend, cap),
-        Params::Decode { .. } => decode::prepare(spec, backend, cap),
+        Params::Stream { .. } => kernels::prepare_stream(spec, backend, opts),
+        Params::Attention { .. } => kernels::prepare_attention(spec, backend, opts),
+        Params::Train { .. } => train::prepare(spec, backend, opts),
+        Params::Decode { .. } => decode::prepare(spec, backend, opts),
         _ => Err(WorkloadError::Unsupported {
             workload: spec.name.clone(),
             backend: backend.to_string(),
@@ -50,6 +50,9 @@ pub struct WgpuContext {
     pub record: DeviceRecord,
     /// Device bytes this case's buffers hold, against `--device-mem-cap`.
     pub memory: DeviceMemoryCounter,
+    /// Whose limits the device was opened with: `the adapter's`, or the
+    /// `--wgpu-limits` tier's name.
+    pub limits_from: String,
 }
 
 /// A buffer counted against the case's device memory; its bytes are
@@ -322,6 +325,10 @@ impl WgpuContext {
             queue,
             record,
             memory: opts.device_counter(),
+            limits_from: opts
+                .wgpu_limits
+                .as_ref()
+                .map_or("the adapter's".into(), |t| format!("tier {}", t.as_str())),
         })
     }
 
@@ -359,6 +366,32 @@ impl WgpuContext {
             bytes,
             memory: self.memory.clone(),
         })
+    }
+
+    /// Submits, waits and maps `buf` (MAP_READ) for reading.
+    pub fn map_read<T: bytemuck::Pod>(&self, buf: &wgpu::Buffer, bytes: u64) -> Result<Vec<T>> {
+        let slice = buf.slice(0..bytes);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        rx.recv()
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .map_err(|message| WorkloadError::Wgpu {
+                op: "map readback",
+                message,
+            })?;
+        let out = {
+            let view = slice.get_mapped_range().map_err(|e| WorkloadError::Wgpu {
+                op: "read mapped range",
+                message: e.to_string(),
+            })?;
+            bytemuck::cast_slice(&view).to_vec()
+        };
+        buf.unmap();
+        Ok(out)
     }
 
     /// Blocks until all submitted work is done.

@@ -10,6 +10,7 @@ use candle_core::{DType as CDType, Device};
 
 use super::engine::{Builder, Engine, F, Ix};
 use super::ops::{Attn, Gemm, Mat, Route};
+use super::quant::{QFmt, QMat, pack_words, quantize};
 use crate::error::{Result, cerr};
 use crate::models::ModelConfig;
 use crate::models::config::LayerDims;
@@ -27,7 +28,11 @@ pub struct Weights {
 
 impl Weights {
     pub fn layout(b: &mut Builder, cfg: &ModelConfig) -> Weights {
-        let specs = param_specs(cfg);
+        Weights::layout_of(b, param_specs(cfg))
+    }
+
+    /// The layout of `specs` only (a quantized model's f32 parameters).
+    fn layout_of(b: &mut Builder, specs: Vec<ParamSpec>) -> Weights {
         let total: usize = specs
             .iter()
             .map(|s| s.shape.iter().product::<usize>())
@@ -77,6 +82,66 @@ impl Weights {
                 .and_then(|t| t.to_vec1())
                 .map_err(cerr(&backend, "generate weights"))?;
             e.write_f(*view, &data);
+        }
+        Ok(())
+    }
+}
+
+/// Whether a quantized model stores this parameter quantized: every linear
+/// weight (2-D) but the embedding, as the CPU model's `WeightFormat::Q*`
+/// does (norms and the embedding, and with it a tied LM head, stay f32).
+pub fn is_quantized(spec: &ParamSpec) -> bool {
+    spec.shape.len() == 2 && spec.name != "embed"
+}
+
+/// The quantized linear weights, one contiguous range of the u32 arena in
+/// `param_specs` order, so the routed experts of a layer sit at a fixed
+/// stride of words (gate, up, down per expert), as in `Weights`.
+pub struct QWeights {
+    pub fmt: QFmt,
+    pub all: Ix,
+    specs: Vec<(ParamSpec, QMat)>,
+    index: HashMap<String, usize>,
+}
+
+impl QWeights {
+    fn layout(b: &mut Builder, fmt: QFmt, specs: Vec<ParamSpec>) -> QWeights {
+        let words = |s: &ParamSpec| fmt.words(s.shape[0], s.shape[1]);
+        let all = b.u(specs.iter().map(words).sum());
+        let (mut off, mut out, mut index) = (0, vec![], HashMap::new());
+        for s in specs {
+            let n = words(&s);
+            let m = QMat {
+                fmt,
+                w: all.at(off, n),
+                rows: s.shape[0],
+                cols: s.shape[1],
+            };
+            index.insert(s.name.clone(), out.len());
+            out.push((s, m));
+            off += n;
+        }
+        QWeights {
+            fmt,
+            all,
+            specs: out,
+            index,
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<QMat> {
+        self.index.get(name).map(|i| self.specs[*i].1)
+    }
+
+    /// The seeded f32 weights quantized on the host (candle, ggml's
+    /// rounding) and uploaded as ggml blocks.
+    pub fn upload(&self, e: &Engine, seed: u64) -> Result<()> {
+        let backend: crate::Backend = crate::Backend::Cpu;
+        for (spec, m) in &self.specs {
+            let bytes = generate(spec, seed, &Device::Cpu, CDType::F32)
+                .and_then(|t| quantize(&t, self.fmt))
+                .map_err(cerr(&backend, "quantize weights"))?;
+            e.write_u(m.w, &pack_words(&bytes));
         }
         Ok(())
     }
@@ -215,7 +280,10 @@ impl Pass {
 /// A model on the engine: config, weights and RoPE tables.
 pub struct Net {
     pub cfg: ModelConfig,
+    /// The f32 parameters (all of them, unless quantized).
     pub w: Weights,
+    /// The quantized linear weights of a q8_0/q4_0 model.
+    pub q: Option<QWeights>,
     rope: RopeTables,
     eps: f32,
 }
@@ -223,11 +291,33 @@ pub struct Net {
 impl Net {
     /// Lays out the weights and RoPE tables for positions below `positions`.
     pub fn new(b: &mut Builder, cfg: &ModelConfig, positions: usize) -> Net {
-        let w = Weights::layout(b, cfg);
+        Net::with_format(b, cfg, positions, None)
+    }
+
+    /// As `new`, with the linear weights quantized to `q` (inference only:
+    /// `backward` needs f32 weights).
+    pub fn with_format(
+        b: &mut Builder,
+        cfg: &ModelConfig,
+        positions: usize,
+        q: Option<QFmt>,
+    ) -> Net {
+        let (w, q) = match q {
+            None => (Weights::layout(b, cfg), None),
+            Some(fmt) => {
+                let (qs, fs): (Vec<_>, Vec<_>) =
+                    param_specs(cfg).into_iter().partition(is_quantized);
+                (
+                    Weights::layout_of(b, fs),
+                    Some(QWeights::layout(b, fmt, qs)),
+                )
+            }
+        };
         let dim = cfg.mla.map(|m| m.rope_dim).unwrap_or(cfg.head_dim);
         Net {
             cfg: cfg.clone(),
             w,
+            q,
             rope: RopeTables::new(b, dim, cfg.rope_theta, positions),
             eps: cfg.norm_eps as f32,
         }
@@ -235,7 +325,35 @@ impl Net {
 
     pub fn upload(&self, e: &Engine, seed: u64) -> Result<()> {
         self.rope.upload(e);
+        if let Some(q) = &self.q {
+            q.upload(e, seed)?;
+        }
         self.w.upload(e, seed)
+    }
+
+    /// The named weight when it is stored quantized.
+    fn qmat(&self, name: &str) -> Option<QMat> {
+        self.q.as_ref().and_then(|q| q.get(name))
+    }
+
+    /// y (rows, out) (+)= x (rows, inp) · Wᵀ for the named linear weight,
+    /// f32 or quantized.
+    #[allow(clippy::too_many_arguments)]
+    fn lin(
+        &self,
+        bld: &mut Builder,
+        x: F,
+        name: &str,
+        y: F,
+        rows: usize,
+        inp: usize,
+        out: usize,
+        beta: f32,
+    ) {
+        match self.qmat(name) {
+            Some(w) => bld.qlinear(x, w, y, rows, beta),
+            None => bld.linear(x, self.w.get(name), y, rows, inp, out, beta),
+        }
     }
 
     fn head(&self) -> F {
@@ -380,13 +498,17 @@ impl Net {
     /// Logits of every row: (n, V) ← hf (n, C).
     pub fn logits_all(&self, bld: &mut Builder, acts: &Acts, n: usize, logits: F) {
         let (c, v) = (self.cfg.d_model, self.cfg.vocab);
-        bld.linear(acts.hf, self.head(), logits, n, c, v, 0.0);
+        self.lin(bld, acts.hf, self.head_name(), logits, n, c, v, 0.0);
     }
 
     /// Logits of the last row of each sequence: (B, V).
     pub fn logits_last(&self, bld: &mut Builder, acts: &Acts, p: Pass, logits: F) {
         let (c, v) = (self.cfg.d_model, self.cfg.vocab);
         let a = Mat::rows(acts.hf.at((p.t - 1) * c, c), c).with_rs(p.t * c);
+        if let Some(w) = self.qmat(self.head_name()) {
+            bld.qmatmul(a, w, 0, Mat::rows(logits, v), p.b, 1, None, 0.0);
+            return;
+        }
         bld.gemm(
             a,
             Mat::rows(self.head(), c).t(),
@@ -408,6 +530,7 @@ impl Net {
         let la = &acts.layers[l];
         let (c, n, t) = (cfg.d_model, p.n(), p.t);
         let w = |s: &str| self.w.get(&format!("layers.{l}.{s}"));
+        let name = |s: &str| format!("layers.{l}.{s}");
         let train = cache.is_none();
         let x_in = acts.xs[l];
         let x_out = acts.xs[l + 1];
@@ -426,9 +549,9 @@ impl Net {
             (AttnActs::Gqa { q, k, v }, _) => {
                 let hd = cfg.head_dim;
                 let hkv = ld.n_kv_heads;
-                bld.linear(la.h1, w("wq"), *q, n, c, qw, 0.0);
-                bld.linear(la.h1, w("wk"), *k, n, c, kw, 0.0);
-                bld.linear(la.h1, w("wv"), *v, n, c, kw, 0.0);
+                self.lin(bld, la.h1, &name("wq"), *q, n, c, qw, 0.0);
+                self.lin(bld, la.h1, &name("wk"), *k, n, c, kw, 0.0);
+                self.lin(bld, la.h1, &name("wv"), *v, n, c, kw, 0.0);
                 let tabs = self.rope.pair();
                 bld.rope(q.off, n, t, h, hd, (qw, hd), p.pos0, tabs, false);
                 bld.rope(k.off, n, t, hkv, hd, (kw, hd), p.pos0, tabs, false);
@@ -481,7 +604,7 @@ impl Net {
                 let (nope, rope, r, dv) = (m.nope_dim, m.rope_dim, m.kv_lora_rank, m.v_dim);
                 let dqk = nope + rope;
                 let tabs = self.rope.pair();
-                bld.linear(la.h1, w("wq"), *q, n, c, qw, 0.0);
+                self.lin(bld, la.h1, &name("wq"), *q, n, c, qw, 0.0);
                 bld.rope(
                     q.off + nope as u32,
                     n,
@@ -493,7 +616,7 @@ impl Net {
                     tabs,
                     false,
                 );
-                bld.linear(la.h1, w("w_dkv"), *ckv_raw, n, c, r, 0.0);
+                self.lin(bld, la.h1, &name("w_dkv"), *ckv_raw, n, c, r, 0.0);
                 bld.rmsnorm_fwd(
                     *ckv_raw,
                     w("kv_norm"),
@@ -502,7 +625,7 @@ impl Net {
                     n,
                     self.eps,
                 );
-                bld.linear(la.h1, w("w_kr"), *kpe, n, c, rope, 0.0);
+                self.lin(bld, la.h1, &name("w_kr"), *kpe, n, c, rope, 0.0);
                 bld.rope(kpe.off, n, t, 1, rope, (rope, 0), p.pos0, tabs, false);
                 // Keys and values are up-projected from the (cached) latent.
                 let s = p.pos0 + t;
@@ -518,14 +641,22 @@ impl Net {
                                 0.0,
                             );
                         }
-                        for (wt, out, width) in [(w("w_uk"), knope, h * nope), (w("w_uv"), vv, ow)]
-                        {
-                            bld.gemm(
-                                Mat::rows(lc.a, r).batch(ctx * r, 0),
-                                Mat::rows(wt, r).t(),
-                                Mat::rows(*out, width).batch(s * width, 0),
-                                Gemm::new(s, width, r).batches(p.b, 1),
-                            );
+                        for (wn, out, width) in [("w_uk", knope, h * nope), ("w_uv", vv, ow)] {
+                            let x = Mat::rows(lc.a, r).batch(ctx * r, 0);
+                            let y = Mat::rows(*out, width).batch(s * width, 0);
+                            match self.qmat(&name(wn)) {
+                                Some(wq) => {
+                                    bld.qmatmul(x, wq, 0, y, s, p.b, None, 0.0);
+                                }
+                                None => {
+                                    bld.gemm(
+                                        x,
+                                        Mat::rows(w(wn), r).t(),
+                                        y,
+                                        Gemm::new(s, width, r).batches(p.b, 1),
+                                    );
+                                }
+                            }
                         }
                         bld.copy(
                             [p.b * s, h, nope],
@@ -547,8 +678,8 @@ impl Net {
                         }
                     }
                     None => {
-                        bld.linear(*ckv, w("w_uk"), *knope, n, r, h * nope, 0.0);
-                        bld.linear(*ckv, w("w_uv"), *vv, n, r, ow, 0.0);
+                        self.lin(bld, *ckv, &name("w_uk"), *knope, n, r, h * nope, 0.0);
+                        self.lin(bld, *ckv, &name("w_uv"), *vv, n, r, ow, 0.0);
                         bld.copy(
                             [n, h, nope],
                             1,
@@ -588,7 +719,7 @@ impl Net {
         };
         bld.attention(&attn);
         bld.add_into(x_in.at(0, n * c), la.x_mid.at(0, n * c), 0.0);
-        bld.linear(la.o, w("wo"), la.x_mid, n, ow, c, 1.0);
+        self.lin(bld, la.o, &name("wo"), la.x_mid, n, ow, c, 1.0);
         bld.rmsnorm_fwd(
             la.x_mid,
             w("ffn_norm"),
@@ -623,12 +754,45 @@ impl Net {
                     self.mlp_fwd(bld, &name, mlp, la.h2, x_out, n, m.expert_ffn);
                 }
                 let e = m.routed;
-                bld.linear(la.h2, w("router"), *rl, n, c, e, 0.0);
+                self.lin(bld, la.h2, &name("router"), *rl, n, c, e, 0.0);
                 bld.softmax_fwd(*rl, *probs, n, e);
                 bld.moe_route(*probs, n, e, m.top_k, route);
                 bld.moe_gather(la.h2, *xe, route, n, e, c, None);
                 let eff = m.expert_ffn;
                 let stride = 3 * eff * c;
+                if let Some(q) = &self.q {
+                    // The experts' gate, up and down, each eff·c weights.
+                    let qstride = 3 * q.fmt.words(eff, c);
+                    let wq = |s: &str| {
+                        q.get(&name(&format!("routed.0.{s}")))
+                            .expect("quantized expert weight")
+                    };
+                    for (wn, out) in [("gate", routed.g), ("up", routed.u)] {
+                        bld.qmatmul(
+                            Mat::rows(*xe, c).batch(n * c, 0),
+                            wq(wn),
+                            qstride,
+                            Mat::rows(out, eff).batch(n * eff, 0),
+                            n,
+                            e,
+                            Some(route.cnt),
+                            0.0,
+                        );
+                    }
+                    bld.swiglu_fwd(routed.g, routed.u, routed.a.at(0, e * n * eff));
+                    bld.qmatmul(
+                        Mat::rows(routed.a, eff).batch(n * eff, 0),
+                        wq("down"),
+                        qstride,
+                        Mat::rows(*ye, c).batch(n * c, 0),
+                        n,
+                        e,
+                        Some(route.cnt),
+                        0.0,
+                    );
+                    bld.moe_combine(*ye, x_out, route, n, e, c, Some(*probs), 1.0);
+                    return;
+                }
                 for (wn, out) in [("gate", routed.g), ("up", routed.u)] {
                     bld.gemm(
                         Mat::rows(*xe, c).batch(n * c, 0),
@@ -664,11 +828,11 @@ impl Net {
         width: usize,
     ) {
         let c = self.cfg.d_model;
-        let w = |s: &str| self.w.get(&format!("{name}.{s}"));
-        bld.linear(h, w("gate"), a.g, n, c, width, 0.0);
-        bld.linear(h, w("up"), a.u, n, c, width, 0.0);
+        let w = |s: &str| format!("{name}.{s}");
+        self.lin(bld, h, &w("gate"), a.g, n, c, width, 0.0);
+        self.lin(bld, h, &w("up"), a.u, n, c, width, 0.0);
         bld.swiglu_fwd(a.g, a.u, a.a.at(0, n * width));
-        bld.linear(a.a, w("down"), x_out, n, width, c, 1.0);
+        self.lin(bld, a.a, &w("down"), x_out, n, width, c, 1.0);
     }
 
     /// dh (+)= the FFN's input gradient for output gradient dy; weight

@@ -2,6 +2,7 @@
 //! in, one recorded dispatch out (parameter order as in `ops.wgsl`).
 
 use super::engine::{Builder, DispatchId, F, Ix, Kernel, NONE};
+use super::quant::{BLOCK, QMat};
 
 /// A strided matrix: element (i, j) at off + i·rs + j·cs; batch (z1, z2)
 /// adds z1·b1 + z2·b2.
@@ -170,6 +171,61 @@ impl Builder {
             }
             _ => self.push(Kernel::Matmul, params, tiles),
         }
+    }
+
+    /// y (m, W.rows) (+)= x (m, W.cols) · Wᵀ with W quantized (`qmatvec`):
+    /// x and y row-major with their own row strides (`Mat::rs`, `cs` 1);
+    /// `batches` batches at x's, W's (`w_batch_words`) and y's batch strides
+    /// (`b1`), batch z with min(m, count[z]) rows when a count is given.
+    #[allow(clippy::too_many_arguments)]
+    pub fn qmatmul(
+        &mut self,
+        x: Mat,
+        w: QMat,
+        w_batch_words: usize,
+        y: Mat,
+        m: usize,
+        batches: usize,
+        count: Option<Ix>,
+        beta: f32,
+    ) -> DispatchId {
+        assert!(x.cs == 1 && y.cs == 1, "qmatmul: rows must be contiguous");
+        assert!(w.cols.is_multiple_of(BLOCK), "qmatmul: cols % 32 != 0");
+        let tiles = m.div_ceil(8).max(1);
+        let params = vec![
+            u(m),
+            u(w.rows),
+            u(w.cols),
+            w.fmt.code(),
+            x.off,
+            x.rs,
+            x.b1,
+            w.w.off,
+            u(w_batch_words),
+            y.off,
+            y.rs,
+            y.b1,
+            fb(beta),
+            count.map(|c| c.off).unwrap_or(NONE),
+            u(tiles),
+        ];
+        let mut groups = grid(w.rows * tiles, 1);
+        groups[2] = batches as u32;
+        self.push(Kernel::Qmatvec, params, groups)
+    }
+
+    /// y (rows, W.rows) (+)= x (rows, W.cols) · Wᵀ, W quantized.
+    pub fn qlinear(&mut self, x: F, w: QMat, y: F, rows: usize, beta: f32) {
+        self.qmatmul(
+            Mat::rows(x, w.cols),
+            w,
+            0,
+            Mat::rows(y, w.rows),
+            rows,
+            1,
+            None,
+            beta,
+        );
     }
 
     /// y (rows, out) = x (rows, in) · Wᵀ, W (out, in) row-major; `beta` 1

@@ -208,6 +208,148 @@ fn matvec(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     }
 }
 
+// ---------------------------------------------------------------- quantized matvec
+// y (M, N) = x (M, K) · Wᵀ (+ beta · y) with W (N, K) stored in U: q8_0 and
+// q4_0 in ggml's block layout — a q8_0 block is an f16 scale then 32 int8
+// (34 bytes), a q4_0 block an f16 scale then 16 bytes of nibbles (low
+// nibbles elements 0..16, high nibbles 16..32, value = nibble − 8) — or
+// f16 / bf16, two halves a word. WGSL has no u8 or f16 storage without
+// extensions, so weights are read as 16-bit halfwords (17, 9 or 32 per 32
+// weights: a q8_0/q4_0 block may start on either half of a word) and
+// converted on the fly; activations and sums stay f32. One 64-thread workgroup per output
+// column and up to 8 input rows (each weight block is read once for all of
+// them); threads split the row's blocks, then reduce. Batched over z (MoE
+// experts) with an optional row count per batch, as `matmul`.
+// params: 0 M, 1 N, 2 K (a multiple of 32), 3 fmt (0 q8_0, 1 q4_0, 2 f16, 3 bf16),
+// 4 x_off, 5 x_rs, 6 x_b, 7 w_off (U words), 8 w_b (U words), 9 y_off,
+// 10 y_rs, 11 y_b, 12 beta, 13 count_off, 14 row tiles (ceil(M / 8)).
+
+fn half_at(h: u32) -> u32 {
+    return (U[h >> 1u] >> ((h & 1u) * 16u)) & 0xffffu;
+}
+
+// Sign-extended byte `i` (0 or 1) of a halfword.
+fn i8_of(v: u32, i: u32) -> f32 {
+    return f32(extractBits(bitcast<i32>(v), i * 8u, 8u));
+}
+
+var<workgroup> sh_qm: u32;
+
+@compute @workgroup_size(64)
+fn qmatvec(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let n = p(1u);
+    let wid = row_of(wg, nwg);
+    if (wid >= n * p(14u)) {
+        return;
+    }
+    let j = wid % n;
+    let r0 = (wid / n) * 8u;
+    let z = wg.z;
+    if (lid == 0u) {
+        var m = p(0u);
+        let cnt = p(13u);
+        if (cnt != NONE) {
+            m = min(m, U[cnt + z]);
+        }
+        sh_qm = m;
+    }
+    let m = workgroupUniformLoad(&sh_qm);
+    if (r0 >= m) {
+        return;
+    }
+    let rows = min(8u, m - r0);
+    let nb = p(2u) / 32u;
+    let fmt = p(3u);
+    var bh = 17u;
+    if (fmt == 1u) {
+        bh = 9u;
+    } else if (fmt >= 2u) {
+        bh = 32u;
+    }
+    let xrs = p(5u);
+    let h0 = 2u * (p(7u) + z * p(8u)) + j * nb * bh;
+    let x0 = p(4u) + z * p(6u) + r0 * xrs;
+    var acc: array<f32, 8>;
+    for (var i = 0u; i < 8u; i++) {
+        acc[i] = 0.0;
+    }
+    for (var b = lid; b < nb; b += 64u) {
+        let hb = h0 + b * bh;
+        var d = 1.0;
+        if (fmt < 2u) {
+            d = unpack2x16float(half_at(hb)).x;
+        }
+        let xb = x0 + b * 32u;
+        var s: array<f32, 8>;
+        for (var i = 0u; i < 8u; i++) {
+            s[i] = 0.0;
+        }
+        if (fmt >= 2u) {
+            // 16 words of two halves (rows of 32·k halves start on a word).
+            let wb = hb >> 1u;
+            for (var e = 0u; e < 16u; e++) {
+                let v = U[wb + e];
+                var w = unpack2x16float(v);
+                if (fmt == 3u) {
+                    w = vec2<f32>(bitcast<f32>(v << 16u), bitcast<f32>(v & 0xffff0000u));
+                }
+                for (var i = 0u; i < rows; i++) {
+                    let xi = xb + i * xrs + 2u * e;
+                    s[i] += w.x * D[xi] + w.y * D[xi + 1u];
+                }
+            }
+        } else if (fmt == 1u) {
+            // Halfword e holds bytes 2e, 2e+1: elements 2e, 2e+1 (low
+            // nibbles) and 2e+16, 2e+17 (high nibbles).
+            for (var e = 0u; e < 8u; e++) {
+                let v = half_at(hb + 1u + e);
+                let w0 = f32(v & 0xfu) - 8.0;
+                let w1 = f32((v >> 8u) & 0xfu) - 8.0;
+                let w2 = f32((v >> 4u) & 0xfu) - 8.0;
+                let w3 = f32((v >> 12u) & 0xfu) - 8.0;
+                for (var i = 0u; i < rows; i++) {
+                    let xi = xb + i * xrs + 2u * e;
+                    s[i] += w0 * D[xi] + w1 * D[xi + 1u] + w2 * D[xi + 16u] + w3 * D[xi + 17u];
+                }
+            }
+        } else {
+            for (var e = 0u; e < 16u; e++) {
+                let v = half_at(hb + 1u + e);
+                let w0 = i8_of(v, 0u);
+                let w1 = i8_of(v, 1u);
+                for (var i = 0u; i < rows; i++) {
+                    let xi = xb + i * xrs + 2u * e;
+                    s[i] += w0 * D[xi] + w1 * D[xi + 1u];
+                }
+            }
+        }
+        for (var i = 0u; i < 8u; i++) {
+            acc[i] = fma(d, s[i], acc[i]);
+        }
+    }
+    for (var i = 0u; i < 8u; i++) {
+        red8[i * 64u + lid] = acc[i];
+    }
+    workgroupBarrier();
+    for (var st = 32u; st > 0u; st = st >> 1u) {
+        if (lid < st) {
+            for (var i = 0u; i < 8u; i++) {
+                red8[i * 64u + lid] += red8[i * 64u + lid + st];
+            }
+        }
+        workgroupBarrier();
+    }
+    if (lid < rows) {
+        let idx = p(9u) + z * p(11u) + (r0 + lid) * p(10u) + j;
+        var out = red8[lid * 64u];
+        let beta = pf(12u);
+        if (beta != 0.0) {
+            out += beta * D[idx];
+        }
+        D[idx] = out;
+    }
+}
+
 // ---------------------------------------------------------------- copies
 // dst[i0,i1,i2] = alpha · Σ_r src[i0,i1,i2,r] + beta · dst[i0,i1,i2]
 // (nr = 0 with beta = 0 zero-fills). Gathers, scatters into the KV cache,

@@ -8,6 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use super::WgpuContext;
 use super::engine::{Builder, Engine, F, NONE};
 use super::ops::{AdamW, Attn, Gemm, GemmKernel, Mat, Route, adamw_params};
+use super::quant::{QFmt, QMat, dequantize_host, pack_words, quantize};
 use crate::backend::WgpuSelector;
 
 /// Every primary adapter (`wgpu:N`), or none with the skip message (a
@@ -133,6 +134,129 @@ fn check_gemm(sel: WgpuSelector, rng: &mut ChaCha8Rng) {
         &want,
         1e-5,
     );
+}
+
+/// Random (rows, cols) weights quantized by candle: (ggml bytes, host f64
+/// dequantization of those bytes).
+fn quantized_weights(
+    rng: &mut ChaCha8Rng,
+    rows: usize,
+    cols: usize,
+    fmt: QFmt,
+) -> (Vec<u8>, Vec<f64>) {
+    let t = candle_core::Tensor::from_vec(
+        rand_vec(rng, rows * cols),
+        (rows, cols),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let bytes = quantize(&t, fmt).unwrap();
+    let host = dequantize_host(&bytes, fmt);
+    (bytes, host)
+}
+
+fn check_qmatvec(sel: WgpuSelector, rng: &mut ChaCha8Rng) {
+    // 3 blocks a row: q8_0 rows (51 halfwords) start on odd halfwords.
+    let (n, k) = (5, 96);
+    for fmt in [QFmt::Q8_0, QFmt::Q4_0, QFmt::F16, QFmt::Bf16] {
+        // y = x · Wᵀ + y, x rows strided; 3 rows (one tile), 11 (two).
+        for m in [3, 11] {
+            let xs = k + 5;
+            let (bytes, hw) = quantized_weights(rng, n, k, fmt);
+            let (hx, hy) = (rand_vec(rng, m * xs), rand_vec(rng, m * n));
+            let mut bld = Builder::new();
+            let (x, y) = (bld.f(hx.len()), bld.f(hy.len()));
+            let w = QMat {
+                fmt,
+                w: bld.u(fmt.words(n, k)),
+                rows: n,
+                cols: k,
+            };
+            bld.begin();
+            bld.qmatmul(
+                Mat::rows(x, k).with_rs(xs),
+                w,
+                0,
+                Mat::rows(y, n),
+                m,
+                1,
+                None,
+                1.0,
+            );
+            let mut e = engine(sel, bld, &[(x, &hx), (y, &hy)]);
+            e.write_u(w.w, &pack_words(&bytes));
+            e.run(&[super::engine::PlanId(0)]).unwrap();
+            let want: Vec<f64> = (0..m * n)
+                .map(|ij| {
+                    let (i, j) = (ij / n, ij % n);
+                    let dot: f64 = (0..k).map(|p| hx[i * xs + p] as f64 * hw[j * k + p]).sum();
+                    dot + hy[ij] as f64
+                })
+                .collect();
+            assert_close(
+                &format!("qmatvec {fmt:?} m={m}"),
+                &e.read_f(y).unwrap(),
+                &want,
+                1e-5,
+            );
+        }
+        // Batched over 3 experts (weights 7 words apart beyond their size)
+        // with row counts 9, 2, 0: rows past the count are left alone.
+        let (eb, rows) = (3, 9);
+        let stride = fmt.words(n, k) + 7;
+        let mut words = vec![0u32; eb * stride];
+        let mut hw = vec![];
+        for z in 0..eb {
+            let (bytes, h) = quantized_weights(rng, n, k, fmt);
+            let p = pack_words(&bytes);
+            words[z * stride..z * stride + p.len()].copy_from_slice(&p);
+            hw.push(h);
+        }
+        let (hx, hy) = (rand_vec(rng, eb * rows * k), rand_vec(rng, eb * rows * n));
+        let mut bld = Builder::new();
+        let (x, y) = (bld.f(hx.len()), bld.f(hy.len()));
+        let wv = bld.u(words.len());
+        let cnt = bld.u(eb);
+        bld.begin();
+        let w = QMat {
+            fmt,
+            w: wv,
+            rows: n,
+            cols: k,
+        };
+        bld.qmatmul(
+            Mat::rows(x, k).batch(rows * k, 0),
+            w,
+            stride,
+            Mat::rows(y, n).batch(rows * n, 0),
+            rows,
+            eb,
+            Some(cnt),
+            0.0,
+        );
+        let mut e = engine(sel, bld, &[(x, &hx), (y, &hy)]);
+        e.write_u(wv, &words);
+        e.write_u(cnt, &[9, 2, 0]);
+        e.run(&[super::engine::PlanId(0)]).unwrap();
+        let counts = [9, 2, 0];
+        let want: Vec<f64> = (0..eb * rows * n)
+            .map(|q| {
+                let (z, i, j) = (q / (rows * n), (q / n) % rows, q % n);
+                if i >= counts[z] {
+                    return hy[q] as f64;
+                }
+                (0..k)
+                    .map(|p| hx[z * rows * k + i * k + p] as f64 * hw[z][j * k + p])
+                    .sum()
+            })
+            .collect();
+        assert_close(
+            &format!("batched qmatvec {fmt:?} with counts"),
+            &e.read_f(y).unwrap(),
+            &want,
+            1e-5,
+        );
+    }
 }
 
 fn check_copy_embed_swiglu(sel: WgpuSelector, rng: &mut ChaCha8Rng) {
@@ -703,6 +827,7 @@ fn every_op_matches_the_host_on_every_adapter() {
     for sel in adapters() {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         check_gemm(sel, &mut rng);
+        check_qmatvec(sel, &mut rng);
         check_copy_embed_swiglu(sel, &mut rng);
         check_norm_rope_softmax(sel, &mut rng);
         check_xent_argmax_adamw(sel, &mut rng);

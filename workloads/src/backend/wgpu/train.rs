@@ -39,7 +39,7 @@ struct WgpuTrain {
 pub fn prepare(
     spec: &WorkloadSpec,
     backend: &Backend,
-    cap_bytes: Option<u64>,
+    opts: &crate::PrepareOptions,
 ) -> Result<Box<dyn PreparedWorkload>> {
     let SpecParams::Train {
         model,
@@ -64,7 +64,7 @@ pub fn prepare(
         });
     }
     let cfg = crate::models::shape(model).expect("validated model name");
-    let ctx = WgpuContext::open(selector)?;
+    let ctx = WgpuContext::open_with(selector, opts)?;
     let (b, t) = (*batch, *seq);
     let n = b * t;
     let mut bld = Builder::new();
@@ -89,7 +89,7 @@ pub fn prepare(
     let update_plan = bld.begin();
     let adamw = bld.adamw(net.w.all, grads.all, m, v);
 
-    let engine = Engine::build(ctx, bld, cap_bytes)?;
+    let engine = Engine::build(ctx, bld, opts.device_mem_cap_bytes)?;
     net.upload(&engine, spec.seed)?;
     // The CPU train step's batch: same corpus, same seed.
     let corpus = MarkovCorpus::for_vocab(cfg.vocab, spec.seed);
@@ -259,7 +259,7 @@ mod tests {
         };
         for fam in ["dense", "moe-mla", "openelm"] {
             let spec = WorkloadSpec::parse(&format!("train-step/{fam}-tiny/f32/b2t16")).unwrap();
-            let mut w = prepare(&spec, &backend, None).unwrap();
+            let mut w = prepare(&spec, &backend, &Default::default()).unwrap();
             let v = w.verify().unwrap();
             assert!(v.passed, "{fam}: {v:?}");
             let losses: Vec<f64> = (0..6).map(|_| w.run_iter().unwrap().extras[0].1).collect();
@@ -273,7 +273,11 @@ mod tests {
             return;
         };
         let spec = WorkloadSpec::parse("train-step/dense-tiny/f32/b2t16").unwrap();
-        let e = prepare(&spec, &backend, Some(1 << 20)).err().unwrap();
+        let capped = crate::PrepareOptions {
+            device_mem_cap_bytes: Some(1 << 20),
+            ..Default::default()
+        };
+        let e = prepare(&spec, &backend, &capped).err().unwrap();
         assert!(matches!(e, WorkloadError::OutOfMemory { .. }), "{e}");
     }
 }
