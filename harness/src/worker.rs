@@ -535,7 +535,7 @@ fn sample(
             _ => None,
         },
         threads_busy: match (&ticks_start, cpu::thread_cpu_ticks()) {
-            (Some(a), Some(b)) => Some(cpu::busy_threads(a, &b)),
+            (Some(a), Some(b)) => cpu::busy_threads(a, &b),
             _ => None,
         },
         ..Default::default()

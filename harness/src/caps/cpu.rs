@@ -132,19 +132,22 @@ pub fn thread_cpu_ticks() -> Option<std::collections::BTreeMap<u64, u64>> {
 /// with at least a tenth of the busiest thread's CPU time (so a watcher
 /// thread's occasional tick does not count). Independent of how much CPU
 /// other processes leave us, unlike CPU time ÷ wall time.
+/// `None` when no thread gained a tick: the timed loop was shorter than
+/// the kernel's accounting granularity (10 ms), so nothing was observed —
+/// not "no thread was busy".
 pub fn busy_threads(
     before: &std::collections::BTreeMap<u64, u64>,
     after: &std::collections::BTreeMap<u64, u64>,
-) -> usize {
+) -> Option<usize> {
     let used: Vec<u64> = after
         .iter()
         .map(|(tid, t)| t.saturating_sub(*before.get(tid).unwrap_or(&0)))
         .collect();
     let max = used.iter().copied().max().unwrap_or(0);
     if max == 0 {
-        return 0;
+        return None;
     }
-    used.iter().filter(|u| **u * 10 >= max).count()
+    Some(used.iter().filter(|u| **u * 10 >= max).count())
 }
 
 #[cfg(test)]
@@ -156,8 +159,8 @@ mod tests {
         let before = [(1, 100), (2, 50), (3, 7)].into_iter().collect();
         let after = [(1, 200), (2, 140), (3, 8), (4, 30)].into_iter().collect();
         // Used: 100, 90, 1, 30 → 1 is below a tenth of 100.
-        assert_eq!(busy_threads(&before, &after), 3);
-        assert_eq!(busy_threads(&before, &before), 0);
+        assert_eq!(busy_threads(&before, &after), Some(3));
+        assert_eq!(busy_threads(&before, &before), None);
         if cfg!(target_os = "linux") {
             assert!(!thread_cpu_ticks().unwrap().is_empty());
         }

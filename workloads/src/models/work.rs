@@ -152,10 +152,12 @@ const TRAIN_BYTES_PER_PARAM: f64 = 19.0;
 const TRAIN_D_TENSORS: f64 = 34.0;
 const TRAIN_FFN_TENSORS: f64 = 3.0;
 /// A MoE layer adds d-wide tensors per token to the graph: the zeroed
-/// output and one `index_add` result per expert (routed and shared), and
-/// the gate-weighted output of each of the token's top-k experts.
+/// output and one `index_add` result per expert (routed and shared), the
+/// gate-weighted output of each of the token's top-k experts, the rows
+/// gathered for its top-k experts, and each expert's output before
+/// weighting (top-k routed and the shared ones).
 fn moe_extra_d_tensors(m: &super::config::MoeDims) -> f64 {
-    (m.routed + m.shared + 1 + m.top_k) as f64
+    (m.routed + m.shared + 1 + m.top_k) as f64 + (2 * m.top_k + m.shared) as f64
 }
 /// Per (head, query, key) of each layer: 6 forward tensors (scores, scale,
 /// mask, shifted, exp, normalised) and ~5.5 of their gradients.
