@@ -267,7 +267,6 @@ fn status_of(e: &WorkloadError) -> Status {
     match e {
         WorkloadError::Unsupported { .. } => Status::Unsupported,
         WorkloadError::DeviceOutOfMemory { .. } => Status::Oom,
-        WorkloadError::OutOfMemory { .. } => Status::Oom,
         WorkloadError::Unavailable { .. } => Status::Unavailable,
         e if e.is_device_oom() => Status::Oom,
         _ => Status::Error,

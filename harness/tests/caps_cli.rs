@@ -388,6 +388,28 @@ fn wgpu_tier_and_device_cap_refuse_with_a_clear_status() {
             .unwrap()
             .starts_with("counted")
     );
+    // The engine's model workloads refuse the same way, with the numbers.
+    let (ok, cases) = run_cases(
+        &[
+            "--backend",
+            "wgpu",
+            "--workload",
+            "decode/dense-tiny/f32",
+            "--device-mem-cap",
+            "64KiB",
+        ],
+        &tmp.path().join("dev-decode"),
+    );
+    assert!(!ok);
+    let c = &cases[0];
+    assert_eq!(c["status"], "oom", "{}", c["status_detail"]);
+    let p = &c["processes"][0];
+    assert_eq!(p["oom_cap_bytes"], 65536, "{p}");
+    let (req, used) = (
+        p["oom_requested_bytes"].as_u64().unwrap(),
+        p["oom_in_use_bytes"].as_u64().unwrap(),
+    );
+    assert!(req > 0 && used <= 65536 && used + req > 65536, "{p}");
 }
 
 #[test]

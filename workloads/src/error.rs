@@ -41,22 +41,12 @@ pub enum WorkloadError {
     #[error(transparent)]
     ModelFile(#[from] crate::models::gguf::GgufError),
 
-    /// A device allocation past `--device-mem-cap` (counted by our engine).
+    /// A device allocation past `--device-mem-cap` (counted by our engines:
+    /// wgpu buffers, the CUDA/Metal ballast counter).
     #[error(
         "device memory cap: {what} needs {requested_bytes} bytes with {in_use_bytes} in use; the cap is {cap_bytes}"
     )]
     DeviceOutOfMemory {
-        what: String,
-        requested_bytes: u64,
-        in_use_bytes: u64,
-        cap_bytes: u64,
-    },
-    /// A device allocation beyond the device memory cap (or the device).
-    #[error(
-        "out of device memory on {backend}: {what} needs {requested_bytes} bytes with {in_use_bytes} in use, cap {cap_bytes}"
-    )]
-    OutOfMemory {
-        backend: String,
         what: String,
         requested_bytes: u64,
         in_use_bytes: u64,

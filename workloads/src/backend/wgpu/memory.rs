@@ -22,15 +22,14 @@ impl DeviceMemory {
         }
     }
 
-    /// Counts `bytes` against the cap; `Err(OutOfMemory)` leaves the count
-    /// unchanged.
+    /// Counts `bytes` against the cap; `Err(DeviceOutOfMemory)` leaves the
+    /// count unchanged.
     pub fn reserve(&mut self, what: &str, bytes: u64) -> Result<()> {
         if let Some(cap) = self.cap_bytes
             && self.in_use_bytes + bytes > cap
         {
-            return Err(WorkloadError::OutOfMemory {
-                backend: self.backend.clone(),
-                what: what.to_string(),
+            return Err(WorkloadError::DeviceOutOfMemory {
+                what: format!("{} {what}", self.backend),
                 requested_bytes: bytes,
                 in_use_bytes: self.in_use_bytes,
                 cap_bytes: cap,
@@ -97,7 +96,7 @@ mod tests {
         let e = m.reserve("b", 500).unwrap_err();
         assert!(matches!(
             e,
-            WorkloadError::OutOfMemory {
+            WorkloadError::DeviceOutOfMemory {
                 requested_bytes: 500,
                 in_use_bytes: 600,
                 cap_bytes: 1000,

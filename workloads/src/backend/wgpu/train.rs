@@ -278,6 +278,6 @@ mod tests {
             ..Default::default()
         };
         let e = prepare(&spec, &backend, &capped).err().unwrap();
-        assert!(matches!(e, WorkloadError::OutOfMemory { .. }), "{e}");
+        assert!(matches!(e, WorkloadError::DeviceOutOfMemory { .. }), "{e}");
     }
 }
