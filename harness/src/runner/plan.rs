@@ -368,6 +368,14 @@ fn cap_sets(flags: &CapFlags, threads: Option<usize>, backend: &Backend) -> Vec<
                             .and_then(WgpuLimitsTier::parse_name)
                     }),
                     profile: Some(p.name.clone()),
+                    // A GPU profile on a CUDA GPU asks for the target's
+                    // power budget (its TDP) as the board's power limit;
+                    // outside the board's range it is recorded
+                    // "not applied", like any power limit.
+                    power_limit_w: flags.power_limit_w.or(match (p.kind, backend) {
+                        (crate::profiles::ProfileKind::Gpu, Backend::Cuda { .. }) => p.tdp(),
+                        _ => None,
+                    }),
                     ..base.clone()
                 }
             })
@@ -653,6 +661,36 @@ mod tests {
                 ..Default::default()
             }),
             2
+        );
+    }
+
+    #[test]
+    fn a_gpu_profile_on_cuda_asks_for_its_tdp_as_the_power_limit() {
+        let flags = |power_limit_w| CapFlags {
+            mem_caps: vec![],
+            device_mem_caps: vec![],
+            cpus: None,
+            wgpu_limits: None,
+            profiles: vec![
+                crate::profiles::find("t4-16gb").unwrap(),
+                crate::profiles::find("m2-air-8gb").unwrap(),
+            ],
+            power_limit_w,
+            lock_clocks_mhz: None,
+        };
+        let cuda = Backend::Cuda { ordinal: 0 };
+        let sets = cap_sets(&flags(None), None, &cuda);
+        // The T4's 70 W (sourced in its profile); the Air is no GPU card.
+        assert_eq!(sets[0].power_limit_w, Some(70.0));
+        assert_eq!(sets[1].power_limit_w, None);
+        // Elsewhere nothing is asked; an explicit --power-limit wins.
+        assert_eq!(
+            cap_sets(&flags(None), None, &Backend::Cpu)[0].power_limit_w,
+            None
+        );
+        assert_eq!(
+            cap_sets(&flags(Some(150.0)), None, &cuda)[0].power_limit_w,
+            Some(150.0)
         );
     }
 
