@@ -59,6 +59,9 @@ pub fn sig3(x: f64) -> String {
     if !x.is_finite() {
         return format!("{x}");
     }
+    if x == 0.0 {
+        return "0".into();
+    }
     let a = x.abs();
     if a >= 100.0 {
         format!("{x:.0}")
@@ -215,5 +218,6 @@ mod tests {
         assert_eq!(sig3(1.2345), "1.23");
         assert_eq!(sig3(0.012345), "0.012");
         assert_eq!(sig3(0.00012345), "1.23e-4");
+        assert_eq!(sig3(0.0), "0");
     }
 }
