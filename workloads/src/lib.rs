@@ -5,6 +5,7 @@ pub mod backend;
 pub mod data;
 pub mod decode;
 pub mod error;
+pub mod grad_check;
 pub mod kernels;
 pub mod memory_need;
 pub mod models;

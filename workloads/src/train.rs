@@ -4,13 +4,14 @@
 //! parameter must receive a finite, non-zero gradient.
 
 use candle_core::backprop::GradStore;
-use candle_core::{DType as CDType, Device, Tensor, Var};
+use candle_core::{DType as CDType, Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::backend::{Backend, DeviceRecord, candle as cb};
 use crate::data::MarkovCorpus;
 use crate::error::{Result, cerr};
+use crate::grad_check::{GradientCheck, f64_reference};
 use crate::models::ops::cross_entropy;
 use crate::models::{Model, ModelConfig, Params, WeightFormat, init};
 use crate::spec::{DType, Params as SpecParams, WorkloadSpec};
@@ -111,68 +112,6 @@ pub fn loss_and_grads(
     Ok((loss.to_dtype(CDType::F64)?.to_scalar::<f64>()?, grads))
 }
 
-/// Gradient completeness: names of parameters whose gradient is missing
-/// (candle's fused ops silently give none), non-finite, or all zero.
-pub fn incomplete_gradients(
-    vars: &[(String, Var)],
-    grads: &GradStore,
-) -> candle_core::Result<Vec<String>> {
-    let mut bad = vec![];
-    for (name, var) in vars {
-        match grads.get(var.as_tensor()) {
-            None => bad.push(format!("{name} (no gradient)")),
-            Some(g) => {
-                let g = g.to_dtype(CDType::F64)?.flatten_all()?;
-                let finite = g.to_vec1::<f64>()?.iter().all(|x| x.is_finite());
-                let max = g.abs()?.max(0)?.to_scalar::<f64>()?;
-                if !finite {
-                    bad.push(format!("{name} (non-finite gradient)"));
-                } else if max == 0.0 {
-                    bad.push(format!("{name} (zero gradient)"));
-                }
-            }
-        }
-    }
-    Ok(bad)
-}
-
-/// Splits `incomplete_gradients`' list into (failures, unrouted experts).
-/// A routed MoE expert that no token of the batch was routed to has no
-/// gradient by the math, not by a missing backward: it is excused when the
-/// reference (`ref_zero(i)`: parameter i's reference gradient is absent or
-/// zero) agrees and another expert of its layer did get a gradient — a
-/// broken backward would leave every expert without one.
-pub fn split_unrouted(
-    missing: Vec<String>,
-    vars: &[(String, Var)],
-    ref_zero: impl Fn(usize) -> candle_core::Result<bool>,
-) -> candle_core::Result<(Vec<String>, Vec<String>)> {
-    let name_of = |m: &str| m.split(" (").next().unwrap_or(m).to_string();
-    let missing_names: Vec<String> = missing.iter().map(|m| name_of(m)).collect();
-    let mut bad = vec![];
-    let mut unrouted = vec![];
-    for (m, name) in missing.into_iter().zip(&missing_names) {
-        let layer = name
-            .split_once(".routed.")
-            .map(|(l, _)| format!("{l}.routed."));
-        let excused = match (&layer, vars.iter().position(|(n, _)| n == name)) {
-            (Some(layer), Some(i)) if !m.ends_with("(non-finite gradient)") => {
-                let another_has_one = vars
-                    .iter()
-                    .any(|(n, _)| n.starts_with(layer.as_str()) && !missing_names.contains(n));
-                another_has_one && ref_zero(i)?
-            }
-            _ => false,
-        };
-        if excused {
-            unrouted.push(name.clone());
-        } else {
-            bad.push(m);
-        }
-    }
-    Ok((bad, unrouted))
-}
-
 /// Zeroed AdamW moments (m, v) for every parameter.
 pub fn zero_moments(params: &Params) -> candle_core::Result<Vec<(Tensor, Tensor)>> {
     params
@@ -226,96 +165,37 @@ impl PreparedWorkload for TrainStep {
         )
         .map_err(e("train step"))?;
         // The reference: the same weights, batch and math in f64 on the CPU.
-        let cpu = Device::Cpu;
-        let ref_params =
-            init(&self.cfg, self.seed, &cpu, CDType::F64).map_err(e("reference weights"))?;
-        let (b, t) = (self.batch, self.seq);
-        let ri = Tensor::from_vec(self.host_batch.0.clone(), (b, t), &cpu)
-            .map_err(e("reference batch"))?;
-        let rt = Tensor::from_vec(self.host_batch.1.clone(), b * t, &cpu)
-            .map_err(e("reference batch"))?;
-        let (ref_loss, ref_grads) = loss_and_grads(&self.cfg, &ref_params, CDType::F64, &ri, &rt)
-            .map_err(e("reference step"))?;
-        let missing =
-            incomplete_gradients(&self.params.vars, &grads).map_err(e("gradient check"))?;
-        let (missing, unrouted) = split_unrouted(missing, &self.params.vars, |i| {
-            ref_grads
-                .get(ref_params.vars[i].1.as_tensor())
+        let (ref_loss, ref_grads) = f64_reference(
+            &self.cfg,
+            self.seed,
+            &self.host_batch,
+            (self.batch, self.seq),
+        )
+        .map_err(e("reference step"))?;
+        let mut check = GradientCheck::default();
+        for ((name, var), (_, rg)) in self.params.vars.iter().zip(&ref_grads) {
+            let g: Option<Vec<f64>> = grads
+                .get(var.as_tensor())
                 .map(|g| {
-                    g.abs()
-                        .and_then(|a| a.max_all())
-                        .and_then(|m| m.to_scalar::<f64>())
+                    g.to_dtype(CDType::F64)
+                        .and_then(|x| x.flatten_all())
+                        .and_then(|x| x.to_vec1())
                 })
                 .transpose()
-                .map(|m| m.is_none_or(|m| m == 0.0))
-        })
-        .map_err(e("gradient check"))?;
-        let mut worst = (0.0f64, String::new());
-        let (mut max_abs, mut elems, mut non_finite) = (0.0f64, 0u64, 0u64);
-        for ((name, var), (_, rvar)) in self.params.vars.iter().zip(&ref_params.vars) {
-            let (Some(g), Some(rg)) = (grads.get(var.as_tensor()), ref_grads.get(rvar.as_tensor()))
-            else {
-                continue;
-            };
-            let g: Vec<f64> = g
-                .to_dtype(CDType::F64)
-                .and_then(|x| x.flatten_all())
-                .and_then(|x| x.to_vec1())
                 .map_err(e("download gradient"))?;
-            let rg: Vec<f64> = rg
-                .flatten_all()
-                .and_then(|x| x.to_vec1())
-                .map_err(e("download gradient"))?;
-            let scale = rg.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-30);
-            let diff = g
-                .iter()
-                .zip(&rg)
-                .fold(0.0f64, |m, (a, r)| m.max((a - r).abs()));
-            non_finite += g.iter().filter(|x| !x.is_finite()).count() as u64;
-            elems += g.len() as u64;
-            max_abs = max_abs.max(diff);
-            if diff / scale > worst.0 {
-                worst = (diff / scale, name.clone());
-            }
+            check.add(name, g.as_deref(), rg.as_deref());
         }
-        let loss_rel = (loss - ref_loss).abs() / ref_loss.abs().max(1e-30);
-        let (tol, loss_tol) = if self.dtype == CDType::BF16 {
+        let tols = if self.dtype == CDType::BF16 {
             (0.15, 0.02)
         } else {
             (1e-3, 1e-5)
         };
-        let n = self.params.vars.len();
-        Ok(Verification {
-            passed: missing.is_empty() && non_finite == 0 && worst.0 <= tol && loss_rel <= loss_tol,
-            reference: "CPU f64 forward + backward of the same weights and batch".into(),
-            elements_checked: elems,
-            max_abs_diff: max_abs,
-            max_rel_diff: loss_rel,
-            scaled_max_diff: worst.0,
-            tolerance: tol,
-            nan_or_inf: non_finite,
-            mean_kl: None,
-            top1_agreement: None,
-            note: format!(
-                "loss {loss:.6} vs reference {ref_loss:.6} (rel {loss_rel:.1e}, tolerance {loss_tol:.0e}); worst gradient {} (scaled diff {:.1e}); {} of {n} parameters have finite non-zero gradients{}{}",
-                worst.1,
-                worst.0,
-                n - missing.len() - unrouted.len(),
-                if missing.is_empty() {
-                    String::new()
-                } else {
-                    format!(": missing {}", missing.join(", "))
-                },
-                if unrouted.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        "; no token was routed to {} in this batch (none in the reference either): no gradient expected",
-                        unrouted.join(", ")
-                    )
-                }
-            ),
-        })
+        Ok(check.verification(
+            loss,
+            ref_loss,
+            tols,
+            "CPU f64 forward + backward of the same weights and batch",
+        ))
     }
 
     fn run_iter(&mut self) -> Result<IterReport> {
@@ -368,63 +248,6 @@ mod tests {
             let losses: Vec<f64> = (0..8).map(|_| w.run_iter().unwrap().extras[0].1).collect();
             assert!(losses[7] < losses[0], "{fam}: {losses:?}");
         }
-    }
-
-    #[test]
-    fn an_unrouted_expert_is_excused_only_beside_a_routed_one() {
-        let dev = Device::Cpu;
-        let var = || Var::zeros(2, CDType::F32, &dev).unwrap();
-        let vars: Vec<(String, Var)> = [
-            "layers.1.routed.0.up",
-            "layers.1.routed.1.up",
-            "layers.2.routed.0.up",
-            "layers.2.routed.1.up",
-            "layers.1.attn.q",
-        ]
-        .iter()
-        .map(|n| (n.to_string(), var()))
-        .collect();
-        let missing = vec![
-            "layers.1.routed.0.up (no gradient)".to_string(),
-            "layers.2.routed.0.up (no gradient)".to_string(),
-            "layers.2.routed.1.up (zero gradient)".to_string(),
-            "layers.1.attn.q (no gradient)".to_string(),
-        ];
-        let (bad, unrouted) = split_unrouted(missing.clone(), &vars, |_| Ok(true)).unwrap();
-        // Layer 1: expert 1 got a gradient, so expert 0 was just unrouted.
-        // Layer 2: no expert got one — a broken backward, not routing.
-        assert_eq!(unrouted, vec!["layers.1.routed.0.up"]);
-        assert_eq!(bad, missing[1..].to_vec());
-        // The reference disagrees (it has a gradient): a failure.
-        let (bad, unrouted) = split_unrouted(missing.clone(), &vars, |_| Ok(false)).unwrap();
-        assert!(unrouted.is_empty());
-        assert_eq!(bad, missing);
-    }
-
-    #[test]
-    fn an_unused_parameter_is_reported_missing() {
-        let dev = Device::Cpu;
-        let used = Var::new(&[1.0f32, 2.0], &dev).unwrap();
-        let unused = Var::new(&[3.0f32], &dev).unwrap();
-        let zero = Var::new(&[-1.0f32], &dev).unwrap();
-        // loss = Σ used² + relu(zero): relu is flat at −1, so `zero`'s
-        // gradient exists but is 0.
-        let loss = used
-            .as_tensor()
-            .sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .add(&zero.as_tensor().relu().unwrap().sum_all().unwrap())
-            .unwrap();
-        let grads = loss.backward().unwrap();
-        let vars = vec![
-            ("used".to_string(), used),
-            ("unused".to_string(), unused),
-            ("zero".to_string(), zero),
-        ];
-        let bad = incomplete_gradients(&vars, &grads).unwrap();
-        assert_eq!(bad, vec!["unused (no gradient)", "zero (zero gradient)"]);
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //! weights and batch: loss, every gradient, and every parameter must get a
 //! finite, non-zero gradient.
 
-use candle_core::{DType as CDType, Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -15,7 +14,7 @@ use super::ops::{AdamW, adamw_params};
 use crate::backend::{Backend, DeviceRecord};
 use crate::data::MarkovCorpus;
 use crate::error::{Result, WorkloadError, cerr};
-use crate::models::{ModelConfig, init};
+use crate::grad_check::{GradientCheck, f64_reference};
 use crate::spec::{DType, Params as SpecParams, WorkloadSpec};
 use crate::verify::Verification;
 use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
@@ -120,94 +119,31 @@ impl WgpuTrain {
     }
 }
 
-/// Each parameter's name and flattened gradient (`None`: it got none).
-type NamedGrads = Vec<(String, Option<Vec<f64>>)>;
-
-/// The CPU f64 loss and gradients (by name) of the same weights and batch.
-fn reference(
-    cfg: &ModelConfig,
-    seed: u64,
-    batch: &(Vec<u32>, Vec<u32>),
-    (b, t): (usize, usize),
-) -> candle_core::Result<(f64, NamedGrads)> {
-    let cpu = Device::Cpu;
-    let params = init(cfg, seed, &cpu, CDType::F64)?;
-    let inputs = Tensor::from_vec(batch.0.clone(), (b, t), &cpu)?;
-    let targets = Tensor::from_vec(batch.1.clone(), b * t, &cpu)?;
-    let (loss, grads) = crate::train::loss_and_grads(cfg, &params, CDType::F64, &inputs, &targets)?;
-    let mut out = vec![];
-    for (name, var) in &params.vars {
-        let g = match grads.get(var.as_tensor()) {
-            Some(g) => Some(g.flatten_all()?.to_vec1::<f64>()?),
-            None => None,
-        };
-        out.push((name.clone(), g));
-    }
-    Ok((loss, out))
-}
-
 impl PreparedWorkload for WgpuTrain {
     fn verify(&mut self) -> Result<Verification> {
         self.engine.run(&[self.step_plan])?;
         let loss = self.mean_loss()?;
-        let (ref_loss, ref_grads) = reference(&self.net.cfg, self.seed, &self.batch, self.dims)
+        let (ref_loss, ref_grads) = f64_reference(&self.net.cfg, self.seed, &self.batch, self.dims)
             .map_err(cerr(&Backend::Cpu, "reference train step"))?;
         let all = self.engine.read_f(self.grads.all)?;
         let base = self.grads.all.off;
-        let mut bad = vec![];
-        let mut worst = (0.0f64, String::new());
-        let (mut max_abs, mut elems, mut non_finite) = (0.0f64, 0u64, 0u64);
+        let mut check = GradientCheck::default();
         for ((spec, view), (name, rg)) in self.grads.specs.iter().zip(&ref_grads) {
             debug_assert_eq!(&spec.name, name);
             let lo = (view.off - base) as usize;
-            let g = &all[lo..lo + view.len as usize];
-            let nf = g.iter().filter(|x| !x.is_finite()).count() as u64;
-            non_finite += nf;
-            elems += g.len() as u64;
-            if nf > 0 {
-                bad.push(format!("{name} (non-finite gradient)"));
-            } else if g.iter().all(|x| *x == 0.0) {
-                bad.push(format!("{name} (zero gradient)"));
-            }
-            let Some(rg) = rg else { continue };
-            let scale = rg.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-30);
-            let diff = g
+            let g: Vec<f64> = all[lo..lo + view.len as usize]
                 .iter()
-                .zip(rg)
-                .fold(0.0f64, |m, (a, r)| m.max((*a as f64 - r).abs()));
-            max_abs = max_abs.max(diff);
-            if diff / scale > worst.0 {
-                worst = (diff / scale, name.clone());
-            }
+                .map(|x| *x as f64)
+                .collect();
+            check.add(name, Some(&g), rg.as_deref());
         }
-        let loss_rel = (loss - ref_loss).abs() / ref_loss.abs().max(1e-30);
         // The CPU f32 step's tolerances (train.rs).
-        let (tol, loss_tol) = (1e-3, 1e-5);
-        let n = self.grads.specs.len();
-        Ok(Verification {
-            passed: bad.is_empty() && non_finite == 0 && worst.0 <= tol && loss_rel <= loss_tol,
-            reference: "CPU f64 forward + backward (candle autograd) of the same weights and batch"
-                .into(),
-            elements_checked: elems,
-            max_abs_diff: max_abs,
-            max_rel_diff: loss_rel,
-            scaled_max_diff: worst.0,
-            tolerance: tol,
-            nan_or_inf: non_finite,
-            mean_kl: None,
-            top1_agreement: None,
-            note: format!(
-                "loss {loss:.6} vs reference {ref_loss:.6} (rel {loss_rel:.1e}, tolerance {loss_tol:.0e}); worst gradient {} (scaled diff {:.1e}); {} of {n} parameters have finite non-zero gradients{}",
-                worst.1,
-                worst.0,
-                n - bad.len(),
-                if bad.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", bad.join(", "))
-                }
-            ),
-        })
+        Ok(check.verification(
+            loss,
+            ref_loss,
+            (1e-3, 1e-5),
+            "CPU f64 forward + backward (candle autograd) of the same weights and batch",
+        ))
     }
 
     fn run_iter(&mut self) -> Result<IterReport> {
