@@ -7,6 +7,7 @@ pub mod caps;
 pub mod claims;
 pub mod cli;
 pub mod error;
+pub mod format;
 pub mod gpu;
 pub mod meter;
 pub mod profiles;

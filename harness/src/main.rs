@@ -11,6 +11,7 @@ use capbench::cli::{
     RunArgs, ShowArgs,
 };
 use capbench::error::HarnessError;
+use capbench::format::{human_bytes, human_count};
 use capbench::gpu::probe_all;
 use capbench::meter::energy::{Probe, SourceAttempt};
 use capbench::report::compare as report_compare;
@@ -104,11 +105,11 @@ fn list(a: &ListArgs) -> Result<ExitCode, HarnessError> {
                                 m["family"].as_str().unwrap_or_default().to_string(),
                                 human_count(f("params")),
                                 human_count(f("active_params")),
-                                human_bytes(f("kv_bytes_per_token_f16")),
+                                human_bytes(f("kv_bytes_per_token_f16") as u64),
                                 format!(
                                     "{} / {}",
-                                    human_bytes(f("decode_f16_need_bytes")),
-                                    human_bytes(f("decode_q4_0_need_bytes"))
+                                    human_bytes(f("decode_f16_need_bytes") as u64),
+                                    human_bytes(f("decode_q4_0_need_bytes") as u64)
                                 ),
                                 m["source"].as_str().unwrap_or_default().to_string(),
                             ]
@@ -240,10 +241,7 @@ fn profiles_table(all: &[capbench::profiles::Profile]) -> String {
         ],
         all.iter()
             .map(|p| {
-                let mut caps = vec![format!(
-                    "mem {}",
-                    capbench::caps::size::human_bytes(p.memory_budget_bytes())
-                )];
+                let mut caps = vec![format!("mem {}", human_bytes(p.memory_budget_bytes()))];
                 if let Some(t) = p.caps.threads {
                     caps.push(format!("threads {t}"));
                 }
@@ -255,8 +253,8 @@ fn profiles_table(all: &[capbench::profiles::Profile]) -> String {
                     p.kind.as_str().to_string(),
                     format!(
                         "{} ({})",
-                        capbench::caps::size::human_bytes(p.memory.total_bytes.value),
-                        capbench::caps::size::human_bytes(p.memory_budget_bytes())
+                        human_bytes(p.memory.total_bytes.value),
+                        human_bytes(p.memory_budget_bytes())
                     ),
                     p.bandwidth()
                         .map(|b| format!("{:.0}", b / 1e9))
@@ -352,7 +350,7 @@ fn export_gguf(a: &ExportGgufArgs) -> Result<ExitCode, HarnessError> {
     }
     let seed = a.seed.unwrap_or(DEFAULT_SEED);
     let bytes = capbench_workloads::models::gguf::export(&cfg, seed, format, &a.out)
-        .map_err(capbench::runner::plan::gguf_error)?;
+        .map_err(HarnessError::from)?;
     println!("{}", a.out.display());
     eprintln!(
         "wrote {} ({bytes} bytes): {} in {}, seed {seed:#x}; decode it with `capbench run --model {}`",
@@ -631,17 +629,22 @@ fn report(a: &ReportArgs) -> Result<ExitCode, HarnessError> {
 }
 
 fn compare(a: &CompareArgs) -> Result<ExitCode, HarnessError> {
-    let (base, base_dir, new_path) = match (&a.baseline, a.runs.as_slice()) {
+    let (base, base_dir, base_path, new_path) = match (&a.baseline, a.runs.as_slice()) {
         (Some(name), [new]) => {
             let (dir, run, _) = baseline::load(&a.baselines_dir, name)?;
-            (run, Some(dir), new)
+            (run, Some(dir), new, new)
         }
         (Some(_), _) => {
             return Err(HarnessError::usage(
                 "with --baseline NAME, give only the NEW run folder",
             ));
         }
-        (None, [base, new]) => (load_run(base)?, base.is_dir().then(|| base.clone()), new),
+        (None, [base, new]) => (
+            load_run(base)?,
+            base.is_dir().then(|| base.clone()),
+            base,
+            new,
+        ),
         (None, _) => {
             return Err(HarnessError::usage(
                 "compare needs BASE and NEW run folders (or --baseline NAME and NEW)",
@@ -649,6 +652,8 @@ fn compare(a: &CompareArgs) -> Result<ExitCode, HarnessError> {
         }
     };
     let new = load_run(new_path)?;
+    base.check_one_result_per_case(base_dir.as_deref().unwrap_or(base_path))?;
+    new.check_one_result_per_case(new_path)?;
     let calibration = match (&a.calibration, &base_dir) {
         (Some(file), _) => {
             let text = std::fs::read_to_string(file).map_err(HarnessError::io("read", file))?;
@@ -823,24 +828,4 @@ fn model_rows() -> Vec<serde_json::Value> {
             })
         })
         .collect()
-}
-
-fn human_count(n: f64) -> String {
-    if n >= 1e9 {
-        format!("{:.2} B", n / 1e9)
-    } else if n >= 1e6 {
-        format!("{:.1} M", n / 1e6)
-    } else {
-        format!("{:.0} k", n / 1e3)
-    }
-}
-
-fn human_bytes(b: f64) -> String {
-    if b >= (1u64 << 30) as f64 {
-        format!("{:.2} GiB", b / (1u64 << 30) as f64)
-    } else if b >= (1u64 << 20) as f64 {
-        format!("{:.1} MiB", b / (1u64 << 20) as f64)
-    } else {
-        format!("{:.1} KiB", b / 1024.0)
-    }
 }

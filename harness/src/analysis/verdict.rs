@@ -266,7 +266,7 @@ fn judged(
 }
 
 fn sig(x: f64) -> String {
-    crate::report::table::sig3(x)
+    crate::format::sig3(x)
 }
 
 /// Why nothing was measured, for the reader: failed cases, or none at all.

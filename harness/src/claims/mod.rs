@@ -409,8 +409,7 @@ fn model_ref(claims_path: &Path, file: &str) -> Result<ModelRef> {
     } else {
         p.to_path_buf()
     };
-    let f = capbench_workloads::models::gguf::GgufFile::open(&p)
-        .map_err(crate::runner::plan::gguf_error)?;
+    let f = capbench_workloads::models::gguf::GgufFile::open(&p).map_err(HarnessError::from)?;
     let bytes = std::fs::read(&p)
         .map_err(|e| HarnessError::bad_input(&p, "whole file", e.to_string(), "check the path"))?;
     let mut h = crate::results::env::Fnv1a::default();

@@ -2,7 +2,8 @@
 //! comments, a terminal table, or JSON. Formatting only.
 
 use crate::analysis::compare::{CaseComparison, Comparison, Verdict};
-use crate::report::table::{rows, sig3};
+use crate::format::sig3;
+use crate::report::table::rows;
 
 fn icon(v: Verdict) -> &'static str {
     match v {

@@ -4,10 +4,13 @@
 pub mod env;
 #[cfg(test)]
 pub mod fixtures;
+mod identity;
 pub mod io;
 pub mod merge;
 
 use std::collections::BTreeMap;
+
+pub use identity::case_id;
 
 use capbench_workloads::backend::{DeviceMemoryRecord, DeviceRecord};
 use capbench_workloads::spec::WorkloadSpec;

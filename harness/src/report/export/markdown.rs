@@ -3,8 +3,8 @@
 //! left out and why, and the environment fingerprint.
 
 use super::{Exporter, env_pairs, headline_text, latency_text};
+use crate::format::sig3;
 use crate::report::model::Report;
-use crate::report::table::sig3;
 
 pub struct Markdown;
 

@@ -45,7 +45,7 @@ impl Format {
 
 /// Headline as "52.8 GFLOP/s [50.1, 53.6]", or "—".
 pub(crate) fn headline_text(r: &crate::report::model::CaseRow) -> String {
-    use crate::report::table::sig3;
+    use crate::format::sig3;
     match (
         &r.headline_metric,
         r.headline_value,
@@ -67,8 +67,8 @@ pub(crate) fn headline_text(r: &crate::report::model::CaseRow) -> String {
 /// "p50 / p90 / p99" in ms: per token where the case records token
 /// latencies (as the latency figure does), else per iteration; or "—".
 pub(crate) fn latency_text(r: &crate::report::model::CaseRow) -> String {
+    use crate::format::sig3;
     use crate::report::model::keys;
-    use crate::report::table::sig3;
     let m = &r.metrics;
     let get = |k: [&str; 3]| Some((*m.get(k[0])?, *m.get(k[1])?, *m.get(k[2])?));
     let token = get([

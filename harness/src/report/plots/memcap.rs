@@ -5,8 +5,8 @@
 use super::chart::{Axis, Chart, Line, Marker, Point, Series, wants_log};
 use super::common::{Planned, all_cases, index_of, is_measured, runs_text};
 use crate::analysis::fit;
+use crate::format::sig3;
 use crate::report::model::{ReportInput, keys};
-use crate::report::table::sig3;
 use crate::results::Status;
 
 const ID: &str = "decode-memory-cap";
