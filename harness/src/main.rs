@@ -518,10 +518,10 @@ fn check(a: CheckArgs) -> Result<ExitCode, HarnessError> {
             eprintln!("nothing to run: the results hold every workload the claims name");
         }
     }
-    let opts = capbench::analysis::verdict::CheckOptions {
+    let opts = capbench::claims::verdict::CheckOptions {
         projection_uncertainty_rel: a.projection_uncertainty,
     };
-    let r = capbench::analysis::verdict::check(&set, &runs, &opts);
+    let r = capbench::claims::verdict::check(&set, &runs, &opts);
     let text = match a.format {
         CheckFormat::Text => report_mod::claims::text(&r),
         CheckFormat::Md => report_mod::claims::markdown(&r),

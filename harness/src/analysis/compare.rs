@@ -369,7 +369,7 @@ pub fn compare_runs(base: &RunFile, new: &RunFile, opts: &CompareOptions) -> Com
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::fixtures::{case, jittered, run};
+    use crate::analysis::fixtures::{case, jittered, run};
 
     fn opts(threshold: f64) -> CompareOptions {
         CompareOptions {

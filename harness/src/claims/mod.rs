@@ -1,9 +1,10 @@
 //! Claim files (TOML): what a user asserts about a workload on a machine,
-//! parsed and checked into `Claim`s; `analysis::verdict` judges them against
+//! parsed and checked into `Claim`s; `claims::verdict` judges them against
 //! results. A bad file is an exit-2 error naming the claim and the field.
 
 pub mod expect;
 pub mod missing;
+pub mod verdict;
 
 use std::collections::BTreeMap;
 use std::path::Path;

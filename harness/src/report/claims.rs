@@ -3,7 +3,7 @@
 //! the assumptions, and why it cannot tell — as text, Markdown or JSON.
 
 use super::table::rows;
-use crate::analysis::verdict::{Basis, CheckReport, ClaimVerdict, ExpectationVerdict, Outcome};
+use crate::claims::verdict::{Basis, CheckReport, ClaimVerdict, ExpectationVerdict, Outcome};
 use crate::format::sig3;
 
 fn outcome(o: Outcome) -> &'static str {

@@ -120,8 +120,8 @@ pub fn summary(run: &RunFile) -> String {
 
 /// The ceilings `capbench probe` measured, one row per backend × caps ×
 /// kind × dtype.
-pub fn ceilings(cl: &[crate::analysis::ceilings::Ceiling]) -> String {
-    use crate::analysis::ceilings::CeilingKind;
+pub fn ceilings(cl: &[crate::results::Ceiling]) -> String {
+    use crate::results::CeilingKind;
     rows(
         &[
             "backend",

@@ -81,7 +81,7 @@ impl RunFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::fixtures::{case, run};
+    use crate::analysis::fixtures::{case, run};
 
     #[test]
     fn every_cap_is_part_of_the_identity() {
