@@ -1,5 +1,6 @@
 //! capbench: the harness around a measurement. The binary (`main.rs`) only
-//! glues these modules together; see ../shared/DESIGN.md for the map.
+//! glues these modules together; the map is in docs/architecture.md and the
+//! principles in docs/design.md.
 
 pub mod analysis;
 pub mod baseline;
