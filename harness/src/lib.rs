@@ -1,5 +1,6 @@
 //! capbench: the harness around a measurement. The binary (`main.rs`) only
-//! dispatches to `commands`; docs/architecture.md maps the layers below it.
+//! dispatches to `commands`; docs/architecture.md maps the layers below it and
+//! docs/design.md states the principles.
 
 pub mod analysis;
 pub mod baseline;

@@ -128,7 +128,7 @@ fn known_profiles() -> Vec<String> {
         .unwrap_or_default()
 }
 
-const FIX: &str = "see README, \"Checking a claim\": each [[claim]] has id, statement, workload (or model), expect = [\"tokens_per_s >= 10\", …] and optionally profile, versus, backend, machine, mem_cap";
+const FIX: &str = "see docs/claims.md: each [[claim]] has id, statement, workload (or model), expect = [\"tokens_per_s >= 10\", …] and optionally profile, versus, backend, machine, mem_cap";
 
 /// Parses and checks a claims file; `path` is used in messages and to find
 /// `model` files relative to the claims file.

@@ -23,7 +23,7 @@ use crate::results::merge::SourcedRun;
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
     /// Relative error a projection is assumed to carry beyond its
-    /// efficiency's CI (the projection-validation error, README).
+    /// efficiency's CI (the projection-validation error, docs/claims.md).
     pub projection_uncertainty_rel: f64,
 }
 

@@ -20,8 +20,8 @@ pub(super) struct Source {
 /// The source case's size against the claim's workload. Efficiency is not
 /// size-free: per-op overhead weighs more on a smaller model, so on the
 /// measuring VM MBU rose from 0.21 (dense-small) to 0.63 (llama-3.2-1b) in
-/// q4_0 decode (scripts/projection-validation.sh; README "Checking a
-/// claim"). Another size's efficiency therefore bounds only one end.
+/// q4_0 decode (scripts/projection-validation.sh; docs/claims.md, "How far
+/// off is a projection?"). Another size's efficiency therefore bounds only one end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum SourceSize {
     /// The claim's own workload: its efficiency, as measured.
