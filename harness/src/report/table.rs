@@ -3,6 +3,7 @@
 
 use comfy_table::{Cell, Table};
 
+use crate::error::printable;
 use crate::results::{CaseResult, RunFile, Status};
 
 fn new_table(header: &[&str]) -> Table {
@@ -151,7 +152,8 @@ pub fn summary(run: &RunFile) -> String {
         run.env.capbench_version,
         run.env.build_profile,
     ));
-    out
+    // Every string above may come from a run file.
+    printable(&out)
 }
 
 /// The ceilings `capbench probe` measured, one row per backend × caps ×
@@ -197,7 +199,7 @@ pub fn rows(header: &[&str], rows: Vec<Vec<String>>) -> String {
     for r in rows {
         t.add_row(r);
     }
-    t.to_string()
+    printable(&t.to_string())
 }
 
 #[cfg(test)]
