@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::analysis::calibration::{CALIBRATION_FILE, Calibration};
 use crate::error::{HarnessError, Result};
-use crate::results::io::{RUN_FILE, load_run, parse_versioned, write_json_atomic};
+use crate::results::io::{RUN_FILE, load_run, parse_versioned, path_component, write_json_atomic};
 use crate::results::{RunFile, env::Env};
 
 pub const DEFAULT_ROOT: &str = "results/baselines";
@@ -26,8 +26,10 @@ fn valid_name(name: &str) -> Result<()> {
     }
 }
 
+/// The baseline's folder; the machine id (read from a run file) is made a
+/// plain name first, so no id can lead outside `root`.
 pub fn dir_of(root: &Path, machine_id: &str, name: &str) -> PathBuf {
-    root.join(machine_id).join(name)
+    root.join(path_component(machine_id)).join(name)
 }
 
 /// Stores the run at `run_path` as baseline `name` for the machine that made
@@ -35,6 +37,17 @@ pub fn dir_of(root: &Path, machine_id: &str, name: &str) -> PathBuf {
 pub fn save(root: &Path, name: &str, run_path: &Path) -> Result<(PathBuf, RunFile)> {
     valid_name(name)?;
     let run = load_run(run_path)?;
+    if path_component(&run.env.machine_id) != run.env.machine_id {
+        return Err(HarnessError::bad_input(
+            run_path,
+            "env.machine_id",
+            format!(
+                "{:?} is not a machine id (capbench writes 16 hex digits)",
+                run.env.machine_id
+            ),
+            "save a run folder written by `capbench run` on the machine the baseline is for",
+        ));
+    }
     let dir = dir_of(root, &run.env.machine_id, name);
     std::fs::create_dir_all(&dir).map_err(HarnessError::io("create", &dir))?;
     write_json_atomic(&dir.join(RUN_FILE), &run)?;

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::results::limits;
+
 /// capbench: fixed, versioned ML workloads on CPU, CUDA, Metal and wgpu,
 /// measured honestly — verified against a CPU reference before timing, one
 /// process per case, medians with confidence intervals, raw samples kept.
@@ -116,17 +118,17 @@ pub struct PlanArgs {
 
     /// CPU threads for candle/rayon in each worker. Default: candle's choice
     /// (physical cores).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = limits::parse_threads)]
     pub threads: Option<usize>,
 
     /// Kill a worker process after this many seconds and record `timeout`.
-    /// Default: the suite's case_timeout_s, else 600.
-    #[arg(long, value_name = "SECS")]
+    /// Default: the suite's case_timeout_s, else 600. At most a week.
+    #[arg(long, value_name = "SECS", value_parser = limits::parse_case_timeout)]
     pub case_timeout: Option<f64>,
 
     /// Worker processes per case (the between-process CI needs ≥ 2).
-    /// Default: the suite's sampling.repeat (quick: 3).
-    #[arg(long, value_name = "K")]
+    /// Default: the suite's sampling.repeat (quick: 3). At most 1000.
+    #[arg(long, value_name = "K", value_parser = limits::parse_repeat)]
     pub repeat: Option<usize>,
 
     /// Train `train-quality/*` workloads on this UTF-8 text (byte-level
@@ -269,11 +271,11 @@ pub struct ProbeArgs {
     pub backend: Option<Vec<String>>,
 
     /// CPU threads per worker; ceilings apply to runs with the same cap.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = limits::parse_threads)]
     pub threads: Option<usize>,
 
     /// Worker processes per case. Default: the probe suite's (3).
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", value_parser = limits::parse_repeat)]
     pub repeat: Option<usize>,
 
     /// Run folder to write. Default: a fresh folder under results/local/.
@@ -390,8 +392,8 @@ pub struct CalibrateArgs {
     #[command(flatten)]
     pub plan: PlanArgs,
 
-    /// A/A runs of the plan to make (≥ 2). Ignored with --from.
-    #[arg(long, value_name = "K", default_value_t = 3)]
+    /// A/A runs of the plan to make (2 to 100). Ignored with --from.
+    #[arg(long, value_name = "K", default_value_t = 3, value_parser = limits::parse_calibrate_runs)]
     pub runs: usize,
 
     /// Calibrate from these existing runs of one suite instead of running.

@@ -8,7 +8,13 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum HarnessError {
     /// A file the user gave us (suite TOML, run.json, cases.jsonl) is wrong.
-    #[error("{path}: {place}: {message}\n  fix: {fix}")]
+    #[error(
+        "{}: {}: {}\n  fix: {}",
+        printable(.path),
+        printable(.place),
+        printable(.message),
+        printable(.fix)
+    )]
     BadInput {
         path: String,
         place: String,
@@ -17,10 +23,10 @@ pub enum HarnessError {
     },
 
     /// A flag value that cannot be used (unknown backend, empty selection, …).
-    #[error("{message}")]
+    #[error("{}", printable(.message))]
     Usage { message: String },
 
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {}: {source}", printable(.path))]
     Io {
         op: &'static str,
         path: String,
@@ -78,3 +84,52 @@ impl From<capbench_workloads::models::gguf::GgufError> for HarnessError {
 }
 
 pub type Result<T, E = HarnessError> = std::result::Result<T, E>;
+
+/// Text from a file (or an argument) made safe to print to a terminal:
+/// control characters — C0 but the line break, DEL and C1, which start
+/// escape sequences (window title, clear screen, cursor moves) — are shown
+/// escaped (`\u{1b}`) instead of being sent to the terminal.
+pub fn printable(s: &str) -> String {
+    if !s.chars().any(is_unsafe) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if is_unsafe(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn is_unsafe(c: char) -> bool {
+    c != '\n' && c.is_control()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_from_files_are_escaped() {
+        // OSC window title, clear screen, a carriage return over the line.
+        let hostile = "\u{1b}]0;pwned\u{7}\u{1b}[2J\r\u{9b}31m\u{7f}ok\nnext";
+        let p = printable(hostile);
+        assert!(!p.chars().any(|c| c.is_control() && c != '\n'), "{p:?}");
+        assert!(
+            p.contains("\\u{1b}]0;pwned") && p.contains("ok\nnext"),
+            "{p}"
+        );
+        assert_eq!(printable("plain ü → text"), "plain ü → text");
+        let e = HarnessError::bad_input(
+            Path::new("run\u{1b}[2J.json"),
+            "field \u{7}",
+            "status \u{1b}]0;x",
+            "fix",
+        )
+        .to_string();
+        assert!(!e.chars().any(|c| c.is_control() && c != '\n'), "{e:?}");
+    }
+}

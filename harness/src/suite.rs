@@ -43,18 +43,20 @@ impl Default for Sampling {
 impl Sampling {
     /// Checks ranges; the message names the offending key.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.repeat == 0 {
-            return Err("sampling.repeat must be at least 1".into());
-        }
-        if self.min_samples == 0 {
-            return Err("sampling.min_samples must be at least 1".into());
+        use crate::results::limits::{self, MAX_REPEAT, MAX_SAMPLES, MAX_SAMPLING_TIME_S};
+        limits::count("sampling.repeat", self.repeat, MAX_REPEAT)?;
+        limits::count("sampling.min_samples", self.min_samples, MAX_SAMPLES)?;
+        limits::count("sampling.max_samples", self.max_samples, MAX_SAMPLES)?;
+        if self.warmup_iters > MAX_SAMPLES {
+            return Err(format!(
+                "sampling.warmup_iters {} is beyond the limit of {MAX_SAMPLES}",
+                self.warmup_iters
+            ));
         }
         if self.max_samples < self.min_samples {
             return Err("sampling.max_samples must be ≥ sampling.min_samples".into());
         }
-        if !(self.max_time_s > 0.0 && self.max_time_s.is_finite()) {
-            return Err("sampling.max_time_s must be a positive number of seconds".into());
-        }
+        limits::seconds("sampling.max_time_s", self.max_time_s, MAX_SAMPLING_TIME_S)?;
         if !(self.target_ci_rel > 0.0 && self.target_ci_rel < 1.0) {
             return Err("sampling.target_ci_rel must be in (0, 1), e.g. 0.02".into());
         }
@@ -214,22 +216,25 @@ pub fn parse(text: &str, path: &Path, source: &str) -> Result<Suite> {
         })?;
         overrides.push((g, o.sampling.clone()));
     }
-    if file.threads == Some(0) {
+    use crate::results::limits::{self, MAX_CASE_TIMEOUT_S, MAX_THREADS};
+    if let Some(t) = file.threads
+        && let Err(m) = limits::count("threads", t, MAX_THREADS)
+    {
         return Err(HarnessError::bad_input(
             path,
             "threads",
-            "must be at least 1",
+            m,
             "e.g. threads = 1, or leave it out for candle's default",
         ));
     }
     if let Some(t) = file.case_timeout_s
-        && !(t > 0.0 && t.is_finite())
+        && let Err(m) = limits::seconds("case_timeout_s", t, MAX_CASE_TIMEOUT_S)
     {
         return Err(HarnessError::bad_input(
             path,
             "case_timeout_s",
-            "must be a positive number of seconds",
-            "e.g. case_timeout_s = 300",
+            m,
+            "e.g. case_timeout_s = 300 (at most a week)",
         ));
     }
     Ok(Suite {
@@ -335,6 +340,31 @@ mod tests {
                 .to_string()
                 .contains("tpu")
         );
+    }
+
+    #[test]
+    fn counts_and_durations_beyond_the_limits_are_refused() {
+        for (body, key) in [
+            ("case_timeout_s = 1e20\n", "case_timeout_s"),
+            ("case_timeout_s = inf\n", "case_timeout_s"),
+            ("threads = 100000\n", "threads"),
+            ("[sampling]\nrepeat = 1000000000\n", "sampling.repeat"),
+            (
+                "[sampling]\nmax_samples = 4611686018427387904\n",
+                "sampling.max_samples",
+            ),
+            ("[sampling]\nmax_time_s = 1e300\n", "sampling.max_time_s"),
+            (
+                "[sampling]\nwarmup_iters = 4611686018427387904\n",
+                "warmup_iters",
+            ),
+        ] {
+            let text = format!("name = \"x\"\nworkloads = [\"kernel/gemm-f32-8\"]\n{body}");
+            let e = parse(&text, Path::new("s.toml"), "").unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            let e = e.to_string();
+            assert!(e.contains(key) && e.contains("s.toml"), "{body}: {e}");
+        }
     }
 
     #[test]

@@ -45,9 +45,22 @@ pub struct WorkerJob {
     pub caps: crate::results::CapsRecord,
 }
 
+/// The line a worker prints before it exits when capbench's own files fail
+/// it (job unreadable, result unwritable: disk full, I/O error): the parent
+/// records `harness_error`, which `--resume` runs again, never `crashed`.
+pub const HARNESS_ERROR_MARK: &str = "capbench worker: harness error:";
+/// The worker's exit code after `HARNESS_ERROR_MARK`.
+pub const HARNESS_ERROR_EXIT: i32 = 4;
+
 /// Entry point of `capbench worker`.
 pub fn run(job_path: &Path, result_path: &Path) -> Result<()> {
-    let text = std::fs::read_to_string(job_path).map_err(HarnessError::io("read", job_path))?;
+    let harness_failure = |e: HarnessError| -> ! {
+        eprintln!("{HARNESS_ERROR_MARK} {e}");
+        std::process::exit(HARNESS_ERROR_EXIT)
+    };
+    let text = std::fs::read_to_string(job_path)
+        .map_err(HarnessError::io("read", job_path))
+        .unwrap_or_else(|e| harness_failure(e));
     let job: WorkerJob = serde_json::from_str(&text).map_err(|e| {
         HarnessError::bad_input(
             job_path,
@@ -80,7 +93,8 @@ pub fn run(job_path: &Path, result_path: &Path) -> Result<()> {
     out.caps_applied = Some(merge_observed(applied, out.caps_applied.take()));
     // Writing the result must not be refused: the case is over.
     alloc::set_cap(None);
-    write_json_atomic(result_path, &out)
+    write_json_atomic(result_path, &out).unwrap_or_else(|e| harness_failure(e));
+    Ok(())
 }
 
 /// Applies the job's host caps to this process, before any thread pool or

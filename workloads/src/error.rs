@@ -28,7 +28,7 @@ pub enum WorkloadError {
         hint: String,
     },
 
-    #[error("candle error on {backend} during {op}: {source}")]
+    #[error("candle error on {backend} during {op}: {}", without_backtrace(.source))]
     Candle {
         backend: String,
         op: &'static str,
@@ -127,5 +127,40 @@ mod tests {
             cap_bytes: 1,
         };
         assert!(capped.is_device_oom());
+    }
+}
+
+/// An error's text without the backtrace candle appends when
+/// `RUST_BACKTRACE` is set (its `WithBacktrace` errors print the frames
+/// after the message): messages for users and case records carry the
+/// message only; backtraces belong to internal failures (panics).
+pub fn without_backtrace(e: &impl std::fmt::Display) -> String {
+    let text = e.to_string();
+    let mut kept: Vec<&str> = vec![];
+    for line in text.lines() {
+        let t = line.trim_start();
+        let frame = line.len() > t.len()
+            && t.split_once(": ")
+                .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        if frame || t == "stack backtrace:" {
+            break;
+        }
+        kept.push(line);
+    }
+    kept.join("\n").trim_end().to_string()
+}
+
+#[cfg(test)]
+mod backtrace_tests {
+    #[test]
+    fn candle_backtraces_stay_out_of_messages() {
+        let e = candle_core::Error::Msg("gguf: bad header".into());
+        let with = candle_core::Error::WithBacktrace {
+            inner: Box::new(e),
+            backtrace: Box::new(std::backtrace::Backtrace::force_capture()),
+        };
+        assert!(with.to_string().lines().count() > 1);
+        assert_eq!(super::without_backtrace(&with), "gguf: bad header");
+        assert_eq!(super::without_backtrace(&"a\nb: c"), "a\nb: c");
     }
 }

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, WorkloadError};
 
+mod limits;
+
 /// Element type a workload computes in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -214,6 +216,8 @@ pub const DECODE_VERSION: u32 = 1;
 pub const QUALITY_VERSION: u32 = 1;
 pub const FAULT_VERSION: u32 = 1;
 pub const DEFAULT_SEED: u64 = 0x5eed_cab0;
+pub use limits::{MAX_BATCH, MAX_DIM, MAX_STEPS, MAX_STREAM_ELEMS};
+
 /// The model name of decode/prefill workloads on a user's GGUF file
 /// (`decode/gguf/<format as stored>`, the file given by `--model`).
 pub const GGUF_MODEL: &str = "gguf";
@@ -224,6 +228,12 @@ impl WorkloadSpec {
     /// optionally `-<naive|tiled|blocked>` (a wgpu GEMM ladder rung), and
     /// `fault/<panic|abort|hang|oom|wrong|slow-<ms>>`.
     pub fn parse(name: &str) -> Result<WorkloadSpec> {
+        let spec = Self::parse_shape(name)?;
+        spec.check_sizes()?;
+        Ok(spec)
+    }
+
+    fn parse_shape(name: &str) -> Result<WorkloadSpec> {
         let unknown = |hint: &str| WorkloadError::UnknownName {
             what: "workload",
             name: name.to_string(),
@@ -501,10 +511,11 @@ fn parse_count(s: &str) -> Option<usize> {
         'G' => (&s[..s.len() - 1], 1 << 30),
         _ => (s, 1),
     };
+    // checked: `17179869184G` is 2^64 and must not wrap to 0 elements.
     num.parse::<usize>()
         .ok()
         .filter(|n| *n > 0)
-        .map(|n| n * mult)
+        .and_then(|n| n.checked_mul(mult))
 }
 
 /// `p128g64b2` with keys ['p','g','b','d'] → [Some(128), Some(64), Some(2), None].

@@ -96,7 +96,8 @@ pub fn text(r: &CheckReport) -> String {
         }
     }
     out.push_str(&format!("\n{}\n", tally(r)));
-    out
+    // Claim statements and run strings come from files.
+    crate::error::printable(&out)
 }
 
 fn tally(r: &CheckReport) -> String {

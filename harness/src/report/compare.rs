@@ -102,7 +102,8 @@ pub fn text(c: &Comparison) -> String {
             .collect(),
     ));
     out.push('\n');
-    out
+    // Keys, reasons and headlines come from run files.
+    crate::error::printable(&out)
 }
 
 pub fn json(c: &Comparison) -> String {

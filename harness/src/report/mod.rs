@@ -32,11 +32,9 @@ pub struct Written {
 }
 
 /// Writes a file through a temporary name and a rename, so a reader never
-/// sees half a file.
+/// sees half a file (and a failed write leaves no temporary file).
 fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).map_err(HarnessError::io("write", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(HarnessError::io("rename into", path))
+    crate::results::io::write_atomic(path, text.as_bytes())
 }
 
 /// Draws the figures and writes each format into `out` (created if needed).

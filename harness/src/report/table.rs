@@ -3,6 +3,7 @@
 
 use comfy_table::{Cell, Table};
 
+use crate::error::printable;
 use crate::format::{joules, sig3};
 use crate::results::{CaseResult, RunFile, Status};
 
@@ -115,7 +116,8 @@ pub fn summary(run: &RunFile) -> String {
         run.env.capbench_version,
         run.env.build_profile,
     ));
-    out
+    // Every string above may come from a run file.
+    printable(&out)
 }
 
 /// The ceilings `capbench probe` measured, one row per backend × caps ×
@@ -161,5 +163,5 @@ pub fn rows(header: &[&str], rows: Vec<Vec<String>>) -> String {
     for r in rows {
         t.add_row(r);
     }
-    t.to_string()
+    printable(&t.to_string())
 }

@@ -21,14 +21,82 @@ pub const RUN_FILE: &str = "run.json";
 /// Writes `value` as pretty JSON to `path` via a temporary file and rename,
 /// so a reader never sees half a file and a crash leaves the old one intact.
 pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    let text = serde_json::to_string_pretty(value).expect("result types serialise");
-    let mut f = File::create(&tmp).map_err(HarnessError::io("create", &tmp))?;
-    f.write_all(text.as_bytes())
-        .and_then(|_| f.write_all(b"\n"))
-        .and_then(|_| f.sync_all())
-        .map_err(HarnessError::io("write", &tmp))?;
-    fs::rename(&tmp, path).map_err(HarnessError::io("rename into", path))
+    let mut text = serde_json::to_string_pretty(value).expect("result types serialise");
+    text.push('\n');
+    write_atomic(path, text.as_bytes())
+}
+
+/// The temporary name `path` is written under before its rename: hidden,
+/// beside it (a rename stays on one file system), and this process's own.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file, flushed to disk,
+/// renamed over `path`, then the folder flushed so the rename itself
+/// survives a power cut. On any error the temporary file is removed and
+/// `path` is as it was.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_path(path);
+    let written = File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(HarnessError::io("write", &tmp)(e));
+    }
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(HarnessError::io("rename into", path)(e));
+    }
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Flushes a folder's entries (files created or renamed in it) to disk.
+/// File systems that cannot sync a folder (EINVAL) are taken as done.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    #[cfg(unix)]
+    match File::open(dir).and_then(|d| d.sync_all()) {
+        Err(e) if e.raw_os_error() != Some(libc::EINVAL) => {
+            return Err(HarnessError::io("sync folder", dir)(e));
+        }
+        _ => {}
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// `s` as one file-name component that stays inside the folder it is
+/// joined to: characters other than letters, digits, '-', '_' and '.'
+/// become '_', and a name that is empty or starts with '.' ("..", ".x")
+/// gets a leading '_'. Names from run files (machine id, run id) pass
+/// through this before they become paths.
+pub fn path_component(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.is_empty() || out.starts_with('.') {
+        out.insert(0, '_');
+    }
+    out
 }
 
 fn read_text(path: &Path) -> Result<String> {
@@ -55,12 +123,16 @@ pub fn parse_versioned<T: DeserializeOwned>(path: &Path, place: &str, text: &str
         } else {
             format!("{place}, column {}", e.column())
         };
-        HarnessError::bad_input(
-            path,
-            at,
-            format!("malformed JSON: {e}"),
-            "the file is damaged or truncated; restore it or re-run (capbench run --resume DIR re-runs only missing cases)",
-        )
+        // --resume reads the same line and would fail on it again: a
+        // damaged journal line is deleted (its case is then run again).
+        let fix = if place.is_empty() {
+            "the file is damaged or truncated; restore it, or re-run".to_string()
+        } else {
+            format!(
+                "delete {place} of this file (or restore the file); `capbench run --resume DIR` then runs that case again"
+            )
+        };
+        HarnessError::bad_input(path, at, format!("malformed JSON: {e}"), fix)
     })?;
     let here = if place.is_empty() { "top level" } else { place };
     match value.get("schema_version").and_then(|v| v.as_u64()) {
@@ -85,17 +157,38 @@ pub fn parse_versioned<T: DeserializeOwned>(path: &Path, place: &str, text: &str
         }
     }
     serde_path_to_error::deserialize(value).map_err(|e| {
+        // serde_path_to_error names the top level ".": say so in words.
+        let field = e.path().to_string();
+        let at = if field == "." {
+            here.to_string()
+        } else {
+            format!("{here}: field {field}")
+        };
+        let kind = match std::any::type_name::<T>().rsplit("::").next() {
+            Some("RunFile") => "a run.json (run_id, env — the machine fingerprint —, options, cases, …)",
+            Some("Plan") => "a plan.json (run_id, options, cases)",
+            Some("CaseResult") => "a case record (id, workload, backend, status, processes, …)",
+            _ => "this capbench result file",
+        };
         HarnessError::bad_input(
             path,
-            format!("{here}: field {}", e.path()),
-            e.inner().to_string(),
-            "the file does not match capbench's result schema (results/README.md)",
+            at,
+            if e.inner().to_string().starts_with("missing field") {
+                format!("{}, which {kind} must have", e.inner())
+            } else {
+                e.inner().to_string()
+            },
+            "the file does not match capbench's result schema (results/README.md); restore it from the run folder capbench wrote",
         )
     })
 }
 
 pub fn read_run_file(path: &Path) -> Result<RunFile> {
-    parse_versioned(path, "", &read_text(path)?)
+    let run: RunFile = parse_versioned(path, "", &read_text(path)?)?;
+    for (i, c) in run.cases.iter().enumerate() {
+        super::invariants::check_case(path, &format!("cases[{i}]"), c)?;
+    }
+    Ok(run)
 }
 
 pub fn read_plan(dir: &Path) -> Result<Plan> {
@@ -108,7 +201,44 @@ pub fn read_plan(dir: &Path) -> Result<Plan> {
             "pass the folder `capbench run` printed (it holds plan.json)",
         ));
     }
-    parse_versioned(&path, "", &read_text(&path)?)
+    let plan: Plan = parse_versioned(&path, "", &read_text(&path)?)?;
+    check_plan(&path, &plan)?;
+    Ok(plan)
+}
+
+/// The limits a fresh plan is held to, for a stored one: `--resume` of a
+/// folder whose plan.json was edited (or written by a capbench without
+/// them) is refused before any worker starts.
+fn check_plan(path: &Path, plan: &Plan) -> Result<()> {
+    use super::limits::{self, MAX_CASE_TIMEOUT_S, MAX_THREADS};
+    let bad = |place: String, m: String| {
+        HarnessError::bad_input(
+            path,
+            place,
+            m,
+            "start a fresh run with `capbench run` (a plan.json is written by capbench, not by hand)",
+        )
+    };
+    limits::seconds(
+        "case_timeout_s",
+        plan.options.case_timeout_s,
+        MAX_CASE_TIMEOUT_S,
+    )
+    .map_err(|m| bad("options.case_timeout_s".into(), m))?;
+    plan.options
+        .sampling
+        .validate()
+        .map_err(|m| bad("options.sampling".into(), m))?;
+    if let Some(t) = plan.options.threads {
+        limits::count("threads", t, MAX_THREADS).map_err(|m| bad("options.threads".into(), m))?;
+    }
+    for c in &plan.cases {
+        if let Some(s) = &c.sampling {
+            s.validate()
+                .map_err(|m| bad(format!("case {}: sampling", c.id), m))?;
+        }
+    }
+    Ok(())
 }
 
 /// The journal's finished cases, plus the byte length of its complete part:
@@ -135,7 +265,10 @@ pub fn read_journal(dir: &Path) -> Result<JournalContents> {
         if line.trim().is_empty() {
             continue;
         }
-        cases.push(parse_versioned(&path, &format!("line {}", i + 1), line)?);
+        let place = format!("line {}", i + 1);
+        let case: CaseResult = parse_versioned(&path, &place, line)?;
+        super::invariants::check_case(&path, &place, &case)?;
+        cases.push(case);
     }
     Ok(JournalContents {
         cases,
@@ -160,6 +293,8 @@ impl Journal {
             .append(true)
             .open(&path)
             .map_err(HarnessError::io("open", &path))?;
+        // A journal just created must survive a power cut as an entry too.
+        sync_dir(dir)?;
         let len = file
             .metadata()
             .map_err(HarnessError::io("stat", &path))?

@@ -87,14 +87,42 @@ pub fn load_runs(path: &Path) -> Result<Vec<SourcedRun>> {
     index
         .runs
         .iter()
-        .map(|r| {
-            let dir = path.join(&r.path);
+        .enumerate()
+        .map(|(i, r)| {
+            let dir = inside(path, i, &r.path)?;
             Ok(SourcedRun {
                 source: dir.display().to_string(),
                 run: load_run(&dir)?,
             })
         })
         .collect()
+}
+
+/// `rel` (a `runs[i].path` of merged.json) joined to the merged folder,
+/// refused unless it stays inside it: relative, no `..`, and (once links
+/// are resolved) under the folder — an edited index is never followed to
+/// another place on the machine.
+fn inside(dir: &Path, i: usize, rel: &str) -> Result<PathBuf> {
+    use std::path::Component;
+    let refuse = |why: &str| {
+        HarnessError::bad_input(
+            &dir.join(MERGED_FILE),
+            format!("runs[{i}].path"),
+            format!("{rel:?} {why}"),
+            "merged.json lists runs/<machine_id>/<run_id> paths inside its folder; merge the runs again with `capbench merge`",
+        )
+    };
+    let p = Path::new(rel);
+    if rel.is_empty() || !p.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err(refuse("is not a relative path inside the merged folder"));
+    }
+    let joined = dir.join(p);
+    if let (Ok(base), Ok(real)) = (dir.canonicalize(), joined.canonicalize())
+        && !real.starts_with(&base)
+    {
+        return Err(refuse("leads outside the merged folder (a link)"));
+    }
+    Ok(joined)
 }
 
 /// Loads every path (run or merged folder) in order.
@@ -139,15 +167,7 @@ fn differences(runs: &[SourcedRun]) -> Vec<String> {
 }
 
 fn safe(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    crate::results::io::path_component(s)
 }
 
 /// Copies each input's runs into `out/runs/<machine_id>/<run_id>/run.json`
@@ -188,16 +208,26 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<MergedIndex> {
             kept.push((r, file));
         }
     }
-    let mut index_runs = vec![];
+    let mut index_runs: Vec<MergedRun> = vec![];
     for (r, file) in &kept {
-        let rel = format!(
+        let base = format!(
             "{RUNS_DIR}/{}/{}",
             safe(&r.run.env.machine_id),
             safe(&r.run.run_id)
         );
+        // Two ids that differ only in characters `safe` replaces must not
+        // share a folder (the second copy would replace the first).
+        let mut rel = base.clone();
+        let mut n = 1;
+        while index_runs.iter().any(|m| m.path == rel) {
+            n += 1;
+            rel = format!("{base}-{n}");
+        }
         let dir = out.join(&rel);
         std::fs::create_dir_all(&dir).map_err(HarnessError::io("create", &dir))?;
-        std::fs::copy(file, dir.join(RUN_FILE)).map_err(HarnessError::io("copy", file))?;
+        // Bytes unchanged, written atomically like every result file.
+        let bytes = std::fs::read(file).map_err(HarnessError::io("read", file))?;
+        crate::results::io::write_atomic(&dir.join(RUN_FILE), &bytes)?;
         index_runs.push(MergedRun {
             path: rel,
             merged_from: r.source.clone(),
@@ -298,5 +328,78 @@ mod tests {
                 .exit_code(),
             2
         );
+    }
+
+    /// Ids from run files never lead outside --out, and paths in an edited
+    /// merged.json are never followed outside the merged folder.
+    #[test]
+    fn hostile_ids_and_index_paths_stay_inside() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut a = run(
+            "..",
+            vec![case("kernel/gemm-f32-64", "cpu", vec![vec![1e-4; 3]])],
+        );
+        a.run_id = "..".into();
+        let mut b = a.clone();
+        b.env.machine_id = "/tmp/../x".into();
+        b.run_id = "../../y".into();
+        let mut c = a.clone();
+        c.env.machine_id = "_..".into();
+        write_run(&tmp.path().join("a"), &a);
+        write_run(&tmp.path().join("b"), &b);
+        write_run(&tmp.path().join("c"), &c);
+        let out = tmp.path().join("deep/m");
+        let idx = merge(
+            &[
+                tmp.path().join("a"),
+                tmp.path().join("b"),
+                tmp.path().join("c"),
+            ],
+            &out,
+        )
+        .unwrap();
+        assert_eq!(idx.runs.len(), 3);
+        let mut paths: Vec<_> = idx.runs.iter().map(|r| r.path.clone()).collect();
+        for p in &paths {
+            assert!(out.join(p).join(RUN_FILE).is_file(), "{p}");
+            assert!(!p.split('/').any(|c| c == ".." || c.is_empty()), "{p}");
+        }
+        paths.dedup();
+        assert_eq!(paths.len(), 3, "{paths:?}");
+        // Nothing was written beside the merged folder.
+        let beside: Vec<_> = std::fs::read_dir(tmp.path().join("deep"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(beside, vec![std::ffi::OsString::from("m")]);
+
+        let index = out.join(MERGED_FILE);
+        let good = std::fs::read_to_string(&index).unwrap();
+        let first = idx.runs[0].path.clone();
+        for hostile in ["../../a", "/etc", "runs/../../a", ""] {
+            std::fs::write(
+                &index,
+                good.replacen(&format!("\"{first}\""), &format!("{hostile:?}"), 1),
+            )
+            .unwrap();
+            let e = load_runs(&out).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            let e = e.to_string();
+            assert!(
+                e.contains("merged.json") && e.contains("runs[0].path"),
+                "{e}"
+            );
+        }
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(tmp.path().join("a"), out.join("runs/link")).unwrap();
+            std::fs::write(
+                &index,
+                good.replacen(&format!("\"{first}\""), "\"runs/link\"", 1),
+            )
+            .unwrap();
+            let e = load_runs(&out).unwrap_err().to_string();
+            assert!(e.contains("outside the merged folder"), "{e}");
+        }
     }
 }

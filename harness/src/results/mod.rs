@@ -4,7 +4,9 @@
 mod ceiling;
 pub mod env;
 mod identity;
+pub mod invariants;
 pub mod io;
+pub mod limits;
 pub mod merge;
 
 use std::collections::BTreeMap;
@@ -48,6 +50,10 @@ pub enum Status {
     /// The backend is built in, but this machine lacks its driver or device
     /// (e.g. "no CUDA driver found"); nothing ran.
     Unavailable,
+    /// capbench itself failed, not the workload: a worker that could not be
+    /// started, a job or result file that could not be written or read
+    /// (disk full, I/O error). `run --resume` runs such a case again.
+    HarnessError,
 }
 
 impl Status {
@@ -61,6 +67,7 @@ impl Status {
             Status::Error => "error",
             Status::Unsupported => "unsupported",
             Status::Unavailable => "unavailable",
+            Status::HarnessError => "harness_error",
         }
     }
 }

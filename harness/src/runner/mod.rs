@@ -51,7 +51,7 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
         }
     };
     let env_start = Env::capture(plan.options.threads);
-    let journal_now = read_journal(&dir)?;
+    let journal_now = drop_harness_errors(&dir, read_journal(&dir)?)?;
     let done: HashSet<String> = journal_now.cases.iter().map(|c| c.id.clone()).collect();
     let mut journal = Journal::open(&dir, journal_now.complete_len)?;
     let todo: Vec<_> = plan
@@ -134,7 +134,9 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
                 job_path: job_path.clone(),
                 result_path: result_path.clone(),
                 threads: spawn::pool_threads(&case.caps),
-                timeout: Duration::from_secs_f64(plan.options.case_timeout_s),
+                // read_plan bounds it; never a panic on a value it let by.
+                timeout: Duration::try_from_secs_f64(plan.options.case_timeout_s)
+                    .unwrap_or(Duration::from_secs(600)),
                 index: k,
             });
             let _ = std::fs::remove_file(&job_path);
@@ -184,6 +186,40 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
         dir,
         run,
         ran_now: todo.len(),
+    })
+}
+
+/// Cases recorded `harness_error` (capbench's own failure: disk full, a
+/// worker that could not start) are measurements still owed: they leave the
+/// journal (rewritten whole, atomically) so this run measures them again,
+/// and each case stays on one line.
+fn drop_harness_errors(
+    dir: &Path,
+    journal: crate::results::io::JournalContents,
+) -> Result<crate::results::io::JournalContents> {
+    use crate::results::Status;
+    if !journal
+        .cases
+        .iter()
+        .any(|c| c.status == Status::HarnessError)
+    {
+        return Ok(journal);
+    }
+    let kept: Vec<_> = journal
+        .cases
+        .into_iter()
+        .filter(|c| c.status != Status::HarnessError)
+        .collect();
+    let mut text = String::new();
+    for c in &kept {
+        text.push_str(&serde_json::to_string(c).expect("result types serialise"));
+        text.push('\n');
+    }
+    crate::results::io::write_atomic(&dir.join(crate::results::io::CASES_FILE), text.as_bytes())?;
+    Ok(crate::results::io::JournalContents {
+        cases: kept,
+        complete_len: text.len() as u64,
+        torn_tail_bytes: 0,
     })
 }
 

@@ -434,11 +434,12 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
         .case_timeout_s
         .or(suite.case_timeout_s)
         .unwrap_or(DEFAULT_CASE_TIMEOUT_S);
-    if !(case_timeout_s > 0.0 && case_timeout_s.is_finite()) {
-        return Err(HarnessError::usage(
-            "--case-timeout must be a positive number of seconds",
-        ));
-    }
+    crate::results::limits::seconds(
+        "--case-timeout",
+        case_timeout_s,
+        crate::results::limits::MAX_CASE_TIMEOUT_S,
+    )
+    .map_err(HarnessError::usage)?;
     let globs: Vec<glob::Pattern> = req
         .workload_globs
         .iter()

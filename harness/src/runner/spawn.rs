@@ -68,7 +68,7 @@ pub fn run_process(spec: &SpawnSpec<'_>) -> ProcessRecord {
         Err(e) => {
             return record(
                 spec.index,
-                Status::Crashed,
+                Status::HarnessError,
                 format!("could not start worker {}: {e}", spec.exe.display()),
                 ExitInfo::default(),
             );
@@ -233,6 +233,19 @@ fn classify(
             exit,
         );
     };
+    // capbench's own files failed the worker (disk full, I/O error): not
+    // the workload's doing, so the case is run again on --resume.
+    if !status.success()
+        && let Some(line) = exit
+            .stderr_tail
+            .iter()
+            .find(|l| l.starts_with(crate::worker::HARNESS_ERROR_MARK))
+    {
+        let detail = line[crate::worker::HARNESS_ERROR_MARK.len()..]
+            .trim()
+            .to_string();
+        return record(index, Status::HarnessError, detail, exit);
+    }
     // The memory cap's own lines come first: they carry the numbers.
     if !status.success()
         && let Some((requested, in_use, cap, peak)) = alloc::parse_refusal(&exit.stderr_tail)
@@ -299,9 +312,11 @@ fn classify(
                 oom_peak_bytes: None,
                 worker: Some(w),
             },
+            // The worker wrote its result and said so: a missing or torn
+            // file is the harness's own I/O failing.
             Err(e) => record(
                 index,
-                Status::Crashed,
+                Status::HarnessError,
                 format!("worker exited 0 without a readable result: {e}"),
                 exit,
             ),

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom};
+use std::io::{BufReader, BufWriter, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -13,6 +13,7 @@ use candle_core::quantized::gguf_file::{self, Content, Value};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Tensor};
 
+use self::checks::{as_f64, as_usize, read_up_to};
 use super::config::{Family, ModelConfig};
 use super::model::{Generated, Model, TensorSource, WeightFormat};
 use super::ops::Lin;
@@ -330,33 +331,6 @@ fn dtype_name(d: GgmlDType) -> String {
     format!("{d:?}").to_lowercase()
 }
 
-fn stored_bytes(info: &gguf_file::TensorInfo) -> u64 {
-    (info.shape.elem_count() / info.ggml_dtype.block_size() * info.ggml_dtype.type_size()) as u64
-}
-
-/// Reads an unsigned integer metadata value of any integer type.
-fn as_usize(v: &Value) -> Option<usize> {
-    match v {
-        Value::U8(x) => Some(*x as usize),
-        Value::U16(x) => Some(*x as usize),
-        Value::U32(x) => Some(*x as usize),
-        Value::U64(x) => Some(*x as usize),
-        Value::I8(x) if *x >= 0 => Some(*x as usize),
-        Value::I16(x) if *x >= 0 => Some(*x as usize),
-        Value::I32(x) if *x >= 0 => Some(*x as usize),
-        Value::I64(x) if *x >= 0 => Some(*x as usize),
-        _ => None,
-    }
-}
-
-fn as_f64(v: &Value) -> Option<f64> {
-    match v {
-        Value::F32(x) => Some(*x as f64),
-        Value::F64(x) => Some(*x),
-        _ => None,
-    }
-}
-
 impl GgufFile {
     /// Opens and checks `path`: magic, header, `llama` architecture, the
     /// hyper-parameters, every tensor the model needs (present, right shape,
@@ -385,6 +359,7 @@ impl GgufFile {
                 "pass a GGUF model file (llama.cpp's format; convert safetensors with llama.cpp's convert_hf_to_gguf.py)",
             ));
         }
+        checks::alignment(path, &mut r, file_bytes)?;
         r.seek(SeekFrom::Start(0))
             .map_err(|e| GgufError::new(path, "byte 0", e.to_string(), REEXPORT))?;
         let content = Content::read(&mut r).map_err(|e| {
@@ -392,7 +367,7 @@ impl GgufFile {
             GgufError::new(
                 path,
                 format!("header (metadata and tensor table), near byte {at} of {file_bytes}"),
-                format!("cannot read: {e}"),
+                format!("cannot read: {}", crate::error::without_backtrace(&e)),
                 REEXPORT,
             )
         })?;
@@ -517,6 +492,7 @@ impl GgufFile {
             ffn_mult: None,
             source: path.display().to_string(),
         };
+        checks::model_counts(path, &cfg, content.tensor_infos.len(), file_bytes)?;
         // Every tensor the model needs: present, right shape, data inside.
         let mut used = std::collections::HashSet::new();
         let mut by_dtype: HashMap<GgmlDType, usize> = HashMap::new();
@@ -544,9 +520,11 @@ impl GgufFile {
                     REEXPORT,
                 ));
             }
-            let start = content.tensor_data_offset + info.offset;
-            let end = start + stored_bytes(info);
-            if end > file_bytes {
+            let bytes = checks::stored_bytes(info).unwrap_or(u64::MAX);
+            // u128: an offset near 2^64 must not wrap to a place inside the file.
+            let start = content.tensor_data_offset as u128 + info.offset as u128;
+            let end = start + bytes as u128;
+            if end > file_bytes as u128 {
                 return Err(GgufError::new(
                     path,
                     &place,
@@ -560,7 +538,7 @@ impl GgufFile {
                 *by_dtype.entry(info.ggml_dtype).or_insert(0) += info.shape.elem_count();
             }
             if name != "embed" {
-                weight_bytes += stored_bytes(info) as f64;
+                weight_bytes += bytes as f64;
             }
         }
         if let Some(extra) = content
@@ -580,7 +558,14 @@ impl GgufFile {
             .iter()
             .max_by_key(|(d, n)| (**n, dtype_name(**d)))
             .map(|(d, n)| (*d, *n))
-            .expect("at least one linear weight");
+            .ok_or_else(|| {
+                GgufError::new(
+                    path,
+                    "tensor types",
+                    "no linear weight in the file",
+                    REEXPORT,
+                )
+            })?;
         let format = match major {
             GgmlDType::F32 => WeightFmt::F32,
             GgmlDType::F16 => WeightFmt::F16,
@@ -626,7 +611,10 @@ impl GgufFile {
             GgufError::new(
                 &self.path,
                 "tensor data",
-                format!("cannot build the model: {e}"),
+                format!(
+                    "cannot build the model: {}",
+                    crate::error::without_backtrace(&e)
+                ),
                 REEXPORT,
             )
         })
@@ -648,17 +636,6 @@ impl GgufFile {
             device: device.clone(),
         })
     }
-}
-
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> usize {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) | Err(_) => break,
-            Ok(k) => n += k,
-        }
-    }
-    n
 }
 
 /// Reads a GGUF file's tensors under our parameter names.
@@ -715,3 +692,5 @@ impl TensorSource for GgufSource<'_> {
 
 #[cfg(test)]
 mod tests;
+
+mod checks;

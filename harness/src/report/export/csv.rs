@@ -31,8 +31,15 @@ const FIXED: [&str; 20] = [
     "verification_scaled_max_diff",
 ];
 
-/// Quotes a field when it holds a separator, quote or line break.
+/// Quotes a field when it holds a separator, quote or line break. A text
+/// field a spreadsheet would run as a formula (starting with `=`, `+`,
+/// `-`, `@`, tab or carriage return — a hostname `=HYPERLINK(…)`) gets a
+/// leading `'` and quotes, as OWASP's "CSV Injection" page recommends;
+/// numbers (`-1.5e-3`) stay numbers.
 fn field(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && s.parse::<f64>().is_err() {
+        return format!("\"'{}\"", s.replace('"', "\"\""));
+    }
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -114,5 +121,18 @@ mod tests {
         assert_eq!(field("a,b"), "\"a,b\"");
         assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(field("two\nlines"), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn formulas_are_neutralised_and_numbers_kept() {
+        assert_eq!(
+            field("=HYPERLINK(\"http://x\",\"y\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""
+        );
+        for f in ["+1+2", "-2+3", "@SUM(A1)", "\tx", "\r=1"] {
+            assert!(field(f).starts_with("\"'"), "{f}");
+        }
+        assert_eq!(field("-1.5e-3"), "-1.5e-3");
+        assert_eq!(field("plain-host"), "plain-host");
     }
 }

@@ -47,14 +47,14 @@ impl Exporter for Markdown {
                 "| `{}` | {} | {} | {} | {} | {} | {} |\n",
                 cell(&case),
                 c.status,
-                headline_text(c),
+                cell(&headline_text(c)),
                 cell(
                     &c.ci_basis
                         .clone()
                         .unwrap_or_else(|| "—".into())
                         .replace('_', " ")
                 ),
-                latency_text(c),
+                cell(&latency_text(c)),
                 c.verification_scaled_max_diff
                     .map(|d| format!("{d:.1e}"))
                     .unwrap_or_else(|| "—".into()),

@@ -54,15 +54,28 @@ fn render(chart: &chart::Chart, dir: &Path, id: &str) -> Result<String> {
             .map_err(|e| plot_error(dir, id, "svg", e.to_string()))?;
     }
     let svg_path = dir.join(format!("{id}.svg"));
-    std::fs::write(&svg_path, &svg).map_err(HarnessError::io("write", &svg_path))?;
+    crate::results::io::write_atomic(&svg_path, svg.as_bytes())?;
+    // The PNG is drawn under a temporary name (the backend picks the
+    // encoder by the extension) and renamed: a full disk leaves the old
+    // figure or none, never a truncated one.
     let png_path = dir.join(format!("{id}.png"));
-    {
-        let root = BitMapBackend::new(&png_path, size).into_drawing_area();
-        draw::draw(&root, chart).map_err(|e| plot_error(dir, id, "png", e))?;
-        root.present()
-            .map_err(|e| plot_error(dir, id, "png", e.to_string()))?;
+    let tmp = dir.join(format!(".{id}.{}.partial.png", std::process::id()));
+    let drawn = draw_png(chart, &tmp, size, dir, id).and_then(|_| {
+        std::fs::rename(&tmp, &png_path).map_err(HarnessError::io("rename into", &png_path))
+    });
+    if let Err(e) = drawn {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
+    crate::results::io::sync_dir(dir)?;
     Ok(svg)
+}
+
+fn draw_png(chart: &chart::Chart, to: &Path, size: (u32, u32), dir: &Path, id: &str) -> Result<()> {
+    let root = BitMapBackend::new(to, size).into_drawing_area();
+    draw::draw(&root, chart).map_err(|e| plot_error(dir, id, "png", e))?;
+    root.present()
+        .map_err(|e| plot_error(dir, id, "png", e.to_string()))
 }
 
 fn plot_error(dir: &Path, id: &str, ext: &str, e: String) -> HarnessError {

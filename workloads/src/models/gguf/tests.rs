@@ -220,3 +220,89 @@ fn only_the_dense_family_exports() {
     assert!(e.message.contains("only the dense family"), "{e}");
     assert!(!tmp("moe.gguf").exists());
 }
+
+/// A copy of the export's tensors (QTensor is not Clone).
+fn copy_tensors(ex: &Export) -> Vec<(String, QTensor)> {
+    ex.tensors
+        .iter()
+        .map(|(n, q)| {
+            (
+                n.clone(),
+                QTensor::quantize(&q.dequantize(&Device::Cpu).unwrap(), q.dtype()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The export's metadata with `key` set to `v` (added when absent).
+fn with_key(ex: &Export, key: &str, v: Value) -> Vec<(String, Value)> {
+    let mut md: Vec<_> = ex
+        .metadata
+        .iter()
+        .filter(|(k, _)| k != key)
+        .cloned()
+        .collect();
+    md.insert(3, (key.into(), v));
+    md
+}
+
+/// Numbers in a header that crashed the parent before (issue 16): each is
+/// refused by `open` with the key or tensor named, never a panic or an
+/// allocation sized by the unchecked number.
+#[test]
+fn hostile_numbers_in_the_header_are_refused_before_use() {
+    let cfg = shape("dense-tiny").unwrap();
+    let ex = export_model(&cfg, 1, WeightFmt::F32).unwrap();
+    let p = tmp("hostile.gguf");
+    // alignment 0: candle's reader divided by it.
+    write_file(
+        &p,
+        &with_key(&ex, "general.alignment", Value::U32(0)),
+        &copy_tensors(&ex),
+    )
+    .unwrap();
+    expect_err(&p, "general.alignment", "power of two");
+    write_file(
+        &p,
+        &with_key(&ex, "general.alignment", Value::U32(48)),
+        &copy_tensors(&ex),
+    )
+    .unwrap();
+    expect_err(&p, "general.alignment", "power of two");
+    // block_count 2^40: the expected-tensor list was built from it.
+    let md = with_key(&ex, "llama.block_count", Value::U64(1 << 40));
+    write_file(&p, &md, &copy_tensors(&ex)).unwrap();
+    expect_err(&p, "llama.block_count", "tensor table holds");
+    // block_count 0 without output.weight: a panic on "no linear weight".
+    let md = with_key(&ex, "llama.block_count", Value::U32(0));
+    let only: Vec<_> = copy_tensors(&ex)
+        .into_iter()
+        .filter(|(n, _)| !n.starts_with("blk."))
+        .collect();
+    write_file(&p, &md, &only).unwrap();
+    expect_err(&p, "llama.block_count", "at least 1");
+    // d_model 2^62: the sizes derived from it wrapped.
+    let md = with_key(&ex, "llama.embedding_length", Value::U64(1 << 62));
+    write_file(&p, &md, &copy_tensors(&ex)).unwrap();
+    expect_err(&p, "tensor ", "larger than the whole file");
+    // A vocabulary of 0 tokens.
+    let mut zero_vocab = copy_tensors(&ex);
+    let empty = Tensor::zeros((0, cfg.d_model), DType::F32, &Device::Cpu).unwrap();
+    zero_vocab[0] = (
+        "token_embd.weight".into(),
+        QTensor::quantize(&empty, GgmlDType::F32).unwrap(),
+    );
+    write_file(&p, &ex.metadata, &zero_vocab).unwrap();
+    expect_err(&p, "token_embd.weight", "0 tokens");
+    // A tensor offset that wraps when added to the data start.
+    write_file(&p, &ex.metadata, &copy_tensors(&ex)).unwrap();
+    let mut bytes = std::fs::read(&p).unwrap();
+    let name = b"output_norm.weight";
+    let at = bytes.windows(name.len()).position(|w| w == name).unwrap() + name.len();
+    // n_dims (u32) = 1, one u64 dim, the dtype (u32), then the offset.
+    let off = at + 4 + 8 + 4;
+    bytes[off..off + 8].copy_from_slice(&(u64::MAX - 7).to_le_bytes());
+    std::fs::write(&p, &bytes).unwrap();
+    expect_err(&p, "tensor output_norm.weight", "the file ends at byte");
+    std::fs::remove_file(&p).unwrap();
+}
