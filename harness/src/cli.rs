@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::results::limits;
+use crate::limits;
 
 /// capbench: fixed, versioned ML workloads on CPU, CUDA, Metal and wgpu,
 /// measured honestly — verified against a CPU reference before timing, one

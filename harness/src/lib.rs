@@ -11,6 +11,7 @@ pub mod commands;
 pub mod error;
 pub mod format;
 pub mod gpu;
+pub mod limits;
 pub mod meter;
 pub mod profiles;
 pub mod report;

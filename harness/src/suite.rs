@@ -43,7 +43,7 @@ impl Default for Sampling {
 impl Sampling {
     /// Checks ranges; the message names the offending key.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        use crate::results::limits::{self, MAX_REPEAT, MAX_SAMPLES, MAX_SAMPLING_TIME_S};
+        use crate::limits::{self, MAX_REPEAT, MAX_SAMPLES, MAX_SAMPLING_TIME_S};
         limits::count("sampling.repeat", self.repeat, MAX_REPEAT)?;
         limits::count("sampling.min_samples", self.min_samples, MAX_SAMPLES)?;
         limits::count("sampling.max_samples", self.max_samples, MAX_SAMPLES)?;
@@ -216,7 +216,7 @@ pub fn parse(text: &str, path: &Path, source: &str) -> Result<Suite> {
         })?;
         overrides.push((g, o.sampling.clone()));
     }
-    use crate::results::limits::{self, MAX_CASE_TIMEOUT_S, MAX_THREADS};
+    use crate::limits::{self, MAX_CASE_TIMEOUT_S, MAX_THREADS};
     if let Some(t) = file.threads
         && let Err(m) = limits::count("threads", t, MAX_THREADS)
     {

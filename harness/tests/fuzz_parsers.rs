@@ -446,7 +446,7 @@ fn fuzz_names_and_sizes() {
         if let Ok(v) = capbench::caps::cpu::parse_cpu_list(&cpus) {
             let _ = capbench::caps::cpu::format_cpu_list(&v);
         }
-        use capbench::results::limits;
+        use capbench::limits;
         let n = u.choose(&NUMBERS)?;
         let _ = limits::parse_repeat(n);
         let _ = limits::parse_case_timeout(n);

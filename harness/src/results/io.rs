@@ -210,7 +210,7 @@ pub fn read_plan(dir: &Path) -> Result<Plan> {
 /// folder whose plan.json was edited (or written by a capbench without
 /// them) is refused before any worker starts.
 fn check_plan(path: &Path, plan: &Plan) -> Result<()> {
-    use super::limits::{self, MAX_CASE_TIMEOUT_S, MAX_THREADS};
+    use crate::limits::{self, MAX_CASE_TIMEOUT_S, MAX_THREADS};
     let bad = |place: String, m: String| {
         HarnessError::bad_input(
             path,

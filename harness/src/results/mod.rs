@@ -6,7 +6,6 @@ pub mod env;
 mod identity;
 pub mod invariants;
 pub mod io;
-pub mod limits;
 pub mod merge;
 
 use std::collections::BTreeMap;

@@ -434,10 +434,10 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
         .case_timeout_s
         .or(suite.case_timeout_s)
         .unwrap_or(DEFAULT_CASE_TIMEOUT_S);
-    crate::results::limits::seconds(
+    crate::limits::seconds(
         "--case-timeout",
         case_timeout_s,
-        crate::results::limits::MAX_CASE_TIMEOUT_S,
+        crate::limits::MAX_CASE_TIMEOUT_S,
     )
     .map_err(HarnessError::usage)?;
     let globs: Vec<glob::Pattern> = req
