@@ -802,7 +802,8 @@ fn baseline_cmd(c: BaselineCommand) -> Result<ExitCode, HarnessError> {
 
 /// One JSON row per model shape: sizes and predicted memory needs.
 fn model_rows() -> Vec<serde_json::Value> {
-    use capbench_workloads::models::{shapes, work::memory_need_bytes};
+    use capbench_workloads::cost::work::memory_need_bytes;
+    use capbench_workloads::models::shapes;
     shapes()
         .into_iter()
         .map(|m| {

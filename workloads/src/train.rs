@@ -8,6 +8,7 @@ use candle_core::{DType as CDType, Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
 use crate::backend::{Backend, DeviceRecord, candle as cb};
 use crate::data::MarkovCorpus;
 use crate::error::{Result, cerr};
@@ -16,7 +17,6 @@ use crate::models::ops::cross_entropy;
 use crate::models::{Model, ModelConfig, Params, WeightFormat, init};
 use crate::spec::{DType, Params as SpecParams, WorkloadSpec};
 use crate::verify::Verification;
-use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
 
 /// AdamW hyper-parameters (Loshchilov & Hutter 2019), GPT-style values.
 pub const LR: f64 = 1e-3;
@@ -90,7 +90,7 @@ pub fn prepare_step(spec: &WorkloadSpec, backend: &Backend) -> Result<TrainStep>
         host_batch,
         batch: *batch,
         seq: *seq,
-        work: crate::models::work::of(spec),
+        work: crate::cost::work::of(spec),
     })
 }
 

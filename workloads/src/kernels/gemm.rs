@@ -6,11 +6,11 @@ use half::{bf16, f16};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
 use crate::backend::{Backend, DeviceRecord, candle as cb};
 use crate::error::{Result, WorkloadError};
 use crate::spec::{DType, Params, WorkloadSpec};
 use crate::verify::{Verification, compare};
-use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
 
 /// Host-side operands, already rounded to the workload's dtype so the
 /// reference sees exactly the values the device multiplies.

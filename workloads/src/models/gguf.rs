@@ -16,7 +16,7 @@ use candle_core::{DType, Device, Tensor};
 use super::config::{Family, ModelConfig};
 use super::model::{Generated, Model, TensorSource, WeightFormat};
 use super::ops::Lin;
-use crate::spec::WeightFmt;
+use crate::formats::WeightFmt;
 
 /// A GGUF file that cannot be written, read or run: the file, the place in
 /// it (metadata key, tensor name, byte offset) and what to do about it.
@@ -46,6 +46,12 @@ impl GgufError {
 }
 
 type Result<T, E = GgufError> = std::result::Result<T, E>;
+
+impl From<GgufError> for crate::error::WorkloadError {
+    fn from(e: GgufError) -> Self {
+        crate::error::WorkloadError::ModelFile(Box::new(e))
+    }
+}
 
 const REEXPORT: &str = "the file is truncated or damaged: download or export it again";
 

@@ -17,6 +17,7 @@ use super::engine::{Builder, Engine, F, Ix, PlanId};
 use super::model::is_quantized;
 use super::model::{Net, Pass};
 use super::quant::{QFmt, dequantized};
+use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
 use crate::backend::{Backend, DeviceRecord};
 use crate::data::MarkovCorpus;
 use crate::decode::logit_quality;
@@ -25,7 +26,6 @@ use crate::models::Model;
 use crate::models::model::{Generated, TensorSource};
 use crate::spec::{GGUF_MODEL, Params, WorkloadSpec};
 use crate::verify::Verification;
-use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
 
 struct WgpuDecode {
     engine: Engine,
@@ -177,7 +177,7 @@ pub fn prepare(
         prompt_tokens,
         batch: b,
         gen_tokens: g,
-        work: crate::models::work::of(spec),
+        work: crate::cost::work::of(spec),
     }))
 }
 
@@ -361,7 +361,7 @@ mod tests {
     /// the record.
     #[test]
     fn engine_workloads_honour_the_wgpu_limits_tier() {
-        use crate::backend::device_caps::WgpuLimitsTier;
+        use crate::device::caps::WgpuLimitsTier;
         let Some(backend) = test_backend() else {
             return;
         };

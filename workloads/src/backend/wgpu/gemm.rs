@@ -7,6 +7,7 @@
 use super::WgpuContext;
 use super::engine::{TIMESTAMP_BYTES, Timestamps};
 use super::ops::GemmKernel;
+use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
 #[cfg(test)]
 use crate::backend::WgpuSelector;
 use crate::backend::{Backend, DeviceRecord};
@@ -14,7 +15,6 @@ use crate::error::{Result, WorkloadError};
 use crate::kernels::gemm::GemmInputs;
 use crate::spec::{GemmVariant, WorkloadSpec};
 use crate::verify::Verification;
-use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
 
 const TILE: u32 = 64;
 
@@ -297,7 +297,7 @@ mod tests {
     #[test]
     fn device_cap_counts_every_buffer_and_tiers_refuse_large_bindings() {
         use crate::PrepareOptions;
-        use crate::backend::device_caps::{DeviceMemoryCounter, WgpuLimitsTier};
+        use crate::device::caps::{DeviceMemoryCounter, WgpuLimitsTier};
         let Some(backend) = test_backend() else {
             return;
         };

@@ -5,13 +5,14 @@
 use super::WgpuContext;
 use super::engine::{Builder, Engine, F, PlanId};
 use super::ops::{Attn, Gemm, GemmKernel, Mat};
+use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
 use crate::backend::{Backend, DeviceRecord};
+use crate::cost::{ATTENTION_HEAD_DIM as HEAD_DIM, ATTENTION_HEADS as HEADS};
 use crate::error::Result;
-use crate::kernels::attention::{HEAD_DIM, HEADS, host_inputs, reference};
+use crate::kernels::attention::{host_inputs, reference};
 use crate::kernels::gemm::GemmInputs;
 use crate::spec::{Params, WorkloadSpec};
 use crate::verify::{Verification, compare};
-use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
 
 const SCALAR: f32 = 3.0;
 
@@ -239,7 +240,7 @@ mod tests {
         ] {
             let name = format!("kernel/gemm-f32-70x33x19{suffix}");
             let spec = WorkloadSpec::parse(&name).unwrap();
-            crate::workload::supports(&spec, &backend).unwrap();
+            crate::registry::supports(&spec, &backend).unwrap();
             let mut w = super::super::prepare(&spec, &backend, &Default::default()).unwrap();
             let v = w.verify().unwrap();
             assert!(v.passed, "{name}: {v:?}");
@@ -259,7 +260,7 @@ mod tests {
         }
         // The rungs are wgpu kernels: on a candle backend the name is refused.
         let spec = WorkloadSpec::parse("kernel/gemm-f32-64-tiled").unwrap();
-        let e = crate::workload::supports(&spec, &Backend::Cpu).unwrap_err();
+        let e = crate::registry::supports(&spec, &Backend::Cpu).unwrap_err();
         assert!(e.contains("wgpu GEMM ladder"), "{e}");
     }
 }

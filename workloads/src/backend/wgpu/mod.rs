@@ -15,13 +15,13 @@ pub mod train;
 
 use wgpu::{Adapter, Backends, DeviceType, Instance, InstanceDescriptor};
 
-use super::device_caps::{DeviceMemoryCounter, WgpuLimitsTier};
 use super::{Backend, BackendStatus, DeviceRecord, WgpuApi, WgpuSelector};
+use crate::device::caps::{DeviceMemoryCounter, WgpuLimitsTier};
 use crate::error::{Result, WorkloadError};
 
 pub(crate) use gemm::prepare_gemm;
 
-/// Prepares any workload the wgpu engine runs (`workload::supports` has
+/// Prepares any workload the wgpu engine runs (`registry::supports` has
 /// already ruled out the others).
 pub fn prepare(
     spec: &crate::WorkloadSpec,

@@ -11,13 +11,13 @@ use super::WgpuContext;
 use super::engine::{Builder, DispatchId, Engine, F, PlanId};
 use super::model::{Net, Pass, Weights};
 use super::ops::{AdamW, adamw_params};
+use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
 use crate::backend::{Backend, DeviceRecord};
 use crate::data::MarkovCorpus;
 use crate::error::{Result, WorkloadError, cerr};
 use crate::grad_check::{GradientCheck, f64_reference};
 use crate::spec::{DType, Params as SpecParams, WorkloadSpec};
 use crate::verify::Verification;
-use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
 
 struct WgpuTrain {
     engine: Engine,
@@ -108,7 +108,7 @@ pub fn prepare(
         seed: spec.seed,
         batch: host,
         dims: (b, t),
-        work: crate::models::work::of(spec),
+        work: crate::cost::work::of(spec),
     }))
 }
 
