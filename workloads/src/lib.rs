@@ -5,17 +5,13 @@ pub mod api;
 pub mod backend;
 pub mod cost;
 pub mod data;
-pub mod decode;
 pub mod device;
 pub mod error;
 pub mod formats;
-pub mod grad_check;
-pub mod kernels;
+pub mod kinds;
 pub mod models;
-pub mod quality;
 pub mod registry;
 pub mod spec;
-pub mod train;
 pub mod verify;
 
 pub use api::{IterReport, PrepareOptions, PreparedWorkload, WorkPerIter};

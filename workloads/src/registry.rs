@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::api::{PrepareOptions, PreparedWorkload};
 use crate::backend::Backend;
 use crate::error::{Result, WorkloadError};
-use crate::kernels;
+use crate::kinds::{decode, kernels, quality, train};
 use crate::spec::{DType, Params, WorkloadSpec};
 
 /// Checks, without touching a device, whether this workload runs on this
@@ -64,22 +64,56 @@ pub fn prepare_with(
         reason,
     })?;
     if let Backend::Wgpu(_) = backend {
-        return crate::backend::wgpu::prepare(spec, backend, opts);
+        return prepare_wgpu(spec, backend, opts);
     }
     if let Some(cap) = opts.device_mem_cap_bytes {
         crate::backend::apply_device_mem_cap(backend, cap)?;
     }
     match &spec.params {
-        Params::Gemm { .. } => kernels::gemm::prepare(spec, backend, opts),
+        Params::Gemm { .. } => kernels::gemm::prepare(spec, backend),
         Params::Fault { fault } => kernels::fault::prepare(spec, *fault),
         Params::Stream { .. } => kernels::stream::prepare(spec, backend),
         Params::Attention { .. } => kernels::attention::prepare(spec, backend),
-        Params::Train { .. } => crate::train::prepare(spec, backend),
-        Params::Decode { .. } => crate::decode::prepare(spec, backend, opts.model_file.as_deref()),
-        Params::TrainQuality { .. } => {
-            crate::quality::prepare(spec, backend, opts.corpus_text.as_deref())
-        }
+        Params::Train { .. } => train::prepare(spec, backend),
+        Params::Decode { .. } => decode::prepare(spec, backend, opts.model_file.as_deref()),
+        Params::TrainQuality { .. } => quality::prepare(spec, backend, opts.corpus_text.as_deref()),
     }
+}
+
+/// The workloads our wgpu engine runs (`supports` has already ruled out the
+/// others).
+#[cfg(feature = "wgpu")]
+fn prepare_wgpu(
+    spec: &WorkloadSpec,
+    backend: &Backend,
+    opts: &PrepareOptions,
+) -> Result<Box<dyn PreparedWorkload>> {
+    match &spec.params {
+        Params::Gemm { .. } => kernels::wgpu::gemm::prepare_gemm(backend, spec, opts),
+        Params::Stream { .. } => kernels::wgpu::prepare_stream(spec, backend, opts),
+        Params::Attention { .. } => kernels::wgpu::prepare_attention(spec, backend, opts),
+        Params::Train { .. } => train::wgpu::prepare(spec, backend, opts),
+        Params::Decode { .. } => decode::wgpu::prepare(spec, backend, opts),
+        _ => Err(WorkloadError::Unsupported {
+            workload: spec.name.clone(),
+            backend: backend.to_string(),
+            reason: "not implemented on the wgpu engine".into(),
+        }),
+    }
+}
+
+/// Without the wgpu feature `ensure_compiled` refuses a wgpu backend first.
+#[cfg(not(feature = "wgpu"))]
+fn prepare_wgpu(
+    _spec: &WorkloadSpec,
+    backend: &Backend,
+    _opts: &PrepareOptions,
+) -> Result<Box<dyn PreparedWorkload>> {
+    backend.ensure_compiled()?;
+    Err(WorkloadError::NotCompiled {
+        backend: "wgpu".into(),
+        feature: "wgpu".into(),
+    })
 }
 
 /// One line of `capbench list workloads`.

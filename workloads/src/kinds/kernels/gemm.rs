@@ -109,14 +109,7 @@ impl CandleGemm {
     }
 }
 
-pub fn prepare(
-    spec: &WorkloadSpec,
-    backend: &Backend,
-    opts: &crate::PrepareOptions,
-) -> Result<Box<dyn PreparedWorkload>> {
-    if let Backend::Wgpu(_) = backend {
-        return crate::backend::wgpu::prepare_gemm(backend, spec, opts);
-    }
+pub fn prepare(spec: &WorkloadSpec, backend: &Backend) -> Result<Box<dyn PreparedWorkload>> {
     let device = cb::device(backend)?;
     let inputs = GemmInputs::generate(spec);
     let e = |op| WorkloadError::candle(&backend.to_string(), op);
@@ -217,7 +210,7 @@ mod tests {
     fn candle_cpu_gemm_verifies_for_every_dtype() {
         for dt in ["f32", "f16", "bf16"] {
             let spec = WorkloadSpec::parse(&format!("kernel/gemm-{dt}-33x17x65")).unwrap();
-            let mut w = prepare(&spec, &Backend::Cpu, &Default::default()).unwrap();
+            let mut w = prepare(&spec, &Backend::Cpu).unwrap();
             let v = w.verify().unwrap();
             assert!(v.passed, "{dt}: {v:?}");
             assert_eq!(v.elements_checked, 33 * 17);

@@ -5,6 +5,9 @@
 //! `decode/gguf/<format>` runs the same on a user's GGUF file (`--model`),
 //! verified against that file's weights dequantized to f32 on the CPU.
 
+#[cfg(feature = "wgpu")]
+pub mod wgpu;
+
 use std::path::Path;
 use std::time::Instant;
 

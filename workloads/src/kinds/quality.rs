@@ -12,10 +12,10 @@ use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
 use crate::backend::{Backend, DeviceRecord, candle as cb};
 use crate::data::MarkovCorpus;
 use crate::error::{Result, WorkloadError, cerr};
+use crate::kinds::train::{TrainStep, adamw, loss_and_grads, prepare_step, zero_moments};
 use crate::models::ops::cross_entropy;
 use crate::models::{Model, ModelConfig, WeightFormat, init};
 use crate::spec::{DType, EVAL_SEQUENCES, Params, WorkloadSpec};
-use crate::train::{TrainStep, adamw, loss_and_grads, prepare_step, zero_moments};
 use crate::verify::Verification;
 
 /// Learning rate of the quality runs: short runs on small models need a

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
 use crate::backend::{Backend, DeviceRecord, candle as cb};
 use crate::error::Result;
-use crate::kernels::gemm::GemmInputs;
+use crate::kinds::kernels::gemm::GemmInputs;
 use crate::spec::{DType, FaultMode, WorkloadSpec};
 use crate::verify::Verification;
 

@@ -3,6 +3,10 @@
 //! timing against a CPU f64 run of the same weights and batch, and every
 //! parameter must receive a finite, non-zero gradient.
 
+pub mod grad_check;
+#[cfg(feature = "wgpu")]
+pub mod wgpu;
+
 use candle_core::backprop::GradStore;
 use candle_core::{DType as CDType, Device, Tensor};
 use rand::SeedableRng;
@@ -12,11 +16,11 @@ use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
 use crate::backend::{Backend, DeviceRecord, candle as cb};
 use crate::data::MarkovCorpus;
 use crate::error::{Result, cerr};
-use crate::grad_check::{GradientCheck, f64_reference};
 use crate::models::ops::cross_entropy;
 use crate::models::{Model, ModelConfig, Params, WeightFormat, init};
 use crate::spec::{DType, Params as SpecParams, WorkloadSpec};
 use crate::verify::Verification;
+use grad_check::{GradientCheck, f64_reference};
 
 /// AdamW hyper-parameters (Loshchilov & Hutter 2019), GPT-style values.
 pub const LR: f64 = 1e-3;
