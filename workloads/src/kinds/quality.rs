@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
-use crate::backend::{Backend, DeviceRecord, candle as cb};
+use crate::backend::{Backend, candle as cb};
 use crate::data::MarkovCorpus;
 use crate::error::{Result, WorkloadError, cerr};
 use crate::kinds::train::{TrainStep, adamw, loss_and_grads, prepare_step, zero_moments};
@@ -216,17 +216,7 @@ impl PreparedWorkload for TrainQuality {
         })
     }
 
-    fn work(&self) -> WorkPerIter {
-        self.work
-    }
-
-    fn device(&self) -> DeviceRecord {
-        cb::record(&self.backend)
-    }
-
-    fn timer(&self) -> &'static str {
-        "wall_clock_after_device_sync"
-    }
+    cb::candle_workload_tail!();
 }
 
 #[cfg(test)]

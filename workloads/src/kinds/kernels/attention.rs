@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
-use crate::backend::{Backend, DeviceRecord, candle as cb};
+use crate::backend::{Backend, candle as cb};
 use crate::cost::{ATTENTION_HEAD_DIM as HEAD_DIM, ATTENTION_HEADS as HEADS};
 use crate::error::{Result, WorkloadError};
 use crate::models::ops::{causal_mask, softmax};
@@ -125,17 +125,7 @@ impl PreparedWorkload for Attention {
         Ok(IterReport::default())
     }
 
-    fn work(&self) -> WorkPerIter {
-        self.work
-    }
-
-    fn device(&self) -> DeviceRecord {
-        cb::record(&self.backend)
-    }
-
-    fn timer(&self) -> &'static str {
-        "wall_clock_after_device_sync"
-    }
+    cb::candle_workload_tail!();
 }
 
 #[cfg(test)]

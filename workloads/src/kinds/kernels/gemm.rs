@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
-use crate::backend::{Backend, DeviceRecord, candle as cb};
+use crate::backend::{Backend, candle as cb};
 use crate::error::{Result, WorkloadError};
 use crate::spec::{DType, Params, WorkloadSpec};
 use crate::verify::{Verification, compare};
@@ -164,17 +164,7 @@ impl PreparedWorkload for CandleGemm {
         Ok(())
     }
 
-    fn work(&self) -> WorkPerIter {
-        self.work
-    }
-
-    fn device(&self) -> DeviceRecord {
-        cb::record(&self.backend)
-    }
-
-    fn timer(&self) -> &'static str {
-        "wall_clock_after_device_sync"
-    }
+    cb::candle_workload_tail!();
 }
 
 #[cfg(test)]

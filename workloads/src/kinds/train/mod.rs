@@ -13,7 +13,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
-use crate::backend::{Backend, DeviceRecord, candle as cb};
+use crate::backend::{Backend, candle as cb};
 use crate::data::MarkovCorpus;
 use crate::error::{Result, cerr};
 use crate::models::ops::cross_entropy;
@@ -222,17 +222,7 @@ impl PreparedWorkload for TrainStep {
         })
     }
 
-    fn work(&self) -> WorkPerIter {
-        self.work
-    }
-
-    fn device(&self) -> DeviceRecord {
-        cb::record(&self.backend)
-    }
-
-    fn timer(&self) -> &'static str {
-        "wall_clock_after_device_sync"
-    }
+    cb::candle_workload_tail!();
 }
 
 #[cfg(test)]
