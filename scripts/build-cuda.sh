@@ -17,7 +17,7 @@
 # candle's kernels are compiled to PTX for that capability (newer GPUs JIT
 # it), but its quantized-matmul and MoE kernels to machine code for exactly
 # that generation (nvcc -gencode arch=compute_XY,code=sm_XY): build for the
-# GPU you run on. About an hour on 2 shared cores (see the README).
+# GPU you run on. About an hour on 2 shared cores (docs/notes/cuda-build.md).
 #
 # capbench-cuda gets an rpath to the toolkit venv (for cuBLAS, cuRAND and
 # the CUDA runtime), never to the link-time libcuda stand-in in lib/stubs:

@@ -5,7 +5,7 @@
 # how the macOS-only code (`#[cfg(target_os = "macos")]`: Metal device
 # selection, sync and memory queries) is kept compiling without a Mac. It
 # does not link and runs nothing: whether Metal *works* needs a Mac
-# (README, "Building with GPU backends").
+# (docs/gpu-backends.md, "Metal").
 #
 #   scripts/check-macos.sh
 #

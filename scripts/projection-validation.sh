@@ -76,7 +76,7 @@ for pair in "${PAIRS[@]}"; do
     json=$($CB check "$claims" --results "$OUT/probe" "$OUT/$src" --format json || true)
     proj=$(jq -r '.claims[0].projections[0].value // empty' <<<"$json")
     # The band `check` judges with: from another size it reaches the roof
-    # at 100 % (README "Checking a claim").
+    # at 100 % (docs/claims.md).
     lo=$(jq -r '.claims[0].expectations[0].band_low // empty' <<<"$json")
     hi=$(jq -r '.claims[0].expectations[0].band_high // empty' <<<"$json")
     from=$(jq -r '.claims[0].projections[0] | "\(.from_case) \(.efficiency_kind)=\(.efficiency_assumed)"' <<<"$json")

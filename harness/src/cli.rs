@@ -318,8 +318,8 @@ pub struct CheckArgs {
     pub out: Option<PathBuf>,
 
     /// Relative error assumed for every projection on top of its source's
-    /// CI, e.g. 20% (measure it for your machines: README, "How far off is a
-    /// projection?"). A projection from another size of the model is a
+    /// CI, e.g. 20% (measure it for your machines: docs/claims.md, "How far off
+    /// is a projection?"). A projection from another size of the model is a
     /// bound: its band also reaches the target's roof at 100 % (and, from a
     /// larger size, down to 0).
     #[arg(long, value_name = "PCT", default_value = "20%", value_parser = parse_fraction)]

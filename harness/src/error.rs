@@ -64,4 +64,17 @@ impl HarnessError {
     }
 }
 
+/// A GGUF file's own complaint already names the file, the place and the
+/// fix; it is bad input like any other.
+impl From<capbench_workloads::models::gguf::GgufError> for HarnessError {
+    fn from(e: capbench_workloads::models::gguf::GgufError) -> Self {
+        HarnessError::BadInput {
+            path: e.path,
+            place: e.place,
+            message: e.message,
+            fix: e.fix,
+        }
+    }
+}
+
 pub type Result<T, E = HarnessError> = std::result::Result<T, E>;

@@ -151,7 +151,7 @@ pub fn parse(text: &str, path: &Path, source: &str) -> Result<Suite> {
             path,
             place,
             e.message().trim().to_string(),
-            "a suite needs `name` and `workloads = [...]`, optionally `backends`, `case_timeout_s` and a [sampling] table (see README, \"Suites\")",
+            "a suite needs `name` and `workloads = [...]`, optionally `backends`, `case_timeout_s` and a [sampling] table (see docs/suites.md)",
         )
     })?;
     let at = |s: &Spanned<String>| {

@@ -177,6 +177,7 @@ fn predicted_need_lands_within_10_percent_of_the_measured_peak() {
 #[test]
 fn threads_and_affinity_are_recorded_as_requested_and_observed() {
     let tmp = tempfile::tempdir().unwrap();
+    let cpu = first_allowed_cpu().to_string();
     let (ok, cases) = run_cases(
         &[
             "--backend",
@@ -188,18 +189,21 @@ fn threads_and_affinity_are_recorded_as_requested_and_observed() {
             "--threads",
             "1",
             "--cpus",
-            "0",
+            &cpu,
         ],
         &tmp.path().join("r"),
     );
     assert!(ok);
     let c = &cases[0];
-    assert_eq!(c["id"], "kernel/gemm-f32-512@cpu+threads=1+cpus=0");
+    assert_eq!(
+        c["id"].as_str().unwrap(),
+        format!("kernel/gemm-f32-512@cpu+threads=1+cpus={cpu}")
+    );
     let a = &c["processes"][0]["worker"]["caps_applied"];
     assert_eq!(a["threads_requested"], 1);
     assert_eq!(a["threads_pool"], 1);
     if cfg!(target_os = "linux") {
-        assert_eq!(a["cpus_observed"], "0", "{a}");
+        assert_eq!(a["cpus_observed"], cpu.as_str(), "{a}");
         assert!(a["not_applied"].is_null(), "{a}");
     }
     // One pool thread on one CPU: exactly one thread does the work (CPU

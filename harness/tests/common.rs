@@ -90,3 +90,16 @@ pub fn suite_run(suite: &Path, dir: &Path) -> Vec<String> {
         dir.display().to_string(),
     ]
 }
+
+/// The first CPU this process may run on (Linux: `Cpus_allowed_list`), so a
+/// pinning test does not assume CPU 0 is in the cgroup's set; 0 elsewhere.
+pub fn first_allowed_cpu() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .and_then(|l| l.trim().split([',', '-']).next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}

@@ -278,3 +278,113 @@ fn compare_rejects_bad_input_with_exit_2() {
     let (code, _) = compare(&["a", "b", "--threshold", "200%"]);
     assert_eq!(code, Some(2));
 }
+
+/// A copy of the run in `from` whose case `i` takes a steady (i + 1) ms an
+/// iteration: every case of the copy has its own headline, so a case paired
+/// with another case's result shows as a change.
+fn distinct_copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    let mut run = read_json(&from.join("run.json"));
+    for (i, case) in run["cases"].as_array_mut().unwrap().iter_mut().enumerate() {
+        let ms = (i + 1) as f64;
+        for (k, p) in case["processes"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .enumerate()
+        {
+            let samples: Vec<serde_json::Value> = (0..20)
+                .map(|j| (1e-3 * ms * (1.0 + 0.001 * ((j + k) % 5) as f64)).into())
+                .collect();
+            p["worker"]["samples_wall_s"] = samples.into();
+        }
+        let h = &mut case["headline"];
+        for k in ["value", "ci95_low", "ci95_high"] {
+            h[k] = (h[k].as_f64().unwrap() / ms).into();
+        }
+    }
+    std::fs::write(to.join("run.json"), serde_json::to_string(&run).unwrap()).unwrap();
+}
+
+/// One case identity for run and compare (issue 16, item 13): the cases of
+/// a memory-cap sweep keep their cap in the name compare shows, and each is
+/// paired with itself, not with the other cap's result.
+#[test]
+fn a_cap_sweep_compared_with_itself_pairs_each_cap_with_its_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let real = tmp.path().join("real");
+    run_ok(&[
+        "run",
+        "--quiet",
+        "--backend",
+        "cpu",
+        "--threads",
+        "1",
+        "--workload",
+        "kernel/gemm-f32-128",
+        "--mem-cap",
+        "1GiB,2GiB",
+        "--repeat",
+        "2",
+        "--out",
+        real.to_str().unwrap(),
+    ]);
+    let sweep = tmp.path().join("sweep");
+    distinct_copy(&real, &sweep);
+    let s = sweep.to_str().unwrap();
+    let (code, text) = compare(&[s, s, "--format", "json"]);
+    assert_eq!(code, Some(0), "{text}");
+    let v: serde_json::Value =
+        serde_json::from_str(text.split("\ncapbench").next().unwrap()).unwrap();
+    let mut keys: Vec<&str> = v["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["key"].as_str().unwrap())
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "kernel/gemm-f32-128@cpu+threads=1+mem=1GiB",
+            "kernel/gemm-f32-128@cpu+threads=1+mem=2GiB"
+        ],
+        "{text}"
+    );
+    for c in v["cases"].as_array().unwrap() {
+        assert_eq!(c["verdict"], "unchanged", "{text}");
+        let r = c["ratio"].as_f64().unwrap();
+        assert!(
+            (r - 1.0).abs() < 1e-9,
+            "{} paired wrongly: {text}",
+            c["key"]
+        );
+    }
+}
+
+/// A run file holding one case twice is refused (exit 2) and the message
+/// names the case: compare would otherwise count it twice.
+#[test]
+fn compare_refuses_a_run_with_a_case_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let real = tmp.path().join("real");
+    gemm_run(&real, None);
+    let twice = tmp.path().join("twice");
+    std::fs::create_dir_all(&twice).unwrap();
+    let mut run = read_json(&real.join("run.json"));
+    let first = run["cases"][0].clone();
+    run["cases"].as_array_mut().unwrap().push(first);
+    std::fs::write(twice.join("run.json"), serde_json::to_string(&run).unwrap()).unwrap();
+    for args in [
+        [real.to_str().unwrap(), twice.to_str().unwrap()],
+        [twice.to_str().unwrap(), real.to_str().unwrap()],
+    ] {
+        let (code, text) = compare(&args);
+        assert_eq!(code, Some(2), "{text}");
+        assert!(
+            text.contains("twice") && text.contains("case kernel/gemm-f32-128@cpu+threads=1"),
+            "{text}"
+        );
+        assert!(!text.contains("panicked"), "{text}");
+    }
+}

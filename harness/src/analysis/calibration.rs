@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::compare::case_key;
 use crate::results::{RunFile, SCHEMA_VERSION, Status};
 use crate::stats;
 
@@ -54,7 +53,7 @@ pub fn calibrate(runs: &[RunFile]) -> Result<Calibration, String> {
         for c in r.cases.iter().filter(|c| c.status == Status::Ok) {
             if let Some(s) = &c.stats {
                 per_case
-                    .entry(case_key(c))
+                    .entry(c.identity())
                     .or_default()
                     .push(s.wall_s_median);
             }

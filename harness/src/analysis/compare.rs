@@ -46,15 +46,6 @@ pub struct CompareOptions {
     pub calibration: Option<Calibration>,
 }
 
-/// Identity of a case across runs: workload name + version + backend + caps.
-pub fn case_key(c: &CaseResult) -> String {
-    let caps = match c.caps.threads {
-        Some(t) => format!("+threads={t}"),
-        None => String::new(),
-    };
-    format!("{}@{}{caps}", c.workload.name, c.backend)
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaseComparison {
     pub key: String,
@@ -174,7 +165,7 @@ fn incomparable(key: String, reason: String, threshold: f64) -> CaseComparison {
 
 /// Compares one matched pair of cases.
 pub fn compare_case(base: &CaseResult, new: &CaseResult, opts: &CompareOptions) -> CaseComparison {
-    let key = case_key(new);
+    let key = new.identity();
     let noise = opts
         .calibration
         .as_ref()
@@ -308,10 +299,10 @@ pub fn compare_runs(base: &RunFile, new: &RunFile, opts: &CompareOptions) -> Com
     let mismatch = environment_mismatch(base, new);
     let blocked = !mismatch.is_empty() && !opts.allow_machine_mismatch;
     let base_by_key: BTreeMap<String, &CaseResult> =
-        base.cases.iter().map(|c| (case_key(c), c)).collect();
+        base.cases.iter().map(|c| (c.identity(), c)).collect();
     let mut cases = Vec::new();
     for n in &new.cases {
-        let key = case_key(n);
+        let key = n.identity();
         let c = match base_by_key.get(&key) {
             None => incomparable(key, "not in the base run".into(), opts.threshold),
             Some(_) if blocked => incomparable(key, mismatch.join("; "), opts.threshold),
@@ -325,7 +316,7 @@ pub fn compare_runs(base: &RunFile, new: &RunFile, opts: &CompareOptions) -> Com
         };
         cases.push(c);
     }
-    let new_keys: Vec<String> = new.cases.iter().map(case_key).collect();
+    let new_keys: Vec<String> = new.cases.iter().map(CaseResult::identity).collect();
     for key in base_by_key.keys().filter(|k| !new_keys.contains(k)) {
         cases.push(incomparable(
             key.clone(),
@@ -378,7 +369,7 @@ pub fn compare_runs(base: &RunFile, new: &RunFile, opts: &CompareOptions) -> Com
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::fixtures::{case, jittered, run};
+    use crate::analysis::fixtures::{case, jittered, run};
 
     fn opts(threshold: f64) -> CompareOptions {
         CompareOptions {

@@ -8,9 +8,8 @@ use std::collections::BTreeMap;
 use capbench_workloads::WorkloadSpec;
 use serde::{Deserialize, Serialize};
 
-use super::ceilings::{Ceiling, CeilingKind};
 use super::roofline::Bound;
-use crate::results::CaseResult;
+use crate::results::{CaseResult, Ceiling, CeilingKind};
 
 /// What a projection needs to know about the machine projected to: a
 /// profile's spec sheet, or a machine's measured ceilings.
@@ -442,7 +441,7 @@ mod tests {
     #[test]
     fn projecting_onto_the_measuring_machine_returns_the_measurement() {
         use crate::analysis::ceilings::{apply, from_cases};
-        use crate::results::fixtures::case;
+        use crate::analysis::fixtures::case;
         let mut cases = vec![
             case("kernel/gemm-f32-256", "cpu", vec![vec![1e-3; 5]; 2]),
             case("kernel/stream-1000", "cpu", vec![vec![1e-6; 5]; 2]),

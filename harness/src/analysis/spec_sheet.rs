@@ -52,7 +52,7 @@ pub fn apply(cases: &mut [CaseResult], profiles: &[Profile]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::fixtures::{case, jittered};
+    use crate::analysis::fixtures::{case, jittered};
 
     #[test]
     fn a_case_under_a_profile_reports_the_fraction_of_its_spec_sheet() {

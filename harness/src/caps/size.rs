@@ -17,31 +17,6 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     Ok(v.as_u64())
 }
 
-/// A size for people: binary units with three significant figures.
-pub fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else if v.fract() == 0.0 || v >= 100.0 {
-        format!("{v:.0} {}", UNITS[u])
-    } else if v >= 10.0 {
-        format!("{v:.1} {}", UNITS[u])
-    } else {
-        format!("{v:.2} {}", UNITS[u])
-    }
-}
-
-/// The short form used in case ids: `8GiB`, `1.5GiB`, `300MiB`, `1000B`.
-pub fn compact_bytes(b: u64) -> String {
-    human_bytes(b).replace(' ', "")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,13 +33,5 @@ mod tests {
         assert!(parse_bytes("8 parsecs").is_err());
         assert!(parse_bytes("0").is_err());
         assert!(parse_bytes("").is_err());
-    }
-
-    #[test]
-    fn human_sizes() {
-        assert_eq!(human_bytes(8 << 30), "8 GiB");
-        assert_eq!(compact_bytes(3 << 29), "1.50GiB");
-        assert_eq!(human_bytes(1000), "1000 B");
-        assert_eq!(compact_bytes(300 << 20), "300MiB");
     }
 }

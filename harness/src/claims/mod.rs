@@ -1,9 +1,10 @@
 //! Claim files (TOML): what a user asserts about a workload on a machine,
-//! parsed and checked into `Claim`s; `analysis::verdict` judges them against
+//! parsed and checked into `Claim`s; `claims::verdict` judges them against
 //! results. A bad file is an exit-2 error naming the claim and the field.
 
 pub mod expect;
 pub mod missing;
+pub mod verdict;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -127,7 +128,7 @@ fn known_profiles() -> Vec<String> {
         .unwrap_or_default()
 }
 
-const FIX: &str = "see README, \"Checking a claim\": each [[claim]] has id, statement, workload (or model), expect = [\"tokens_per_s >= 10\", …] and optionally profile, versus, backend, machine, mem_cap";
+const FIX: &str = "see docs/claims.md: each [[claim]] has id, statement, workload (or model), expect = [\"tokens_per_s >= 10\", …] and optionally profile, versus, backend, machine, mem_cap";
 
 /// Parses and checks a claims file; `path` is used in messages and to find
 /// `model` files relative to the claims file.
@@ -409,8 +410,7 @@ fn model_ref(claims_path: &Path, file: &str) -> Result<ModelRef> {
     } else {
         p.to_path_buf()
     };
-    let f = capbench_workloads::models::gguf::GgufFile::open(&p)
-        .map_err(crate::runner::plan::gguf_error)?;
+    let f = capbench_workloads::models::gguf::GgufFile::open(&p).map_err(HarnessError::from)?;
     let bytes = std::fs::read(&p)
         .map_err(|e| HarnessError::bad_input(&p, "whole file", e.to_string(), "check the path"))?;
     let mut h = crate::results::env::Fnv1a::default();

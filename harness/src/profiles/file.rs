@@ -14,7 +14,7 @@ use crate::error::{HarnessError, Result};
 const FORMAT_FIX: &str = "a profile needs `name`, `description`, `kind` (gpu|unified|cpu) and \
      [memory] total = { value = \"16GiB\", source = \"…\" }; optional: year, bandwidth_gb_per_s, \
      [peak_tflops] f32/f16/bf16/fp8/int8, tdp_w, [caps] threads/wgpu_limits, notes — every figure \
-     as { value = …, source = \"…\" } (see README, \"Emulating a weaker machine\")";
+     as { value = …, source = \"…\" } (see docs/caps-and-profiles.md)";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -2,8 +2,9 @@
 //! row per expectation, measured and projected values in separate columns),
 //! the assumptions, and why it cannot tell — as text, Markdown or JSON.
 
-use super::table::{rows, sig3};
-use crate::analysis::verdict::{Basis, CheckReport, ClaimVerdict, ExpectationVerdict, Outcome};
+use super::table::rows;
+use crate::claims::verdict::{Basis, CheckReport, ClaimVerdict, ExpectationVerdict, Outcome};
+use crate::format::sig3;
 
 fn outcome(o: Outcome) -> &'static str {
     match o {

@@ -2,7 +2,8 @@
 //! comments, a terminal table, or JSON. Formatting only.
 
 use crate::analysis::compare::{CaseComparison, Comparison, Verdict};
-use crate::report::table::{rows, sig3};
+use crate::format::sig3;
+use crate::report::table::rows;
 
 fn icon(v: Verdict) -> &'static str {
     match v {
@@ -112,7 +113,7 @@ pub fn json(c: &Comparison) -> String {
 mod tests {
     use super::*;
     use crate::analysis::compare::{CompareOptions, compare_runs};
-    use crate::results::fixtures::{case, jittered, run};
+    use crate::analysis::fixtures::{case, jittered, run};
 
     #[test]
     fn markdown_puts_the_verdict_first_and_escapes_pipes() {

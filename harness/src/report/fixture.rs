@@ -5,8 +5,8 @@
 
 use capbench_workloads::Verification;
 
+use crate::analysis::fixtures::{case, jittered, run};
 use crate::report::model::{ReportInput, keys};
-use crate::results::fixtures::{case, jittered, run};
 use crate::results::{CaseResult, Headline, Status};
 
 fn verified(mut c: CaseResult, scaled_max_diff: f64) -> CaseResult {

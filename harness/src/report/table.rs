@@ -3,6 +3,7 @@
 
 use comfy_table::{Cell, Table};
 
+use crate::format::{joules, sig3};
 use crate::results::{CaseResult, RunFile, Status};
 
 fn new_table(header: &[&str]) -> Table {
@@ -36,43 +37,6 @@ pub fn headline_text(c: &CaseResult) -> String {
             )
         }
         None => "—".into(),
-    }
-}
-
-/// Three significant digits, without exponent for everyday magnitudes.
-/// Joules with an SI prefix and three significant digits: `3.75 mJ`.
-pub fn joules(j: f64) -> String {
-    let a = j.abs();
-    let (scale, unit) = if a >= 1.0 || a == 0.0 || !a.is_finite() {
-        (1.0, "J")
-    } else if a >= 1e-3 {
-        (1e3, "mJ")
-    } else if a >= 1e-6 {
-        (1e6, "µJ")
-    } else {
-        (1e9, "nJ")
-    };
-    format!("{} {unit}", sig3(j * scale))
-}
-
-pub fn sig3(x: f64) -> String {
-    if !x.is_finite() {
-        return format!("{x}");
-    }
-    if x == 0.0 {
-        return "0".into();
-    }
-    let a = x.abs();
-    if a >= 100.0 {
-        format!("{x:.0}")
-    } else if a >= 10.0 {
-        format!("{x:.1}")
-    } else if a >= 1.0 {
-        format!("{x:.2}")
-    } else if a >= 0.001 {
-        format!("{x:.3}")
-    } else {
-        format!("{x:.2e}")
     }
 }
 
@@ -156,8 +120,8 @@ pub fn summary(run: &RunFile) -> String {
 
 /// The ceilings `capbench probe` measured, one row per backend × caps ×
 /// kind × dtype.
-pub fn ceilings(cl: &[crate::analysis::ceilings::Ceiling]) -> String {
-    use crate::analysis::ceilings::CeilingKind;
+pub fn ceilings(cl: &[crate::results::Ceiling]) -> String {
+    use crate::results::CeilingKind;
     rows(
         &[
             "backend",
@@ -198,26 +162,4 @@ pub fn rows(header: &[&str], rows: Vec<Vec<String>>) -> String {
         t.add_row(r);
     }
     t.to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn joules_picks_a_prefix() {
-        assert_eq!(joules(0.00375), "3.75 mJ");
-        assert_eq!(joules(2.5), "2.50 J");
-        assert_eq!(joules(4.2e-5), "42.0 µJ");
-    }
-
-    #[test]
-    fn sig3_keeps_three_digits() {
-        assert_eq!(sig3(1234.5), "1234");
-        assert_eq!(sig3(12.345), "12.3");
-        assert_eq!(sig3(1.2345), "1.23");
-        assert_eq!(sig3(0.012345), "0.012");
-        assert_eq!(sig3(0.00012345), "1.23e-4");
-        assert_eq!(sig3(0.0), "0");
-    }
 }

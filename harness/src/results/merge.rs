@@ -245,7 +245,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<MergedIndex> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::fixtures::{case, run};
+    use crate::analysis::fixtures::{case, run};
 
     fn write_run(dir: &Path, r: &RunFile) {
         std::fs::create_dir_all(dir).unwrap();

@@ -1,13 +1,16 @@
 //! The versioned result schema (documented in results/README.md), the
 //! environment fingerprint, and reading/writing run folders.
 
+mod ceiling;
 pub mod env;
-#[cfg(test)]
-pub mod fixtures;
+mod identity;
 pub mod io;
 pub mod merge;
 
 use std::collections::BTreeMap;
+
+pub use ceiling::{Ceiling, CeilingKind};
+pub use identity::case_id;
 
 use capbench_workloads::backend::{DeviceMemoryRecord, DeviceRecord};
 use capbench_workloads::spec::WorkloadSpec;
@@ -508,7 +511,7 @@ pub struct RunFile {
     /// GB/s per backend × caps (absent in older files and in runs without
     /// such cases; `capbench probe` measures them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ceilings: Vec<crate::analysis::ceilings::Ceiling>,
+    pub ceilings: Vec<Ceiling>,
 }
 
 /// RFC 3339 UTC timestamp of now, to the second.

@@ -2,9 +2,6 @@
 //! timeout), appends every finished case to `cases.jsonl` before the next one
 //! starts, writes `run.json` at the end, and resumes interrupted runs.
 
-pub mod aggregate;
-pub mod energy;
-pub mod memory;
 pub mod plan;
 pub mod spawn;
 
@@ -152,7 +149,7 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
                 break;
             }
         }
-        let mut result = aggregate::case_result(
+        let mut result = crate::analysis::aggregate::case_result(
             case,
             &spec,
             processes,

@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use capbench_workloads::backend::{Backend, candle, wgpu};
 use capbench_workloads::registry::supports;
 
-use crate::caps::size::{compact_bytes, parse_bytes};
+use crate::caps::size::parse_bytes;
 use crate::caps::wgpu_limits::WgpuLimitsTier;
 use crate::error::{HarnessError, Result};
 use crate::profiles::Profile;
 use crate::results::{
-    CapsRecord, NotPlanned, Plan, PlannedCase, RunOptions, SCHEMA_VERSION, now_rfc3339,
+    CapsRecord, NotPlanned, Plan, PlannedCase, RunOptions, SCHEMA_VERSION, case_id, now_rfc3339,
 };
 use crate::suite;
 
@@ -46,21 +46,11 @@ pub struct PlanRequest {
     pub lock_clocks: Option<String>,
 }
 
-/// A GGUF file's error as bad input (exit 2), naming file, place and fix.
-pub fn gguf_error(e: capbench_workloads::models::gguf::GgufError) -> HarnessError {
-    HarnessError::BadInput {
-        path: e.path,
-        place: e.place,
-        message: e.message,
-        fix: e.fix,
-    }
-}
-
 /// Opens and checks `--model` (every tensor present, shaped and inside the
 /// file) and fingerprints it.
 fn model_record(path: &std::path::Path) -> Result<crate::results::ModelFileRecord> {
     use std::io::Read;
-    let f = capbench_workloads::models::gguf::GgufFile::open(path).map_err(gguf_error)?;
+    let f = capbench_workloads::models::gguf::GgufFile::open(path).map_err(HarnessError::from)?;
     let mut r = std::io::BufReader::with_capacity(
         1 << 20,
         std::fs::File::open(path).map_err(HarnessError::io("read", path))?,
@@ -222,41 +212,6 @@ pub fn resolve_backends(requested: Option<&[String]>) -> Result<(Vec<Backend>, V
 
 fn matches_any(globs: &[glob::Pattern], name: &str) -> bool {
     globs.is_empty() || globs.iter().any(|g| g.matches(name))
-}
-
-/// `workload@backend`, then each cap that is set: `+profile=NAME` (which
-/// implies its memory caps), `+threads=N`, `+cpus=L`, `+power=150W`,
-/// `+clocks=900:1200MHz`, `+mem=8GiB`,
-/// `+devmem=4GiB`, `+wgpu=downlevel`.
-pub fn case_id(workload: &str, backend: &str, caps: &CapsRecord) -> String {
-    let mut id = format!("{workload}@{backend}");
-    if let Some(p) = &caps.profile {
-        id.push_str(&format!("+profile={p}"));
-    }
-    if let Some(t) = caps.threads {
-        id.push_str(&format!("+threads={t}"));
-    }
-    if let Some(c) = &caps.cpus {
-        id.push_str(&format!("+cpus={c}"));
-    }
-    if let Some(w) = caps.power_limit_w {
-        id.push_str(&format!("+power={w}W"));
-    }
-    if let Some([lo, hi]) = caps.lock_clocks_mhz {
-        id.push_str(&format!("+clocks={lo}:{hi}MHz"));
-    }
-    if caps.profile.is_none() {
-        if let Some(m) = caps.mem_cap_bytes {
-            id.push_str(&format!("+mem={}", compact_bytes(m)));
-        }
-        if let Some(m) = caps.device_mem_cap_bytes {
-            id.push_str(&format!("+devmem={}", compact_bytes(m)));
-        }
-        if let Some(w) = &caps.wgpu_limits {
-            id.push_str(&format!("+wgpu={}", w.as_str()));
-        }
-    }
-    id
 }
 
 /// The parsed cap flags of a plan.

@@ -9,8 +9,8 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::caps::size::human_bytes;
 use crate::caps::{alloc, rss};
+use crate::format::human_bytes;
 use crate::results::{ExitInfo, ProcessRecord, Status, WorkerOutput};
 
 /// Lines of worker stderr kept for the record: the first ones (panic and

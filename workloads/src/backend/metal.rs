@@ -1,8 +1,8 @@
 //! Metal through candle, macOS only: device selection (an ordinal past the
 //! last GPU is an error, not candle's panic), memory queries, and a device
 //! memory cap. UNVERIFIED: written against candle 0.11's Metal API and
-//! compiled only on macOS; no run on a Mac has checked it yet (README,
-//! "Building with GPU backends").
+//! compiled only on macOS; no run on a Mac has checked it yet
+//! (docs/gpu-backends.md, "Metal").
 //!
 //! Metal has no allocation limit to set, so the cap is checked against the
 //! peak after the run, and the peak is sampled: the highest

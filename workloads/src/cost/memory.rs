@@ -86,9 +86,92 @@ pub fn half_matmul_extra_bytes(dtype: DType, m: usize, n: usize, k: usize) -> f6
     }
 }
 
+/// The CPU's route through candle's quantized matmul (candle-core 0.11,
+/// `quantized::repack`), which decides whether a q8_0 weight gets a second,
+/// repacked copy on its first product. Host-dependent, so read from the
+/// CPU as candle reads it, not assumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuantRoute {
+    /// x86_64 with AVX-512 VNNI or AVX-VNNI: q8_0 weights whose rows are a
+    /// multiple of 16 and columns a multiple of 256 are repacked into
+    /// 16-row tiles (`repack_x86::pack_q8_0`).
+    X86Vnni,
+    /// aarch64 with dotprod: rows a multiple of 4 are repacked into 4-row
+    /// interleaved blocks (`Q8_0x4`).
+    ArmDotprod,
+    /// Anything else (x86 with AVX2 only: its `maddubs` overflows on q8_0,
+    /// so candle keeps the blocks): no second copy.
+    Blocks,
+}
+
+impl QuantRoute {
+    /// This CPU's route, with candle's own override variables honoured.
+    pub fn of_this_cpu() -> QuantRoute {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let var = |k: &str| std::env::var(k).as_deref() == Ok("1");
+            let (force_avx2, force_vnni) =
+                (var("MISTRALRS_FORCE_AVX2"), var("MISTRALRS_FORCE_AVXVNNI"));
+            let avx512vnni = std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512vnni");
+            let avxvnni = (force_vnni || std::arch::is_x86_feature_detected!("avxvnni"))
+                && std::arch::is_x86_feature_detected!("avx2");
+            if !force_avx2 && (avx512vnni || avxvnni) {
+                QuantRoute::X86Vnni
+            } else {
+                QuantRoute::Blocks
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            if std::arch::is_aarch64_feature_detected!("dotprod") {
+                QuantRoute::ArmDotprod
+            } else {
+                QuantRoute::Blocks
+            }
+        }
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        {
+            QuantRoute::Blocks
+        }
+    }
+
+    /// Bytes of the repacked copy of one (rows × cols) q8_0 weight, kept
+    /// beside its blocks for the weight's life once it has run a product.
+    /// Both tile layouts hold what the blocks hold: 32 int8 and one f16
+    /// scale per 32 weights (34 bytes).
+    pub fn q8_0_repack_bytes(self, rows: usize, cols: usize) -> f64 {
+        let repacked = match self {
+            QuantRoute::X86Vnni => rows.is_multiple_of(16) && cols.is_multiple_of(256),
+            QuantRoute::ArmDotprod => rows.is_multiple_of(4) && cols.is_multiple_of(32),
+            QuantRoute::Blocks => false,
+        };
+        if repacked && cols > 0 {
+            (rows * cols) as f64 / 32.0 * 34.0
+        } else {
+            0.0
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn q8_0_repack_follows_the_route_and_the_tile_shape() {
+        // dense-small's wq (512 × 512) is repacked on a VNNI x86 and on
+        // arm; its FFN down (512 × 1408: 1408 is not a multiple of 256) only
+        // on arm; nothing on an AVX2-only x86.
+        let full = 512.0 * 512.0 / 32.0 * 34.0;
+        assert_eq!(QuantRoute::X86Vnni.q8_0_repack_bytes(512, 512), full);
+        assert_eq!(QuantRoute::ArmDotprod.q8_0_repack_bytes(512, 512), full);
+        assert_eq!(QuantRoute::Blocks.q8_0_repack_bytes(512, 512), 0.0);
+        assert_eq!(QuantRoute::X86Vnni.q8_0_repack_bytes(512, 1408), 0.0);
+        assert!(QuantRoute::ArmDotprod.q8_0_repack_bytes(512, 1408) > 0.0);
+        // A row block of 8 rows is not a whole x86 tile.
+        assert_eq!(QuantRoute::X86Vnni.q8_0_repack_bytes(8, 512), 0.0);
+    }
 
     #[test]
     fn cache_sizes_parse_as_sysfs_writes_them() {

@@ -216,6 +216,32 @@ fn graph_activation_bytes(cfg: &ModelConfig, batch: usize, seq: usize, act: f64)
 /// each row padded to groups of 16 blocks of 32 (288 bytes a group: 16·16
 /// nibble bytes + 16 f16 scales), so a 64-wide row takes a whole group.
 /// MLA and MoE layers are counted by the same rule over their matrices.
+/// The repacked copies candle's CPU q8_0 matmul keeps beside the blocks:
+/// every linear weight (the embedding is not one), split into the row
+/// blocks `model::lin` makes, each repacked or not by `route`'s tile rule.
+/// MoE: every routed expert is counted, as a prompt and the verification
+/// pass reach most of them.
+fn q8_0_repack_bytes(cfg: &ModelConfig, route: super::memory::QuantRoute) -> f64 {
+    let threads = super::memory::gemm_pool_threads() as usize;
+    crate::models::model::param_specs(cfg)
+        .iter()
+        .filter(|s| s.shape.len() == 2 && s.name != "embed")
+        .map(|s| {
+            let (rows, cols) = (s.shape[0], s.shape[1]);
+            let parts = if rows * cols < crate::models::ops::SPLIT_MIN_ELEMS {
+                1
+            } else {
+                threads.min(rows / 32).max(1)
+            };
+            let step = rows.div_ceil(parts);
+            (0..rows)
+                .step_by(step)
+                .map(|r| route.q8_0_repack_bytes(step.min(rows - r), cols))
+                .sum::<f64>()
+        })
+        .sum()
+}
+
 fn q4_weight_bytes(cfg: &ModelConfig) -> f64 {
     let row = |cols: usize| cols.div_ceil(512) as f64 * 288.0;
     let lin = |cols: usize, rows: usize| rows as f64 * row(cols);
@@ -370,6 +396,13 @@ pub fn memory_need_bytes(spec: &WorkloadSpec) -> Option<f64> {
                 WeightFmt::Q4_0 => 2.0,
             };
             let preparing = weights + largest * 4.0 * copies;
+            // q8_0 on the CPU: candle repacks each weight on its first
+            // product and keeps both copies (host-dependent, see QuantRoute).
+            let repack = if *format == WeightFmt::Q8_0 {
+                q8_0_repack_bytes(&cfg, super::memory::QuantRoute::of_this_cpu())
+            } else {
+                0.0
+            };
             let a = act_bytes(*format);
             let widest_ffn = (0..cfg.n_layers)
                 .map(|l| {
@@ -411,7 +444,7 @@ pub fn memory_need_bytes(spec: &WorkloadSpec) -> Option<f64> {
             };
             let ctx0 = depth + prompt;
             let prepare = if *depth > 0 {
-                preparing.max(weights + moment(*depth, 0))
+                preparing.max(weights + repack + moment(*depth, 0))
             } else {
                 preparing
             };
@@ -423,7 +456,7 @@ pub fn memory_need_bytes(spec: &WorkloadSpec) -> Option<f64> {
             } else {
                 0.0
             };
-            Some(prepare.max(weights + depth_cache + prefill.max(last_step)))
+            Some(prepare.max(weights + repack + depth_cache + prefill.max(last_step)))
         }
         _ => None,
     }

@@ -1,5 +1,5 @@
 //! Analytic energy for projections: FLOPs and bytes moved × energy per
-//! operation from Horowitz, ISSCC 2014 (45 nm, 0.9 V; hardware.md §3 [E15,
+//! operation from Horowitz, ISSCC 2014 (45 nm, 0.9 V; docs/reference/hardware.md §3 [E15,
 //! E15b]). Not scaled to other process nodes: no source here gives a factor.
 //! A lower bound of the arithmetic and DRAM traffic only — no control,
 //! caches, static power — so it is never shown as a measurement.
@@ -16,7 +16,7 @@ const FP16_MULT_PJ: f64 = 1.1;
 const DRAM_PJ_PER_BYTE_LOW: f64 = 1300.0 / 8.0;
 const DRAM_PJ_PER_BYTE_HIGH: f64 = 2600.0 / 8.0;
 
-pub const SOURCE: &str = "Horowitz, ISSCC 2014 (doi 10.1109/ISSCC.2014.6757323), 45 nm, 0.9 V: FP add+mult per 2 FLOPs, DRAM 1.3-2.6 nJ per 64 bit (hardware.md §3 [E15, E15b]); no node scaling";
+pub const SOURCE: &str = "Horowitz, ISSCC 2014 (doi 10.1109/ISSCC.2014.6757323), 45 nm, 0.9 V: FP add+mult per 2 FLOPs, DRAM 1.3-2.6 nJ per 64 bit (docs/reference/hardware.md §3 [E15, E15b]); no node scaling";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnalyticEnergy {

@@ -1,5 +1,5 @@
 //! Apple Silicon IOReport "Energy Model" channels, readable without root
-//! (hardware.md §3 [E10, E10b]). A private API: not wired up yet, so on every
+//! (docs/reference/hardware.md §3 [E10, E10b]). A private API: not wired up yet, so on every
 //! OS this source reports why it is unavailable and the next one is used.
 
 use super::EnergyError;

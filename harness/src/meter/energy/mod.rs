@@ -47,7 +47,7 @@ pub enum EnergyError {
     #[error("{reason}")]
     Absent { reason: String },
     /// The source exists but this process may not read it.
-    #[error("permission denied: {path} (see README, section Energy, for a udev rule)")]
+    #[error("permission denied: {path} (see docs/energy.md for a udev rule)")]
     PermissionDenied { path: String },
     #[error("read {path}: {source}")]
     Io {
@@ -248,7 +248,7 @@ impl Probe {
             tried.push(SourceAttempt::unavailable(
                 "gpu_tdp_model",
                 EnergySource::Modelled,
-                "no hardware profile gives this GPU's TDP (profiles are not built in yet)",
+                "not implemented: no energy model uses a profile's GPU TDP yet",
             ));
         }
         let r = rapl::RaplMeter::discover(&self.rapl_root, self.rapl_fs.clone())
@@ -299,7 +299,7 @@ impl Probe {
         all.push(SourceAttempt::unavailable(
             "gpu_tdp_model",
             EnergySource::Modelled,
-            "no hardware profile gives a GPU TDP (profiles are not built in yet)",
+            "not implemented: no energy model uses a profile's GPU TDP yet",
         ));
         all.push(avail(
             "cpu_time_model",

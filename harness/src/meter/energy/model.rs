@@ -2,7 +2,7 @@
 //! time (user + sys, getrusage) × an assumed power per busy core, plus an
 //! assumed idle draw of the cores it holds but leaves idle. An estimate: a
 //! load × TDP model like this was −60 % to +190 % off RAPL in codecarbon's
-//! comparison (hardware.md §3 [E6]), and the figure is labelled `modelled`.
+//! comparison (docs/reference/hardware.md §3 [E6]), and the figure is labelled `modelled`.
 
 use std::time::Instant;
 

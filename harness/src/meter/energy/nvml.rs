@@ -1,5 +1,5 @@
 //! NVIDIA GPUs through NVML: the total-energy counter (mJ since driver load,
-//! Volta and newer, hardware.md §3 [E7]) when the device has it, else power
+//! Volta and newer, docs/reference/hardware.md §3 [E7]) when the device has it, else power
 //! readings (mW) polled on a thread and integrated — labelled `polled`, with
 //! the polling interval recorded. The device sits behind a trait so tests use
 //! a fake; the real one needs the `nvml` cargo feature.

@@ -1,6 +1,6 @@
 //! RAPL through Linux powercap sysfs: cumulative µJ counters per package and
-//! DRAM domain (hardware.md §3 [E1]), wrapping at `max_energy_range_uj`.
-//! Root-only since CVE-2020-8694 unless a udev rule relaxes it (README, Energy).
+//! DRAM domain (docs/reference/hardware.md §3 [E1]), wrapping at `max_energy_range_uj`.
+//! Root-only since CVE-2020-8694 unless a udev rule relaxes it (docs/energy.md).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

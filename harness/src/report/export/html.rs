@@ -3,7 +3,7 @@
 //! left out and why, and each run's environment fingerprint. Every string
 //! from a run (hostnames, adapter and workload names, details) is escaped.
 
-use super::{Exporter, env_pairs, headline_text, latency_text};
+use super::{Exporter, env_pairs, headline_text, latency_text, run_cells};
 use crate::report::model::Report;
 
 pub struct Html;
@@ -92,21 +92,9 @@ impl Exporter for Html {
 
         o.push_str("<table>\n<thead><tr><th>run</th><th>source</th><th>suite</th><th>machine</th><th>started</th><th>cases</th></tr></thead>\n<tbody>\n");
         for run in &r.runs {
-            let counts: Vec<String> = run
-                .by_status
-                .iter()
-                .map(|(k, v)| format!("{v} {k}"))
-                .collect();
+            let [id, source, suite, machine, started, cases] = run_cells(run).map(|c| e(&c));
             o.push_str(&format!(
-                "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{} ({}, {} logical cores)</td><td>{}</td><td>{}</td></tr>\n",
-                e(&run.run_id),
-                e(&run.source),
-                e(&run.suite),
-                e(&run.env.cpu_model),
-                e(&run.env.hostname),
-                run.env.logical_cores,
-                e(&run.started_at),
-                e(&counts.join(", "))
+                "<tr><td><code>{id}</code></td><td><code>{source}</code></td><td>{suite}</td><td>{machine}</td><td>{started}</td><td>{cases}</td></tr>\n"
             ));
         }
         o.push_str("</tbody>\n</table>\n");

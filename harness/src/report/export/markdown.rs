@@ -2,9 +2,9 @@
 //! runs, a results table, each figure linked with its source, the figures
 //! left out and why, and the environment fingerprint.
 
-use super::{Exporter, env_pairs, headline_text, latency_text};
+use super::{Exporter, env_pairs, headline_text, latency_text, run_cells};
+use crate::format::sig3;
 use crate::report::model::Report;
-use crate::report::table::sig3;
 
 pub struct Markdown;
 
@@ -28,21 +28,9 @@ impl Exporter for Markdown {
             "| run | source | suite | machine | started | cases |\n|---|---|---|---|---|---|\n",
         );
         for run in &r.runs {
-            let counts: Vec<String> = run
-                .by_status
-                .iter()
-                .map(|(k, v)| format!("{v} {k}"))
-                .collect();
+            let [id, source, suite, machine, started, cases] = run_cells(run).map(|c| cell(&c));
             o.push_str(&format!(
-                "| `{}` | `{}` | {} | {} ({}, {} logical cores) | {} | {} |\n",
-                cell(&run.run_id),
-                cell(&run.source),
-                cell(&run.suite),
-                cell(&run.env.cpu_model),
-                cell(&run.env.hostname),
-                run.env.logical_cores,
-                cell(&run.started_at),
-                cell(&counts.join(", ")),
+                "| `{id}` | `{source}` | {suite} | {machine} | {started} | {cases} |\n"
             ));
         }
 

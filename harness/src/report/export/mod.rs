@@ -45,7 +45,7 @@ impl Format {
 
 /// Headline as "52.8 GFLOP/s [50.1, 53.6]", or "—".
 pub(crate) fn headline_text(r: &crate::report::model::CaseRow) -> String {
-    use crate::report::table::sig3;
+    use crate::format::sig3;
     match (
         &r.headline_metric,
         r.headline_value,
@@ -67,8 +67,8 @@ pub(crate) fn headline_text(r: &crate::report::model::CaseRow) -> String {
 /// "p50 / p90 / p99" in ms: per token where the case records token
 /// latencies (as the latency figure does), else per iteration; or "—".
 pub(crate) fn latency_text(r: &crate::report::model::CaseRow) -> String {
+    use crate::format::sig3;
     use crate::report::model::keys;
-    use crate::report::table::sig3;
     let m = &r.metrics;
     let get = |k: [&str; 3]| Some((*m.get(k[0])?, *m.get(k[1])?, *m.get(k[2])?));
     let token = get([
@@ -96,6 +96,27 @@ pub(crate) fn latency_text(r: &crate::report::model::CaseRow) -> String {
 
 /// Environment fingerprint as (field, value) text pairs, nested values as
 /// compact JSON.
+/// A run's cells in the runs table of every format, unescaped: run id,
+/// source, suite, machine, start time, cases by status.
+pub(crate) fn run_cells(run: &crate::report::model::RunSummary) -> [String; 6] {
+    let counts: Vec<String> = run
+        .by_status
+        .iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect();
+    [
+        run.run_id.clone(),
+        run.source.clone(),
+        run.suite.clone(),
+        format!(
+            "{} ({}, {} logical cores)",
+            run.env.cpu_model, run.env.hostname, run.env.logical_cores
+        ),
+        run.started_at.clone(),
+        counts.join(", "),
+    ]
+}
+
 pub(crate) fn env_pairs(env: &crate::results::Env) -> Vec<(String, String)> {
     let v = serde_json::to_value(env).expect("env serialises");
     let serde_json::Value::Object(map) = v else {

@@ -4,7 +4,7 @@
 use crate::report::model::{ReportInput, throughput_source};
 use crate::results::{CaseResult, Status};
 
-use super::chart::Chart;
+use super::chart::{Axis, Chart, Line, Marker, Series, wants_log};
 
 /// A figure to draw (or the reason it cannot be drawn from these runs).
 pub struct Planned {
@@ -23,6 +23,90 @@ impl Planned {
             chart: Err(why.into()),
             note: None,
         }
+    }
+
+    /// A figure to draw; its chart carries the figure's title.
+    pub fn drawn(
+        id: impl Into<String>,
+        title: &str,
+        source: String,
+        x: Axis,
+        y: Axis,
+        series: Vec<Series>,
+        note: Option<String>,
+    ) -> Planned {
+        Planned {
+            id: id.into(),
+            title: title.into(),
+            chart: Ok(Chart {
+                title: title.into(),
+                source,
+                x,
+                y,
+                series,
+            }),
+            note,
+        }
+    }
+}
+
+/// A value axis, logarithmic when `values` span more than `ratio`.
+pub fn value_axis(label: impl Into<String>, values: impl Iterator<Item = f64>, ratio: f64) -> Axis {
+    let label = label.into();
+    if wants_log(values, ratio) {
+        Axis::log(format!("{label}, log scale"))
+    } else {
+        Axis::linear(label)
+    }
+}
+
+/// The index of the point series `name` (kept in step with `names`), added
+/// with `color` and `marker` and no line the first time it is asked for.
+pub fn series_index(
+    names: &mut Vec<String>,
+    series: &mut Vec<Series>,
+    name: String,
+    color: usize,
+    marker: Marker,
+) -> usize {
+    let k = index_of(names, &name);
+    if k == series.len() {
+        series.push(Series {
+            name,
+            color,
+            marker: Some(marker),
+            line: Line::None,
+            points: vec![],
+        });
+    }
+    k
+}
+
+/// The series of `label`'s points: filled when measured, hollow and named
+/// "· projected" when not, so the two never share a series.
+pub fn measured_series(
+    names: &mut Vec<String>,
+    series: &mut Vec<Series>,
+    label: &str,
+    color: usize,
+    measured: bool,
+) -> usize {
+    if measured {
+        series_index(names, series, label.to_string(), color, Marker::Circle)
+    } else {
+        let name = format!("{label} · projected");
+        series_index(names, series, name, color, Marker::HollowCircle)
+    }
+}
+
+/// A reference line without markers (a fit, a floor, a frontier).
+pub fn dashed(name: String, color: usize, points: Vec<super::chart::Point>) -> Series {
+    Series {
+        name,
+        color,
+        marker: None,
+        line: Line::Dashed,
+        points,
     }
 }
 

@@ -8,7 +8,7 @@ use plotters::prelude::*;
 
 use super::chart::{Axis, Chart, Line, Marker, PALETTE, plottable};
 use super::font::FAMILY;
-use crate::report::table::sig3;
+use crate::format::sig3;
 
 pub const WIDTH_PX: u32 = 1000;
 pub const HEIGHT_PX: u32 = 600;

@@ -2,8 +2,10 @@
 //! series per backend × energy source: measured, polled, modelled and
 //! analytic figures never share a series, and each has its own marker.
 
-use super::chart::{Axis, Chart, Line, Marker, Point, Series, wants_log};
-use super::common::{Planned, backend_label, dodge, index_of, ok_cases, runs_text};
+use super::chart::{Axis, Marker, Point, Series};
+use super::common::{
+    Planned, backend_label, dodge, index_of, ok_cases, runs_text, series_index, value_axis,
+};
 use crate::report::model::{ReportInput, energy_source, keys};
 
 const TITLE: &str = "Energy per unit of work by backend and energy source";
@@ -46,16 +48,7 @@ pub fn plan(inputs: &[ReportInput]) -> Vec<Planned> {
             let src = energy_source(it.case).unwrap_or("source not recorded");
             index_of(&mut sources, src);
             let name = format!("{b} · {src}");
-            let k = index_of(&mut names, &name);
-            if k == series.len() {
-                series.push(Series {
-                    name,
-                    color,
-                    marker: Some(marker_of(src)),
-                    line: Line::None,
-                    points: vec![],
-                });
-            }
+            let k = series_index(&mut names, &mut series, name, color, marker_of(src));
             series[k]
                 .points
                 .push(Point::at(it.case.metrics[*key], row as f64));
@@ -70,27 +63,20 @@ pub fn plan(inputs: &[ReportInput]) -> Vec<Planned> {
             .iter()
             .flat_map(|s| s.points.iter().map(|p| p.x))
             .collect();
-        let x = if wants_log(values.into_iter(), 20.0) {
-            Axis::log(format!("energy ({unit}), log scale"))
-        } else {
-            Axis::linear(format!("energy ({unit})"))
-        };
-        out.push(Planned {
-            id: id.to_string(),
-            title: TITLE.into(),
-            chart: Ok(Chart {
-                title: TITLE.into(),
-                source: format!(
-                    "{} · metric {key}, source tag energy_source ({}) · filled = measured/polled, hollow = modelled/analytic",
-                    runs_text(inputs),
-                    sources.join(", ")
-                ),
-                x,
-                y: Axis::categories("workload", rows),
-                series,
-            }),
-            note: None,
-        });
+        let x = value_axis(format!("energy ({unit})"), values.into_iter(), 20.0);
+        out.push(Planned::drawn(
+            *id,
+            TITLE,
+            format!(
+                "{} · metric {key}, source tag energy_source ({}) · filled = measured/polled, hollow = modelled/analytic",
+                runs_text(inputs),
+                sources.join(", ")
+            ),
+            x,
+            Axis::categories("workload", rows),
+            series,
+            None,
+        ));
     }
     if out.is_empty() {
         out.push(Planned::skipped(

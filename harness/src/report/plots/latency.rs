@@ -1,8 +1,8 @@
 //! Latency distribution per case: p50, p90 and p99 of the per-iteration
 //! wall time (per token, for decode cases that record token latencies).
 
-use super::chart::{Axis, Chart, Line, Marker, Point, Series, wants_log};
-use super::common::{Planned, dodge, ok_cases, run_suffix, runs_text};
+use super::chart::{Axis, Line, Marker, Point, Series};
+use super::common::{Planned, dodge, ok_cases, run_suffix, runs_text, value_axis};
 use crate::report::model::{ReportInput, keys};
 
 const ID: &str = "latency";
@@ -65,29 +65,22 @@ pub fn plan(inputs: &[ReportInput]) -> Vec<Planned> {
         })
         .collect();
     let all = pct.iter().flatten().copied();
-    let x = if wants_log(all, 20.0) {
-        Axis::log("latency (ms), log scale")
-    } else {
-        Axis::linear("latency (ms)")
-    };
+    let x = value_axis("latency (ms)", all, 20.0);
     let what = if any_token {
         "wall_s_median/p90/p99 per iteration; token_latency_s_p50/p90/p99 per token"
     } else {
         "wall_s_median/p90/p99 per iteration"
     };
-    vec![Planned {
-        id: ID.into(),
-        title: TITLE.into(),
-        chart: Ok(Chart {
-            title: TITLE.into(),
-            source: format!(
-                "{} · metrics {what}, all worker processes' samples pooled · measured",
-                runs_text(inputs)
-            ),
-            x,
-            y: Axis::categories("case", rows),
-            series,
-        }),
-        note: None,
-    }]
+    vec![Planned::drawn(
+        ID,
+        TITLE,
+        format!(
+            "{} · metrics {what}, all worker processes' samples pooled · measured",
+            runs_text(inputs)
+        ),
+        x,
+        Axis::categories("case", rows),
+        series,
+        None,
+    )]
 }

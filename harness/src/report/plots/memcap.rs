@@ -2,11 +2,11 @@
 //! it did not fit (status `oom`), and the fit/no-fit frontier between them
 //! (from `analysis::fit`).
 
-use super::chart::{Axis, Chart, Line, Marker, Point, Series, wants_log};
-use super::common::{Planned, all_cases, index_of, is_measured, runs_text};
+use super::chart::{Axis, Line, Marker, Point, Series};
+use super::common::{Planned, all_cases, dashed, index_of, is_measured, runs_text, value_axis};
 use crate::analysis::fit;
+use crate::format::sig3;
 use crate::report::model::{ReportInput, keys};
-use crate::report::table::sig3;
 use crate::results::Status;
 
 const ID: &str = "decode-memory-cap";
@@ -100,36 +100,26 @@ pub fn plan(inputs: &[ReportInput]) -> Vec<Planned> {
         });
         if let Some((no, yes)) = edge {
             // The frontier lies somewhere in (no, yes]: draw it at `yes`.
-            series.push(Series {
-                name: format!("{name} · fits from {} GiB (oom at {})", sig3(yes), sig3(no)),
-                color: w % 7,
-                marker: None,
-                line: Line::Dashed,
-                points: vec![Point::at(yes, 0.0), Point::at(yes, y_max * 1.05)],
-            });
+            series.push(dashed(
+                format!("{name} · fits from {} GiB (oom at {})", sig3(yes), sig3(no)),
+                w % 7,
+                vec![Point::at(yes, 0.0), Point::at(yes, y_max * 1.05)],
+            ));
         }
     }
     let caps = points.iter().flatten().map(|p| p.0);
-    let x = if wants_log(caps, 16.0) {
-        Axis::log("memory cap (GiB), log scale")
-    } else {
-        Axis::linear("memory cap (GiB)")
-    };
-    vec![Planned {
-        id: ID.into(),
-        title: TITLE.into(),
-        chart: Ok(Chart {
-            title: TITLE.into(),
-            source: format!(
-                "{} · metrics tokens_per_s, mem_cap_bytes; × = status oom at that cap · dashed = fit frontier",
-                runs_text(inputs)
-            ),
-            x,
-            y: Axis::linear("decode throughput (tokens/s)"),
-            series,
-        }),
-        note: (other_failures > 0).then(|| {
+    vec![Planned::drawn(
+        ID,
+        TITLE,
+        format!(
+            "{} · metrics tokens_per_s, mem_cap_bytes; × = status oom at that cap · dashed = fit frontier",
+            runs_text(inputs)
+        ),
+        value_axis("memory cap (GiB)", caps, 16.0),
+        Axis::linear("decode throughput (tokens/s)"),
+        series,
+        (other_failures > 0).then(|| {
             format!("{other_failures} capped case(s) failed for reasons other than memory and are not drawn")
         }),
-    }]
+    )]
 }

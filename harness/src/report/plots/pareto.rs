@@ -3,8 +3,10 @@
 //! where a workload records one, else the verification error against the
 //! f64 reference (kernels).
 
-use super::chart::{Axis, Chart, Line, Marker, Point, Series, plottable, wants_log};
-use super::common::{Item, Planned, index_of, is_measured, ok_cases, runs_text, unit_of};
+use super::chart::{Axis, Point, Series, plottable, wants_log};
+use super::common::{
+    Item, Planned, dashed, index_of, is_measured, measured_series, ok_cases, runs_text, unit_of,
+};
 use crate::analysis::pareto;
 use crate::report::model::{ReportInput, dtype_of, keys};
 
@@ -67,25 +69,7 @@ pub fn plan(inputs: &[ReportInput]) -> Vec<Planned> {
                 let color = index_of(&mut dtypes, if d.is_empty() { "unknown dtype" } else { &d });
                 let measured = is_measured(it.case);
                 any_projected |= !measured;
-                let name = if measured {
-                    dtypes[color].clone()
-                } else {
-                    format!("{} · projected", dtypes[color])
-                };
-                let k = index_of(&mut names, &name);
-                if k == series.len() {
-                    series.push(Series {
-                        name,
-                        color,
-                        marker: Some(if measured {
-                            Marker::Circle
-                        } else {
-                            Marker::HollowCircle
-                        }),
-                        line: Line::None,
-                        points: vec![],
-                    });
-                }
+                let k = measured_series(&mut names, &mut series, &dtypes[color], color, measured);
                 series[k].points.push(Point::at(*x, *y));
             }
             // The frontier over measured points only: a projection is not
@@ -97,16 +81,14 @@ pub fn plan(inputs: &[ReportInput]) -> Vec<Planned> {
                 .collect();
             let front = pareto::frontier(&measured);
             if front.len() >= 2 {
-                series.push(Series {
-                    name: "Pareto frontier (measured)".into(),
-                    color: 7,
-                    marker: None,
-                    line: Line::Dashed,
-                    points: front
+                series.push(dashed(
+                    "Pareto frontier (measured)".into(),
+                    7,
+                    front
                         .iter()
                         .map(|&i| Point::at(measured[i].0, measured[i].1))
                         .collect(),
-                });
+                ));
             }
             let x_log = wants_log(pts.iter().map(|c| c.2), 20.0);
             let x_label = format!("throughput: {metric} ({})", unit_of(metric));
@@ -115,25 +97,22 @@ pub fn plan(inputs: &[ReportInput]) -> Vec<Planned> {
             } else {
                 q.id.to_string()
             };
-            out.push(Planned {
+            out.push(Planned::drawn(
                 id,
-                title: TITLE.into(),
-                chart: Ok(Chart {
-                    title: TITLE.into(),
-                    source: format!(
-                        "{} · throughput: headline {metric} · {} · {}",
-                        runs_text(inputs),
-                        q.source,
-                        if any_projected { "hollow = projected" } else { "all measured" }
-                    ),
-                    x: if x_log { Axis::log(format!("{x_label}, log scale")) } else { Axis::linear(x_label) },
-                    y: if y_log { Axis::log(format!("{}, log scale", q.axis)) } else { Axis::linear(q.axis) },
-                    series,
-                }),
-                note: (dropped > 0).then(|| {
+                TITLE,
+                format!(
+                    "{} · throughput: headline {metric} · {} · {}",
+                    runs_text(inputs),
+                    q.source,
+                    if any_projected { "hollow = projected" } else { "all measured" }
+                ),
+                if x_log { Axis::log(format!("{x_label}, log scale")) } else { Axis::linear(x_label) },
+                if y_log { Axis::log(format!("{}, log scale", q.axis)) } else { Axis::linear(q.axis) },
+                series,
+                (dropped > 0).then(|| {
                     format!("{dropped} case(s) with zero or non-finite quality left out of the log-scale axis")
                 }),
-            });
+            ));
         }
     }
     if out.is_empty() {

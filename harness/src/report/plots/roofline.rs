@@ -2,8 +2,10 @@
 //! flops_per_iter / bytes_per_iter), with the device's measured ceilings
 //! when the case records them (`analysis::roofline`).
 
-use super::chart::{Axis, Chart, Line, Marker, Point, Series};
-use super::common::{Planned, backend_label, index_of, is_measured, ok_cases, runs_text};
+use super::chart::{Axis, Line, Point, Series};
+use super::common::{
+    Planned, backend_label, index_of, is_measured, measured_series, ok_cases, runs_text,
+};
 use crate::analysis::roofline;
 use crate::report::model::{ReportInput, keys};
 
@@ -44,25 +46,7 @@ pub fn plan(inputs: &[ReportInput]) -> Vec<Planned> {
             ceilings[color] = Some((*pf, *pb));
         }
         let measured = is_measured(it.case);
-        let name = if measured {
-            bl.clone()
-        } else {
-            format!("{bl} · projected")
-        };
-        let k = index_of(&mut names, &name);
-        if k == series.len() {
-            series.push(Series {
-                name,
-                color,
-                marker: Some(if measured {
-                    Marker::Circle
-                } else {
-                    Marker::HollowCircle
-                }),
-                line: Line::None,
-                points: vec![],
-            });
-        }
+        let k = measured_series(&mut names, &mut series, &bl, color, measured);
         let ci = match (
             m.get("gflops_per_s_ci95_low"),
             m.get("gflops_per_s_ci95_high"),
@@ -112,24 +96,21 @@ pub fn plan(inputs: &[ReportInput]) -> Vec<Planned> {
             backends.len()
         )
     });
-    vec![Planned {
-        id: ID.into(),
-        title: TITLE.into(),
-        chart: Ok(Chart {
-            title: TITLE.into(),
-            source: format!(
-                "{} · gflops_per_s (measured, 95% CI) · intensity = flops_per_iter / bytes_per_iter (analytic){}",
-                runs_text(inputs),
-                if with_roof > 0 {
-                    " · roofs: peak_gflops_per_s, peak_gbytes_per_s (measured)"
-                } else {
-                    " · no measured ceilings"
-                }
-            ),
-            x: Axis::log("arithmetic intensity (FLOP/byte), log scale"),
-            y: Axis::log("achieved throughput (GFLOP/s), log scale"),
-            series,
-        }),
+    vec![Planned::drawn(
+        ID,
+        TITLE,
+        format!(
+            "{} · gflops_per_s (measured, 95% CI) · intensity = flops_per_iter / bytes_per_iter (analytic){}",
+            runs_text(inputs),
+            if with_roof > 0 {
+                " · roofs: peak_gflops_per_s, peak_gbytes_per_s (measured)"
+            } else {
+                " · no measured ceilings"
+            }
+        ),
+        Axis::log("arithmetic intensity (FLOP/byte), log scale"),
+        Axis::log("achieved throughput (GFLOP/s), log scale"),
+        series,
         note,
-    }]
+    )]
 }

@@ -1,9 +1,10 @@
 //! Throughput per workload × backend: the headline median with its 95% CI
 //! as whiskers, one figure per headline metric.
 
-use super::chart::{Axis, Chart, Line, Marker, Point, Series, wants_log};
+use super::chart::{Axis, Chart, Point, Series};
 use super::common::{
-    Planned, backend_label, dodge, index_of, is_measured, ok_cases, runs_text, unit_of,
+    Planned, backend_label, dodge, index_of, is_measured, measured_series, ok_cases, runs_text,
+    unit_of, value_axis,
 };
 use crate::report::model::ReportInput;
 
@@ -65,25 +66,7 @@ fn chart(inputs: &[ReportInput], metric: &str) -> Chart {
         let color = index_of(&mut backends, &b);
         let measured = is_measured(it.case);
         any_projected |= !measured;
-        let name = if measured {
-            b.clone()
-        } else {
-            format!("{b} · projected")
-        };
-        let k = index_of(&mut keys, &name);
-        if k == series.len() {
-            series.push(Series {
-                name,
-                color,
-                marker: Some(if measured {
-                    Marker::Circle
-                } else {
-                    Marker::HollowCircle
-                }),
-                line: Line::None,
-                points: vec![],
-            });
-        }
+        let k = measured_series(&mut keys, &mut series, &b, color, measured);
         if let Some(s) = &it.case.stats {
             index_of(&mut ci_bases, &s.ci_basis.replace('_', "-"));
         }
@@ -105,12 +88,11 @@ fn chart(inputs: &[ReportInput], metric: &str) -> Chart {
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.x))
         .collect::<Vec<_>>();
-    let label = format!("{metric} ({})", unit_of(metric));
-    let x = if wants_log(values.into_iter(), 20.0) {
-        Axis::log(format!("{label}, log scale"))
-    } else {
-        Axis::linear(label)
-    };
+    let x = value_axis(
+        format!("{metric} ({})", unit_of(metric)),
+        values.into_iter(),
+        20.0,
+    );
     let mut source = format!(
         "{} · headline {metric}: median of worker-process medians, 95% CI {} ",
         runs_text(inputs),

@@ -1,8 +1,8 @@
 //! Training loss curves against the corpus's entropy floor: the loss a
 //! perfect model of the synthetic data would reach.
 
-use super::chart::{Axis, Chart, Line, Point, Series, wants_log};
-use super::common::{Planned, backend_label, ok_cases, runs_text};
+use super::chart::{Axis, Line, Point, Series};
+use super::common::{Planned, backend_label, dashed, ok_cases, runs_text, value_axis};
 use crate::report::model::{ReportInput, keys};
 
 const ID: &str = "training-loss";
@@ -60,35 +60,26 @@ pub fn plan(inputs: &[ReportInput]) -> Vec<Planned> {
                 .collect();
             format!("entropy floor {f:.3} ({})", who.join(", "))
         };
-        series.push(Series {
+        series.push(dashed(
             name,
-            color: 7,
-            marker: None,
-            line: Line::Dashed,
-            points: vec![Point::at(min_step, *f), Point::at(max_step, *f)],
-        });
+            7,
+            vec![Point::at(min_step, *f), Point::at(max_step, *f)],
+        ));
     }
     let steps = series.iter().flat_map(|s| s.points.iter().map(|p| p.x));
-    let x = if wants_log(steps, 100.0) {
-        Axis::log("optimizer step, log scale")
-    } else {
-        Axis::linear("optimizer step")
-    };
-    vec![Planned {
-        id: ID.into(),
-        title: TITLE.into(),
-        chart: Ok(Chart {
-            title: TITLE.into(),
-            source: format!(
-                "{} · series loss_curve (measured training loss), metric entropy_floor_nats (analytic, from the corpus)",
-                runs_text(inputs)
-            ),
-            x,
-            y: Axis::linear("loss (nats/token)"),
-            series,
-        }),
-        note: (without_floor > 0).then(|| {
+    let x = value_axis("optimizer step", steps, 100.0);
+    vec![Planned::drawn(
+        ID,
+        TITLE,
+        format!(
+            "{} · series loss_curve (measured training loss), metric entropy_floor_nats (analytic, from the corpus)",
+            runs_text(inputs)
+        ),
+        x,
+        Axis::linear("loss (nats/token)"),
+        series,
+        (without_floor > 0).then(|| {
             format!("{without_floor} curve(s) without entropy_floor_nats: no floor drawn for them")
         }),
-    }]
+    )]
 }

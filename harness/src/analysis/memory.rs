@@ -126,7 +126,7 @@ pub fn insert_memory_and_fit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::fixtures::process;
+    use crate::analysis::fixtures::process;
 
     #[test]
     fn fit_is_predicted_and_measured_under_a_cap() {

@@ -1,14 +1,14 @@
-//! Every verdict kind of `analysis::verdict`, on synthetic runs built by the
+//! Every verdict kind of `claims::verdict`, on synthetic runs built by the
 //! real aggregation code.
 
 use std::path::Path;
 
 use capbench_workloads::WorkloadSpec;
 
-use super::ceilings;
-use super::verdict::{Basis, CheckOptions, ClaimVerdictKind, check};
+use super::{Basis, CheckOptions, ClaimVerdictKind, check};
+use crate::analysis::ceilings;
+use crate::analysis::fixtures::{case, jittered, process, run};
 use crate::claims;
-use crate::results::fixtures::{case, jittered, process, run};
 use crate::results::merge::SourcedRun;
 use crate::results::{CapsRecord, CaseResult, PlannedCase, RunFile, Status, WorkPerIterRecord};
 
@@ -26,7 +26,7 @@ fn model_case(workload: &str, wall_s: f64) -> CaseResult {
             p
         })
         .collect();
-    crate::runner::aggregate::case_result(
+    crate::analysis::aggregate::case_result(
         &PlannedCase {
             id: format!("{workload}@cpu"),
             workload: workload.into(),
@@ -102,7 +102,7 @@ fn claim(workload: &str, extra: &str, expect: &[String]) -> String {
     )
 }
 
-fn verdict(toml: &str, runs: &[SourcedRun]) -> super::verdict::ClaimVerdict {
+fn verdict(toml: &str, runs: &[SourcedRun]) -> super::ClaimVerdict {
     let set = claims::parse(&format!("{PROFILES}\n{toml}"), Path::new("c.toml")).unwrap();
     let r = check(
         &set,
@@ -380,7 +380,7 @@ fn a_run_under_the_memory_measures_the_fit() {
     capped.status = Status::Oom;
     capped.tags.insert(
         "fit_measured".into(),
-        crate::runner::memory::DOES_NOT_FIT.into(),
+        crate::analysis::memory::DOES_NOT_FIT.into(),
     );
     runs[0].run.cases.push(capped);
     let v = verdict(

@@ -155,7 +155,7 @@ mod tests {
     }
 
     fn proc(m: Option<EnergyMeasurement>, tokens: Option<f64>) -> ProcessRecord {
-        let mut p = crate::results::fixtures::process(0, Status::Ok, vec![0.1]);
+        let mut p = crate::analysis::fixtures::process(0, Status::Ok, vec![0.1]);
         let w = p.worker.as_mut().expect("fixture has a worker");
         w.work_per_iter = Some(WorkPerIterRecord {
             flops: 2e6,

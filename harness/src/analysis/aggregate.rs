@@ -300,8 +300,8 @@ fn insert_energy_metrics(metrics: &mut BTreeMap<String, f64>, e: &CaseEnergy) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::fixtures::process as proc;
     use crate::results::CapsRecord;
-    use crate::results::fixtures::process as proc;
 
     #[test]
     fn first_failed_process_decides_the_status() {

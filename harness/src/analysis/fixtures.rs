@@ -3,11 +3,11 @@
 
 use capbench_workloads::WorkloadSpec;
 
-use super::{
+use crate::meter::ProcessUsage;
+use crate::results::{
     CapsRecord, CaseResult, Env, ExitInfo, PlannedCase, ProcessRecord, RunFile, RunOptions,
     RunTotals, SCHEMA_VERSION, Status, WorkerOutput,
 };
-use crate::meter::ProcessUsage;
 use crate::suite::Sampling;
 
 pub fn env(machine_id: &str) -> Env {
@@ -92,7 +92,7 @@ pub fn case(workload: &str, backend: &str, groups: Vec<Vec<f64>>) -> CaseResult 
         .enumerate()
         .map(|(i, g)| process(i, Status::Ok, g))
         .collect();
-    crate::runner::aggregate::case_result(
+    crate::analysis::aggregate::case_result(
         &planned,
         &spec,
         processes,
