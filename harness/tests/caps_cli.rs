@@ -159,8 +159,8 @@ fn predicted_need_lands_within_10_percent_of_the_measured_peak() {
             m["predicted_need_bytes"].as_f64().unwrap(),
             m["peak_alloc_workload_bytes"].as_f64().unwrap(),
         );
-        let slab = capbench_workloads::memory_need::gemm_slab_bytes();
-        let pool = capbench_workloads::memory_need::gemm_pool_threads() as usize;
+        let slab = capbench_workloads::cost::memory::gemm_slab_bytes();
+        let pool = capbench_workloads::cost::memory::gemm_pool_threads() as usize;
         let within =
             (0..pool).any(|idle| ((need - idle as f64 * slab) / peak - 1.0).abs() <= bound);
         assert!(

@@ -37,9 +37,11 @@ pub enum WorkloadError {
         source: Box<candle_core::Error>,
     },
 
-    /// A model file (`--model FILE.gguf`) that cannot be read or run.
+    /// A model file (`--model FILE.gguf`) that cannot be read or run: a
+    /// `models::gguf::GgufError` (boxed so this bottom layer need not know
+    /// the model code; `From` lives beside that type).
     #[error(transparent)]
-    ModelFile(#[from] crate::models::gguf::GgufError),
+    ModelFile(Box<dyn std::error::Error + Send + Sync>),
 
     /// A device allocation past `--device-mem-cap` (counted by our engines:
     /// wgpu buffers, the CUDA/Metal ballast counter).
@@ -83,7 +85,7 @@ impl WorkloadError {
 
 /// `map_err` adapter for candle errors on a backend, naming the operation.
 pub fn cerr(
-    backend: &crate::Backend,
+    backend: &dyn std::fmt::Display,
     op: &'static str,
 ) -> impl FnOnce(candle_core::Error) -> WorkloadError + use<> {
     WorkloadError::candle(&backend.to_string(), op)

@@ -1,24 +1,22 @@
 //! capbench's fixed, versioned workloads and the backends they run on.
 //! The harness only sees `spec`, `backend` and the `PreparedWorkload` trait.
 
+pub mod api;
 pub mod backend;
+pub mod cost;
 pub mod data;
-pub mod decode;
+pub mod device;
 pub mod error;
-pub mod grad_check;
-pub mod kernels;
-pub mod memory_need;
+pub mod formats;
+pub mod kinds;
 pub mod models;
-pub mod quality;
+pub mod registry;
 pub mod spec;
-pub mod train;
 pub mod verify;
-pub mod workload;
 
-pub use backend::{Backend, BackendStatus, WgpuApi, WgpuSelector};
+pub use api::{IterReport, PrepareOptions, PreparedWorkload, WorkPerIter};
+pub use device::{Backend, BackendStatus, WgpuApi, WgpuSelector};
 pub use error::WorkloadError;
+pub use registry::{catalog, prepare, prepare_with};
 pub use spec::{DType, WorkloadSpec};
 pub use verify::Verification;
-pub use workload::{
-    IterReport, PrepareOptions, PreparedWorkload, WorkPerIter, catalog, prepare, prepare_with,
-};

@@ -1,5 +1,6 @@
 //! `WorkloadSpec`: the versioned identity of a workload instance, parsed from
-//! its name (e.g. `kernel/gemm-f32-256`), with analytic FLOPs and bytes.
+//! its name (e.g. `kernel/gemm-f32-256`). Its FLOPs, bytes and memory need
+//! are `crate::cost`'s.
 
 use serde::{Deserialize, Serialize};
 
@@ -7,48 +8,7 @@ use crate::error::{Result, WorkloadError};
 
 mod limits;
 
-/// Element type a workload computes in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DType {
-    F32,
-    F16,
-    Bf16,
-}
-
-impl DType {
-    pub fn parse(s: &str) -> Option<DType> {
-        match s {
-            "f32" => Some(DType::F32),
-            "f16" => Some(DType::F16),
-            "bf16" => Some(DType::Bf16),
-            _ => None,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DType::F32 => "f32",
-            DType::F16 => "f16",
-            DType::Bf16 => "bf16",
-        }
-    }
-    pub fn size_bytes(self) -> usize {
-        match self {
-            DType::F32 => 4,
-            DType::F16 | DType::Bf16 => 2,
-        }
-    }
-    /// Bound on max|out - ref| / max|ref| for a GEMM whose inputs are already
-    /// rounded to this dtype: only accumulation and output rounding remain
-    /// (f16 keeps 11 significant bits, bf16 8), with headroom for summation order.
-    pub fn gemm_tolerance(self) -> f64 {
-        match self {
-            DType::F32 => 1e-4,
-            DType::F16 => 1e-2,
-            DType::Bf16 => 4e-2,
-        }
-    }
-}
+pub use crate::formats::{DType, WeightFmt};
 
 /// A rung of the wgpu GEMM ladder, named by a `kernel/gemm-…-<rung>` suffix
 /// so a GPU run shows what each step of kernel work gains. Without a suffix
@@ -96,50 +56,6 @@ pub enum FaultMode {
     Slow {
         ms: u64,
     },
-}
-
-/// How model weights are stored for inference.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WeightFmt {
-    F32,
-    F16,
-    Bf16,
-    /// ggml q8_0: blocks of 32 int8 weights + one f16 scale (34 bytes).
-    Q8_0,
-    /// ggml q4_0: blocks of 32 4-bit weights + one f16 scale (18 bytes).
-    Q4_0,
-}
-
-impl WeightFmt {
-    pub fn parse(s: &str) -> Option<WeightFmt> {
-        Some(match s {
-            "f32" => WeightFmt::F32,
-            "f16" => WeightFmt::F16,
-            "bf16" => WeightFmt::Bf16,
-            "q8_0" => WeightFmt::Q8_0,
-            "q4_0" => WeightFmt::Q4_0,
-            _ => return None,
-        })
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WeightFmt::F32 => "f32",
-            WeightFmt::F16 => "f16",
-            WeightFmt::Bf16 => "bf16",
-            WeightFmt::Q8_0 => "q8_0",
-            WeightFmt::Q4_0 => "q4_0",
-        }
-    }
-    /// Stored bytes per weight.
-    pub fn bytes_per_weight(self) -> f64 {
-        match self {
-            WeightFmt::F32 => 4.0,
-            WeightFmt::F16 | WeightFmt::Bf16 => 2.0,
-            WeightFmt::Q8_0 => 34.0 / 32.0,
-            WeightFmt::Q4_0 => 18.0 / 32.0,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -214,6 +130,8 @@ pub const ATTENTION_VERSION: u32 = 1;
 pub const TRAIN_VERSION: u32 = 1;
 pub const DECODE_VERSION: u32 = 1;
 pub const QUALITY_VERSION: u32 = 1;
+/// Held-out sequences a train-quality run's eval loss is measured on.
+pub const EVAL_SEQUENCES: usize = 16;
 pub const FAULT_VERSION: u32 = 1;
 pub const DEFAULT_SEED: u64 = 0x5eed_cab0;
 pub use limits::{MAX_BATCH, MAX_DIM, MAX_STEPS, MAX_STREAM_ELEMS};
@@ -448,47 +366,6 @@ impl WorkloadSpec {
                 dtype,
                 variant: None,
             },
-        }
-    }
-
-    /// Predicted peak heap bytes of a worker running this workload on the
-    /// CPU: its data, the reference it is verified against, and the
-    /// temporaries of the largest phase (see `crate::memory_need`). `None`
-    /// for harness test workloads and GGUF files (known once the file is read).
-    pub fn memory_need_bytes(&self) -> Option<f64> {
-        crate::memory_need::bytes(self)
-    }
-
-    /// Floating-point operations in one timed iteration (a multiply-add
-    /// counts as two, the usual GEMM convention). Model workloads count the
-    /// phase their headline times (see `crate::models::work`).
-    pub fn flops_per_iter(&self) -> f64 {
-        match &self.params {
-            Params::Gemm { m, n, k, .. } => 2.0 * *m as f64 * *n as f64 * *k as f64,
-            Params::Fault { .. } => 2.0 * 16.0 * 16.0 * 16.0,
-            Params::Stream { elems } => 2.0 * *elems as f64,
-            Params::Attention { seq } => crate::kernels::attention::flops(*seq),
-            Params::Train { .. } | Params::Decode { .. } | Params::TrainQuality { .. } => {
-                crate::models::work::of(self).flops
-            }
-        }
-    }
-
-    /// Minimum bytes moved to and from memory in one iteration (each operand
-    /// read once, the output written once).
-    pub fn bytes_per_iter(&self) -> f64 {
-        match &self.params {
-            Params::Gemm { m, n, k, dtype, .. } => {
-                ((m * k + k * n + m * n) * dtype.size_bytes()) as f64
-            }
-            Params::Fault { .. } => (3 * 16 * 16 * 4) as f64,
-            // STREAM counts 3 arrays × 4 bytes (McCalpin; no write-allocate).
-            Params::Stream { elems } => 12.0 * *elems as f64,
-            // q, k, v read and the output written once.
-            Params::Attention { seq } => (4 * seq * 8 * 64 * 4) as f64,
-            Params::Train { .. } | Params::Decode { .. } | Params::TrainQuality { .. } => {
-                crate::models::work::of(self).bytes
-            }
         }
     }
 }

@@ -102,7 +102,7 @@ impl Work {
             capbench_workloads::spec::Params::Train { .. }
             | capbench_workloads::spec::Params::TrainQuality { .. }
             | capbench_workloads::spec::Params::Decode { .. } => {
-                capbench_workloads::models::work::of(spec)
+                capbench_workloads::cost::work::of(spec)
             }
             _ => capbench_workloads::WorkPerIter::gflops(
                 spec.flops_per_iter(),

@@ -268,7 +268,8 @@ fn yes_no(b: bool) -> String {
 
 /// One JSON row per model shape: sizes and predicted memory needs.
 fn model_rows() -> Vec<serde_json::Value> {
-    use capbench_workloads::models::{shapes, work::memory_need_bytes};
+    use capbench_workloads::cost::work::memory_need_bytes;
+    use capbench_workloads::models::shapes;
     shapes()
         .into_iter()
         .map(|m| {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use capbench_workloads::backend::{Backend, candle, wgpu};
-use capbench_workloads::workload::supports;
+use capbench_workloads::registry::supports;
 
 use crate::caps::size::parse_bytes;
 use crate::caps::wgpu_limits::WgpuLimitsTier;

@@ -95,3 +95,23 @@ pub fn probe(backend: Backend) -> BackendStatus {
 pub fn default_threads() -> usize {
     candle_core::utils::get_num_threads()
 }
+
+/// The `work`, `device` and `timer` of a `PreparedWorkload` on candle that
+/// keeps its `work` and `backend` and returns from `run_iter` after a device
+/// sync: the same three methods in every such kind, written once.
+macro_rules! candle_workload_tail {
+    () => {
+        fn work(&self) -> $crate::api::WorkPerIter {
+            self.work
+        }
+
+        fn device(&self) -> $crate::device::DeviceRecord {
+            $crate::backend::candle::record(&self.backend)
+        }
+
+        fn timer(&self) -> &'static str {
+            "wall_clock_after_device_sync"
+        }
+    };
+}
+pub(crate) use candle_workload_tail;

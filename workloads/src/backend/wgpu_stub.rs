@@ -24,19 +24,3 @@ pub fn probe() -> BackendStatus {
 pub fn check_usable(_selector: WgpuSelector) -> Result<super::DeviceRecord> {
     Err(not_compiled())
 }
-
-pub(crate) fn prepare_gemm(
-    _backend: &Backend,
-    _spec: &crate::WorkloadSpec,
-    _opts: &crate::PrepareOptions,
-) -> Result<Box<dyn crate::PreparedWorkload>> {
-    Err(not_compiled())
-}
-
-pub fn prepare(
-    _spec: &crate::WorkloadSpec,
-    _backend: &Backend,
-    _opts: &crate::PrepareOptions,
-) -> Result<Box<dyn crate::PreparedWorkload>> {
-    Err(not_compiled())
-}

@@ -17,7 +17,7 @@ use self::checks::{as_f64, as_usize, read_up_to};
 use super::config::{Family, ModelConfig};
 use super::model::{Generated, Model, TensorSource, WeightFormat};
 use super::ops::Lin;
-use crate::spec::WeightFmt;
+use crate::formats::WeightFmt;
 
 /// A GGUF file that cannot be written, read or run: the file, the place in
 /// it (metadata key, tensor name, byte offset) and what to do about it.
@@ -47,6 +47,12 @@ impl GgufError {
 }
 
 type Result<T, E = GgufError> = std::result::Result<T, E>;
+
+impl From<GgufError> for crate::error::WorkloadError {
+    fn from(e: GgufError) -> Self {
+        crate::error::WorkloadError::ModelFile(Box::new(e))
+    }
+}
 
 const REEXPORT: &str = "the file is truncated or damaged: download or export it again";
 

@@ -6,7 +6,6 @@ pub mod gguf;
 pub mod model;
 pub mod ops;
 pub mod q4;
-pub mod work;
 
 pub use config::{Family, ModelConfig, shape, shapes};
 pub use model::{Cache, Model, Params, WeightFormat, init};

@@ -16,7 +16,7 @@ use crate::results::{CapsRecord, CaseResult, PlannedCase, RunFile, Status, WorkP
 /// tokens/s), every process at `wall_s` ±1 %.
 fn model_case(workload: &str, wall_s: f64) -> CaseResult {
     let spec = WorkloadSpec::parse(workload).unwrap();
-    let work = capbench_workloads::models::work::of(&spec);
+    let work = capbench_workloads::cost::work::of(&spec);
     let processes = jittered(wall_s, 3, 1)
         .into_iter()
         .enumerate()
@@ -42,7 +42,7 @@ fn model_case(workload: &str, wall_s: f64) -> CaseResult {
 }
 
 fn bytes_of(workload: &str) -> f64 {
-    capbench_workloads::models::work::of(&WorkloadSpec::parse(workload).unwrap()).bytes
+    capbench_workloads::cost::work::of(&WorkloadSpec::parse(workload).unwrap()).bytes
 }
 
 /// A run on machine `m` with a 10 GB/s STREAM and 100 GFLOP/s GEMM
@@ -161,7 +161,7 @@ fn projected_verdicts_carry_efficiency_and_band() {
     let runs = vec![machine_run("m1", true)];
     // MBU 0.5 × 100 GB/s over the tiny model's bytes per token.
     let spec = WorkloadSpec::parse("decode/dense-tiny/f32").unwrap();
-    let w = capbench_workloads::models::work::of(&spec);
+    let w = capbench_workloads::cost::work::of(&spec);
     let expected = w.headline_per_iter / (w.bytes / (0.5 * 100e9));
     let v = verdict(
         &claim(
@@ -409,7 +409,7 @@ fn a_run_under_the_memory_measures_the_fit() {
 
 /// tokens/s of `workload` on the `fast` profile (100 GB/s) at MBU `mbu`.
 fn on_fast(workload: &str, mbu: f64) -> f64 {
-    let w = capbench_workloads::models::work::of(&WorkloadSpec::parse(workload).unwrap());
+    let w = capbench_workloads::cost::work::of(&WorkloadSpec::parse(workload).unwrap());
     w.headline_per_iter / (w.bytes / (mbu * 100e9))
 }
 

@@ -1,47 +1,20 @@
 //! capbench's wgpu engine: adapter choice pinned to the requested API, device
-//! setup, and the WGSL kernels (one file each).
+//! setup, and the WGSL kernels (one file each). The workloads that run on it
+//! live with their kind in `crate::kinds`.
 
-pub mod decode;
 pub mod engine;
-mod gemm;
-pub mod kernels;
 pub mod memory;
 pub mod model;
 pub mod ops;
 #[cfg(test)]
 mod ops_tests;
 pub mod quant;
-pub mod train;
 
 use wgpu::{Adapter, Backends, DeviceType, Instance, InstanceDescriptor};
 
-use super::device_caps::{DeviceMemoryCounter, WgpuLimitsTier};
 use super::{Backend, BackendStatus, DeviceRecord, WgpuApi, WgpuSelector};
+use crate::device::caps::{DeviceMemoryCounter, WgpuLimitsTier};
 use crate::error::{Result, WorkloadError};
-
-pub(crate) use gemm::prepare_gemm;
-
-/// Prepares any workload the wgpu engine runs (`workload::supports` has
-/// already ruled out the others).
-pub fn prepare(
-    spec: &crate::WorkloadSpec,
-    backend: &Backend,
-    opts: &crate::PrepareOptions,
-) -> Result<Box<dyn crate::PreparedWorkload>> {
-    use crate::spec::Params;
-    match &spec.params {
-        Params::Gemm { .. } => gemm::prepare_gemm(backend, spec, opts),
-        Params::Stream { .. } => kernels::prepare_stream(spec, backend, opts),
-        Params::Attention { .. } => kernels::prepare_attention(spec, backend, opts),
-        Params::Train { .. } => train::prepare(spec, backend, opts),
-        Params::Decode { .. } => decode::prepare(spec, backend, opts),
-        _ => Err(WorkloadError::Unsupported {
-            workload: spec.name.clone(),
-            backend: backend.to_string(),
-            reason: "not implemented on the wgpu engine".into(),
-        }),
-    }
-}
 
 /// A device and queue opened on the chosen adapter.
 pub struct WgpuContext {
@@ -428,5 +401,21 @@ pub fn probe() -> BackendStatus {
             Err(e) => e.to_string(),
         },
         devices,
+    }
+}
+
+/// Opens the best adapter for the wgpu tests, or explains why there is none.
+/// With CAPBENCH_REQUIRE_WGPU=1 (CI) a missing adapter is a failure.
+#[cfg(test)]
+pub(crate) fn test_backend() -> Option<Backend> {
+    match crate::backend::wgpu::check_usable(WgpuSelector::Best) {
+        Ok(_) => Some(Backend::Wgpu(WgpuSelector::Best)),
+        Err(e) if std::env::var("CAPBENCH_REQUIRE_WGPU").as_deref() == Ok("1") => {
+            panic!("CAPBENCH_REQUIRE_WGPU=1 but wgpu is not usable: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping wgpu test: {e}");
+            None
+        }
     }
 }

@@ -14,7 +14,7 @@ use crate::backend::WgpuSelector;
 /// Every primary adapter (`wgpu:N`), or none with the skip message (a
 /// failure under CAPBENCH_REQUIRE_WGPU=1).
 fn adapters() -> Vec<WgpuSelector> {
-    if super::gemm::test_backend().is_none() {
+    if super::test_backend().is_none() {
         return vec![];
     }
     (0..super::adapters(wgpu::Backends::PRIMARY).len())

@@ -10,7 +10,7 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 
 use super::engine::Ix;
-use crate::spec::WeightFmt;
+use crate::formats::WeightFmt;
 
 /// Elements per block (both formats).
 pub const BLOCK: usize = 32;

@@ -6,11 +6,11 @@ use half::{bf16, f16};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::backend::{Backend, DeviceRecord, candle as cb};
+use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
+use crate::backend::{Backend, candle as cb};
 use crate::error::{Result, WorkloadError};
 use crate::spec::{DType, Params, WorkloadSpec};
 use crate::verify::{Verification, compare};
-use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
 
 /// Host-side operands, already rounded to the workload's dtype so the
 /// reference sees exactly the values the device multiplies.
@@ -109,14 +109,7 @@ impl CandleGemm {
     }
 }
 
-pub fn prepare(
-    spec: &WorkloadSpec,
-    backend: &Backend,
-    opts: &crate::PrepareOptions,
-) -> Result<Box<dyn PreparedWorkload>> {
-    if let Backend::Wgpu(_) = backend {
-        return crate::backend::wgpu::prepare_gemm(backend, spec, opts);
-    }
+pub fn prepare(spec: &WorkloadSpec, backend: &Backend) -> Result<Box<dyn PreparedWorkload>> {
     let device = cb::device(backend)?;
     let inputs = GemmInputs::generate(spec);
     let e = |op| WorkloadError::candle(&backend.to_string(), op);
@@ -171,17 +164,7 @@ impl PreparedWorkload for CandleGemm {
         Ok(())
     }
 
-    fn work(&self) -> WorkPerIter {
-        self.work
-    }
-
-    fn device(&self) -> DeviceRecord {
-        cb::record(&self.backend)
-    }
-
-    fn timer(&self) -> &'static str {
-        "wall_clock_after_device_sync"
-    }
+    cb::candle_workload_tail!();
 }
 
 #[cfg(test)]
@@ -217,7 +200,7 @@ mod tests {
     fn candle_cpu_gemm_verifies_for_every_dtype() {
         for dt in ["f32", "f16", "bf16"] {
             let spec = WorkloadSpec::parse(&format!("kernel/gemm-{dt}-33x17x65")).unwrap();
-            let mut w = prepare(&spec, &Backend::Cpu, &Default::default()).unwrap();
+            let mut w = prepare(&spec, &Backend::Cpu).unwrap();
             let v = w.verify().unwrap();
             assert!(v.passed, "{dt}: {v:?}");
             assert_eq!(v.elements_checked, 33 * 17);

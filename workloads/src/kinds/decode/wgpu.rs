@@ -12,20 +12,20 @@ use candle_core::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::WgpuContext;
-use super::engine::{Builder, Engine, F, Ix, PlanId};
-use super::model::is_quantized;
-use super::model::{Net, Pass};
-use super::quant::{QFmt, dequantized};
+use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
+use crate::backend::wgpu::WgpuContext;
+use crate::backend::wgpu::engine::{Builder, Engine, F, Ix, PlanId};
+use crate::backend::wgpu::model::is_quantized;
+use crate::backend::wgpu::model::{Net, Pass};
+use crate::backend::wgpu::quant::{QFmt, dequantized};
 use crate::backend::{Backend, DeviceRecord};
 use crate::data::MarkovCorpus;
-use crate::decode::logit_quality;
 use crate::error::{Result, WorkloadError, cerr};
+use crate::kinds::decode::logit_quality;
 use crate::models::Model;
 use crate::models::model::{Generated, TensorSource};
 use crate::spec::{GGUF_MODEL, Params, WorkloadSpec};
 use crate::verify::Verification;
-use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
 
 struct WgpuDecode {
     engine: Engine,
@@ -77,10 +77,9 @@ pub fn prepare(
     let cfg = crate::models::shape(model).expect("validated model name");
     if let Some(q) = quant {
         let specs = crate::models::model::param_specs(&cfg);
-        if let Some(s) = specs
-            .iter()
-            .find(|s| is_quantized(s) && !s.shape[1].is_multiple_of(super::quant::BLOCK))
-        {
+        if let Some(s) = specs.iter().find(|s| {
+            is_quantized(s) && !s.shape[1].is_multiple_of(crate::backend::wgpu::quant::BLOCK)
+        }) {
             return Err(unsupported(format!(
                 "{} weights are stored in rows of 32 and {} has {} columns",
                 q.as_str(),
@@ -177,7 +176,7 @@ pub fn prepare(
         prompt_tokens,
         batch: b,
         gen_tokens: g,
-        work: crate::models::work::of(spec),
+        work: crate::cost::work::of(spec),
     }))
 }
 
@@ -273,7 +272,7 @@ impl PreparedWorkload for WgpuDecode {
         for plan in self.step_plans.clone() {
             itl.push(self.timed(plan)?);
         }
-        Ok(crate::decode::iter_report(
+        Ok(crate::kinds::decode::iter_report(
             self.prompt_tokens.len(),
             self.gen_tokens,
             prefill_s,
@@ -305,7 +304,7 @@ impl PreparedWorkload for WgpuDecode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::wgpu::gemm::test_backend;
+    use crate::backend::wgpu::test_backend;
 
     /// Every family decodes on wgpu with batch > 1 and a cached context, and
     /// matches the CPU f32 model.
@@ -361,7 +360,7 @@ mod tests {
     /// the record.
     #[test]
     fn engine_workloads_honour_the_wgpu_limits_tier() {
-        use crate::backend::device_caps::WgpuLimitsTier;
+        use crate::device::caps::WgpuLimitsTier;
         let Some(backend) = test_backend() else {
             return;
         };
@@ -380,7 +379,7 @@ mod tests {
             "kernel/gemm-f32-64-tiled",
         ] {
             let spec = WorkloadSpec::parse(name).unwrap();
-            match crate::backend::wgpu::prepare(&spec, &backend, &tight) {
+            match crate::registry::prepare_with(&spec, &backend, &tight) {
                 Err(WorkloadError::Unsupported { reason, .. }) => assert!(
                     reason.contains("max_storage_buffer_binding_size")
                         && reason.contains("8192")
@@ -396,7 +395,7 @@ mod tests {
             ..Default::default()
         };
         let spec = WorkloadSpec::parse("decode/dense-tiny/f32/p4g2").unwrap();
-        let w = crate::backend::wgpu::prepare(&spec, &backend, &down).unwrap();
+        let w = crate::registry::prepare_with(&spec, &backend, &down).unwrap();
         let details = w.device().details.join(" ");
         assert!(details.contains("wgpu_limits=downlevel"), "{details}");
     }
@@ -405,7 +404,7 @@ mod tests {
     /// are smaller than the f32 model's by most of the linear weights.
     #[test]
     fn quantized_weights_take_their_quantized_size() {
-        use super::super::quant::QFmt;
+        use crate::backend::wgpu::quant::QFmt;
         let cfg = crate::models::shape("dense-tiny").unwrap();
         let bytes = |q: Option<QFmt>| {
             let mut b = Builder::new();

@@ -4,3 +4,5 @@ pub mod attention;
 pub mod fault;
 pub mod gemm;
 pub mod stream;
+#[cfg(feature = "wgpu")]
+pub mod wgpu;

@@ -2,11 +2,11 @@
 //! f32 per array, split over the worker's threads — the sustainable memory
 //! bandwidth that decode's MBU is measured against.
 
+use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
 use crate::backend::{Backend, DeviceRecord, candle as cb};
 use crate::error::Result;
 use crate::spec::{Params, WorkloadSpec};
 use crate::verify::{Verification, compare};
-use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
 
 const SCALAR: f32 = 3.0;
 

@@ -7,17 +7,17 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::WgpuContext;
-use super::engine::{Builder, DispatchId, Engine, F, PlanId};
-use super::model::{Net, Pass, Weights};
-use super::ops::{AdamW, adamw_params};
+use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
+use crate::backend::wgpu::WgpuContext;
+use crate::backend::wgpu::engine::{Builder, DispatchId, Engine, F, PlanId};
+use crate::backend::wgpu::model::{Net, Pass, Weights};
+use crate::backend::wgpu::ops::{AdamW, adamw_params};
 use crate::backend::{Backend, DeviceRecord};
 use crate::data::MarkovCorpus;
 use crate::error::{Result, WorkloadError, cerr};
-use crate::grad_check::{GradientCheck, f64_reference};
+use crate::kinds::train::grad_check::{GradientCheck, f64_reference};
 use crate::spec::{DType, Params as SpecParams, WorkloadSpec};
 use crate::verify::Verification;
-use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
 
 struct WgpuTrain {
     engine: Engine,
@@ -108,7 +108,7 @@ pub fn prepare(
         seed: spec.seed,
         batch: host,
         dims: (b, t),
-        work: crate::models::work::of(spec),
+        work: crate::cost::work::of(spec),
     }))
 }
 
@@ -184,7 +184,7 @@ impl PreparedWorkload for WgpuTrain {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::wgpu::gemm::test_backend;
+    use crate::backend::wgpu::test_backend;
 
     /// One body, every family: the wgpu step matches the CPU f64 step (loss,
     /// every gradient, none missing) and training lowers the loss.

@@ -2,16 +2,19 @@
 //! own memory bandwidth (STREAM triad) and the models' causal attention
 //! kernel, each verified against the host f64 answer.
 
-use super::WgpuContext;
-use super::engine::{Builder, Engine, F, PlanId};
-use super::ops::{Attn, Gemm, GemmKernel, Mat};
+pub mod gemm;
+
+use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
+use crate::backend::wgpu::WgpuContext;
+use crate::backend::wgpu::engine::{Builder, Engine, F, PlanId};
+use crate::backend::wgpu::ops::{Attn, Gemm, GemmKernel, Mat};
 use crate::backend::{Backend, DeviceRecord};
+use crate::cost::{ATTENTION_HEAD_DIM as HEAD_DIM, ATTENTION_HEADS as HEADS};
 use crate::error::Result;
-use crate::kernels::attention::{HEAD_DIM, HEADS, host_inputs, reference};
-use crate::kernels::gemm::GemmInputs;
+use crate::kinds::kernels::attention::{host_inputs, reference};
+use crate::kinds::kernels::gemm::GemmInputs;
 use crate::spec::{Params, WorkloadSpec};
 use crate::verify::{Verification, compare};
-use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
 
 const SCALAR: f32 = 3.0;
 
@@ -207,7 +210,7 @@ pub fn prepare_gemm_engine(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::wgpu::gemm::test_backend;
+    use crate::backend::wgpu::test_backend;
 
     #[test]
     fn wgpu_stream_and_attention_verify() {
@@ -216,7 +219,7 @@ mod tests {
         };
         for name in ["kernel/stream-100K", "kernel/attention-33"] {
             let spec = WorkloadSpec::parse(name).unwrap();
-            let mut w = super::super::prepare(&spec, &backend, &Default::default()).unwrap();
+            let mut w = crate::registry::prepare(&spec, &backend).unwrap();
             let v = w.verify().unwrap();
             assert!(v.passed, "{name}: {v:?}");
             w.run_iter().unwrap();
@@ -239,8 +242,8 @@ mod tests {
         ] {
             let name = format!("kernel/gemm-f32-70x33x19{suffix}");
             let spec = WorkloadSpec::parse(&name).unwrap();
-            crate::workload::supports(&spec, &backend).unwrap();
-            let mut w = super::super::prepare(&spec, &backend, &Default::default()).unwrap();
+            crate::registry::supports(&spec, &backend).unwrap();
+            let mut w = crate::registry::prepare(&spec, &backend).unwrap();
             let v = w.verify().unwrap();
             assert!(v.passed, "{name}: {v:?}");
             let details = w.device().details.join(" ");
@@ -259,7 +262,7 @@ mod tests {
         }
         // The rungs are wgpu kernels: on a candle backend the name is refused.
         let spec = WorkloadSpec::parse("kernel/gemm-f32-64-tiled").unwrap();
-        let e = crate::workload::supports(&spec, &Backend::Cpu).unwrap_err();
+        let e = crate::registry::supports(&spec, &Backend::Cpu).unwrap_err();
         assert!(e.contains("wgpu GEMM ladder"), "{e}");
     }
 }

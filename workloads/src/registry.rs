@@ -1,74 +1,13 @@
-//! The interface the harness's worker drives: prepare once, verify against the
-//! CPU reference, then time `run_iter` (which returns with the device idle).
+//! The one registry: which workload runs where (`supports`), the spec → prepared
+//! workload dispatch, and the catalog `capbench list workloads` prints.
 
 use serde::Serialize;
 
-use crate::backend::{Backend, DeviceRecord};
+use crate::api::{PrepareOptions, PreparedWorkload};
+use crate::backend::Backend;
 use crate::error::{Result, WorkloadError};
-use crate::kernels;
+use crate::kinds::{decode, kernels, quality, train};
 use crate::spec::{DType, Params, WorkloadSpec};
-use crate::verify::Verification;
-
-/// Analytic work in one timed iteration.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct WorkPerIter {
-    pub flops: f64,
-    pub bytes: f64,
-    /// The headline metric, e.g. `gflops_per_s` or `tokens_per_s` …
-    pub headline_metric: &'static str,
-    /// … and its units per iteration: headline = per_iter / timed seconds.
-    pub headline_per_iter: f64,
-    /// Tokens processed per timed iteration (decode, prefill, training).
-    pub tokens: Option<f64>,
-    /// Optimiser steps per timed iteration (training).
-    pub steps: Option<f64>,
-}
-
-impl WorkPerIter {
-    /// Kernels: GFLOP/s from the analytic FLOP count.
-    pub fn gflops(flops: f64, bytes: f64) -> WorkPerIter {
-        WorkPerIter {
-            flops,
-            bytes,
-            headline_metric: "gflops_per_s",
-            headline_per_iter: flops / 1e9,
-            tokens: None,
-            steps: None,
-        }
-    }
-}
-
-/// What one iteration reports besides its wall time.
-#[derive(Debug, Clone, Default)]
-pub struct IterReport {
-    /// The seconds the headline is computed from, when the workload times a
-    /// phase itself (decode: generation only); `None`: the whole iteration.
-    pub timed_s: Option<f64>,
-    /// Named per-iteration figures (ttft_s, itl_s, loss, …); a key may
-    /// appear several times (one inter-token latency per token).
-    pub extras: Vec<(&'static str, f64)>,
-}
-
-pub trait PreparedWorkload {
-    /// Runs the computation once and compares it with the CPU f32 reference.
-    fn verify(&mut self) -> Result<Verification>;
-    /// One timed unit of work; returns only after the device finished it.
-    fn run_iter(&mut self) -> Result<IterReport>;
-    fn work(&self) -> WorkPerIter;
-    fn device(&self) -> DeviceRecord;
-    /// How `run_iter` is timed, e.g. `wall_clock_after_sync`.
-    fn timer(&self) -> &'static str;
-    /// Test-only knob for the regression gate's trials: make every iteration
-    /// do `fraction` more work of the same kind (never used by normal runs;
-    /// recorded in the result when used).
-    fn inject_extra_work(&mut self, fraction: f64) -> Result<()> {
-        Err(WorkloadError::Unsupported {
-            workload: "this workload".into(),
-            backend: self.device().backend,
-            reason: format!("cannot inject {fraction} extra work"),
-        })
-    }
-}
 
 /// Checks, without touching a device, whether this workload runs on this
 /// backend. `Err` carries the reason shown in the plan.
@@ -107,33 +46,6 @@ pub fn supports(spec: &WorkloadSpec, backend: &Backend) -> std::result::Result<(
     }
 }
 
-/// Run-wide inputs a workload may use.
-#[derive(Debug, Clone, Default)]
-pub struct PrepareOptions {
-    /// A user's UTF-8 text for `train-quality` (byte-level tokens).
-    pub corpus_text: Option<String>,
-    /// `--model FILE.gguf` for `decode/gguf/…` and `prefill/gguf/…`.
-    pub model_file: Option<std::path::PathBuf>,
-    /// `--device-mem-cap`: device bytes our wgpu engine may hold (CUDA/Metal
-    /// device caps are not applied here).
-    pub device_mem_cap_bytes: Option<u64>,
-    /// `--wgpu-limits`: request the wgpu device with these limits instead of
-    /// the adapter's own.
-    pub wgpu_limits: Option<crate::backend::device_caps::WgpuLimitsTier>,
-    /// A counter the caller keeps to read the device peak afterwards; when
-    /// absent the engine counts against `device_mem_cap_bytes` on its own.
-    pub device_memory: Option<crate::backend::device_caps::DeviceMemoryCounter>,
-}
-
-impl PrepareOptions {
-    /// The counter every device buffer of this case is reserved against.
-    pub fn device_counter(&self) -> crate::backend::device_caps::DeviceMemoryCounter {
-        self.device_memory.clone().unwrap_or_else(|| {
-            crate::backend::device_caps::DeviceMemoryCounter::new(self.device_mem_cap_bytes)
-        })
-    }
-}
-
 /// Builds the workload on its backend: data generated, uploaded, kernels
 /// compiled. Nothing is timed here.
 pub fn prepare(spec: &WorkloadSpec, backend: &Backend) -> Result<Box<dyn PreparedWorkload>> {
@@ -152,22 +64,56 @@ pub fn prepare_with(
         reason,
     })?;
     if let Backend::Wgpu(_) = backend {
-        return crate::backend::wgpu::prepare(spec, backend, opts);
+        return prepare_wgpu(spec, backend, opts);
     }
     if let Some(cap) = opts.device_mem_cap_bytes {
         crate::backend::apply_device_mem_cap(backend, cap)?;
     }
     match &spec.params {
-        Params::Gemm { .. } => kernels::gemm::prepare(spec, backend, opts),
+        Params::Gemm { .. } => kernels::gemm::prepare(spec, backend),
         Params::Fault { fault } => kernels::fault::prepare(spec, *fault),
         Params::Stream { .. } => kernels::stream::prepare(spec, backend),
         Params::Attention { .. } => kernels::attention::prepare(spec, backend),
-        Params::Train { .. } => crate::train::prepare(spec, backend),
-        Params::Decode { .. } => crate::decode::prepare(spec, backend, opts.model_file.as_deref()),
-        Params::TrainQuality { .. } => {
-            crate::quality::prepare(spec, backend, opts.corpus_text.as_deref())
-        }
+        Params::Train { .. } => train::prepare(spec, backend),
+        Params::Decode { .. } => decode::prepare(spec, backend, opts.model_file.as_deref()),
+        Params::TrainQuality { .. } => quality::prepare(spec, backend, opts.corpus_text.as_deref()),
     }
+}
+
+/// The workloads our wgpu engine runs (`supports` has already ruled out the
+/// others).
+#[cfg(feature = "wgpu")]
+fn prepare_wgpu(
+    spec: &WorkloadSpec,
+    backend: &Backend,
+    opts: &PrepareOptions,
+) -> Result<Box<dyn PreparedWorkload>> {
+    match &spec.params {
+        Params::Gemm { .. } => kernels::wgpu::gemm::prepare_gemm(backend, spec, opts),
+        Params::Stream { .. } => kernels::wgpu::prepare_stream(spec, backend, opts),
+        Params::Attention { .. } => kernels::wgpu::prepare_attention(spec, backend, opts),
+        Params::Train { .. } => train::wgpu::prepare(spec, backend, opts),
+        Params::Decode { .. } => decode::wgpu::prepare(spec, backend, opts),
+        _ => Err(WorkloadError::Unsupported {
+            workload: spec.name.clone(),
+            backend: backend.to_string(),
+            reason: "not implemented on the wgpu engine".into(),
+        }),
+    }
+}
+
+/// Without the wgpu feature `ensure_compiled` refuses a wgpu backend first.
+#[cfg(not(feature = "wgpu"))]
+fn prepare_wgpu(
+    _spec: &WorkloadSpec,
+    backend: &Backend,
+    _opts: &PrepareOptions,
+) -> Result<Box<dyn PreparedWorkload>> {
+    backend.ensure_compiled()?;
+    Err(WorkloadError::NotCompiled {
+        backend: "wgpu".into(),
+        feature: "wgpu".into(),
+    })
 }
 
 /// One line of `capbench list workloads`.

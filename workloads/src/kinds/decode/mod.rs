@@ -5,6 +5,9 @@
 //! `decode/gguf/<format>` runs the same on a user's GGUF file (`--model`),
 //! verified against that file's weights dequantized to f32 on the CPU.
 
+#[cfg(feature = "wgpu")]
+pub mod wgpu;
+
 use std::path::Path;
 use std::time::Instant;
 
@@ -12,6 +15,7 @@ use candle_core::{D, DType as CDType, Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
 use crate::backend::{Backend, DeviceRecord, candle as cb};
 use crate::data::MarkovCorpus;
 use crate::error::{Result, WorkloadError, cerr};
@@ -19,7 +23,6 @@ use crate::models::gguf::{GgufFile, weight_format};
 use crate::models::{Cache, Model, ModelConfig};
 use crate::spec::{GGUF_MODEL, Params, WeightFmt, WorkloadSpec};
 use crate::verify::Verification;
-use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
 
 pub struct Decode {
     backend: Backend,
@@ -80,14 +83,14 @@ pub fn prepare(
             });
         }
         let m = f.load(&device, weight_format(*format))?;
-        let work = crate::models::work::decode_work(spec, &f.cfg, f.decode_weight_bytes);
+        let work = crate::cost::work::decode_work(spec, &f.cfg, f.decode_weight_bytes);
         (f.cfg.clone(), m, Some(f), work)
     } else {
         let cfg = crate::models::shape(model).expect("validated model name");
         // Tensor by tensor: a 7B model in q4_0 never exists in f32 at once.
         let m = Model::generated(&cfg, spec.seed, &device, weight_format(*format))
             .map_err(e("build model"))?;
-        (cfg, m, None, crate::models::work::of(spec))
+        (cfg, m, None, crate::cost::work::of(spec))
     };
     let corpus = MarkovCorpus::for_vocab(cfg.vocab, spec.seed);
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed ^ 0xDEC0);
@@ -412,8 +415,7 @@ mod tests {
         assert_eq!(r.extras.iter().filter(|(k, _)| *k == "itl_s").count(), 4);
         let work = w.work();
         assert!(
-            work.bytes
-                > 4.0 * crate::models::work::decode_weight_bytes(&cfg, WeightFmt::Q4_0) * 0.99
+            work.bytes > 4.0 * crate::cost::work::decode_weight_bytes(&cfg, WeightFmt::Q4_0) * 0.99
         );
         let wrong = WorkloadSpec::parse("decode/gguf/q8_0/p8g4").unwrap();
         let e = prepare(&wrong, &Backend::Cpu, Some(&path)).err().unwrap();

@@ -4,17 +4,17 @@
 //! `kernel/gemm-f32-N-<rung>`; no suffix is the top rung); the other two run
 //! on the engine.
 
-use super::WgpuContext;
-use super::engine::{TIMESTAMP_BYTES, Timestamps};
-use super::ops::GemmKernel;
+use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
 #[cfg(test)]
 use crate::backend::WgpuSelector;
+use crate::backend::wgpu::WgpuContext;
+use crate::backend::wgpu::engine::{TIMESTAMP_BYTES, Timestamps};
+use crate::backend::wgpu::ops::GemmKernel;
 use crate::backend::{Backend, DeviceRecord};
 use crate::error::{Result, WorkloadError};
-use crate::kernels::gemm::GemmInputs;
+use crate::kinds::kernels::gemm::GemmInputs;
 use crate::spec::{GemmVariant, WorkloadSpec};
 use crate::verify::Verification;
-use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
 
 const TILE: u32 = 64;
 
@@ -23,13 +23,13 @@ struct WgpuGemm {
     inputs: GemmInputs,
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
-    c: super::CountedBuffer,
-    readback: super::CountedBuffer,
+    c: crate::backend::wgpu::CountedBuffer,
+    readback: crate::backend::wgpu::CountedBuffer,
     // Held for the bind group's lifetime and the device-memory count.
-    _inputs_on_device: [super::CountedBuffer; 3],
+    _inputs_on_device: [crate::backend::wgpu::CountedBuffer; 3],
     /// GPU timestamps when the adapter offers TIMESTAMP_QUERY, with the
     /// counted buffers they resolve into.
-    timestamps: Option<(Timestamps, [super::CountedBuffer; 2])>,
+    timestamps: Option<(Timestamps, [crate::backend::wgpu::CountedBuffer; 2])>,
     groups: (u32, u32),
     work: WorkPerIter,
 }
@@ -58,7 +58,7 @@ pub(crate) fn prepare_gemm(
         None | Some(GemmVariant::Blocked) => None,
     };
     if let Some(kind) = lower {
-        return super::kernels::prepare_gemm_engine(spec, backend, opts, kind);
+        return super::prepare_gemm_engine(spec, backend, opts, kind);
     }
     let ctx = WgpuContext::open_with(selector, opts)?;
     // Checked before the inputs are generated: a tier or adapter that cannot
@@ -112,7 +112,9 @@ pub(crate) fn prepare_gemm(
     )?;
     let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some("gemm_f32.wgsl"),
-        source: wgpu::ShaderSource::Wgsl(include_str!("gemm_f32.wgsl").into()),
+        source: wgpu::ShaderSource::Wgsl(
+            include_str!("../../../backend/wgpu/gemm_f32.wgsl").into(),
+        ),
     });
     let pipeline = dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
         label: Some("gemm_f32"),
@@ -255,25 +257,10 @@ impl PreparedWorkload for WgpuGemm {
     }
 }
 
-/// Opens the best adapter for the wgpu tests, or explains why there is none.
-/// With CAPBENCH_REQUIRE_WGPU=1 (CI) a missing adapter is a failure.
-#[cfg(test)]
-pub(crate) fn test_backend() -> Option<Backend> {
-    match super::check_usable(WgpuSelector::Best) {
-        Ok(_) => Some(Backend::Wgpu(WgpuSelector::Best)),
-        Err(e) if std::env::var("CAPBENCH_REQUIRE_WGPU").as_deref() == Ok("1") => {
-            panic!("CAPBENCH_REQUIRE_WGPU=1 but wgpu is not usable: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping wgpu test: {e}");
-            None
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::wgpu::test_backend;
 
     #[test]
     fn wgpu_gemm_matches_reference_on_ragged_shapes() {
@@ -297,7 +284,7 @@ mod tests {
     #[test]
     fn device_cap_counts_every_buffer_and_tiers_refuse_large_bindings() {
         use crate::PrepareOptions;
-        use crate::backend::device_caps::{DeviceMemoryCounter, WgpuLimitsTier};
+        use crate::device::caps::{DeviceMemoryCounter, WgpuLimitsTier};
         let Some(backend) = test_backend() else {
             return;
         };
@@ -376,10 +363,10 @@ mod tests {
         }
         // Asking for an API this machine lacks must fail, naming it.
         for api in [crate::WgpuApi::Dx12, crate::WgpuApi::Metal] {
-            if let Err(e) = super::super::check_usable(WgpuSelector::Api(api)) {
+            if let Err(e) = crate::backend::wgpu::check_usable(WgpuSelector::Api(api)) {
                 assert!(e.to_string().contains(api.as_str()), "{e}");
             } else {
-                let r = super::super::check_usable(WgpuSelector::Api(api)).unwrap();
+                let r = crate::backend::wgpu::check_usable(WgpuSelector::Api(api)).unwrap();
                 assert_eq!(r.api, api.as_str());
             }
         }

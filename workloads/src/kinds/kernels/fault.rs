@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
+use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
 use crate::backend::{Backend, DeviceRecord, candle as cb};
 use crate::error::Result;
-use crate::kernels::gemm::GemmInputs;
+use crate::kinds::kernels::gemm::GemmInputs;
 use crate::spec::{DType, FaultMode, WorkloadSpec};
 use crate::verify::Verification;
-use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
 
 /// Bytes `fault/oom` asks for: 4 EiB, beyond any address space, so the
 /// allocator refuses it even where the kernel overcommits memory — the way a

@@ -3,20 +3,24 @@
 //! timing against a CPU f64 run of the same weights and batch, and every
 //! parameter must receive a finite, non-zero gradient.
 
+pub mod grad_check;
+#[cfg(feature = "wgpu")]
+pub mod wgpu;
+
 use candle_core::backprop::GradStore;
 use candle_core::{DType as CDType, Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::backend::{Backend, DeviceRecord, candle as cb};
+use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
+use crate::backend::{Backend, candle as cb};
 use crate::data::MarkovCorpus;
 use crate::error::{Result, cerr};
-use crate::grad_check::{GradientCheck, f64_reference};
 use crate::models::ops::cross_entropy;
 use crate::models::{Model, ModelConfig, Params, WeightFormat, init};
 use crate::spec::{DType, Params as SpecParams, WorkloadSpec};
 use crate::verify::Verification;
-use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
+use grad_check::{GradientCheck, f64_reference};
 
 /// AdamW hyper-parameters (Loshchilov & Hutter 2019), GPT-style values.
 pub const LR: f64 = 1e-3;
@@ -90,7 +94,7 @@ pub fn prepare_step(spec: &WorkloadSpec, backend: &Backend) -> Result<TrainStep>
         host_batch,
         batch: *batch,
         seq: *seq,
-        work: crate::models::work::of(spec),
+        work: crate::cost::work::of(spec),
     })
 }
 
@@ -218,17 +222,7 @@ impl PreparedWorkload for TrainStep {
         })
     }
 
-    fn work(&self) -> WorkPerIter {
-        self.work
-    }
-
-    fn device(&self) -> DeviceRecord {
-        cb::record(&self.backend)
-    }
-
-    fn timer(&self) -> &'static str {
-        "wall_clock_after_device_sync"
-    }
+    cb::candle_workload_tail!();
 }
 
 #[cfg(test)]

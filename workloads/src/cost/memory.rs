@@ -4,9 +4,11 @@
 //! `fits / does not fit` under a cap is judged with it before the cap is put
 //! to the test, and its error against the measured peak is reported beside
 //! it. Every term is a function of the shape and of this machine's cache
-//! size and thread count, derived from what the code allocates.
+//! size and thread count, derived from what the code allocates. This file
+//! holds the CPU runtime's own buffers; `super::memory_need` adds the
+//! kernels' data, `super::work` the model workloads'.
 
-use crate::spec::{DType, Params, WorkloadSpec};
+use crate::spec::DType;
 
 /// candle's CPU GEMM (the `gemm` crate, gemm-common 0.19) gives every thread
 /// that runs a GEMM a thread-local packing slab of one L2 cache
@@ -148,42 +150,6 @@ impl QuantRoute {
             (rows * cols) as f64 / 32.0 * 34.0
         } else {
             0.0
-        }
-    }
-}
-
-pub fn bytes(spec: &WorkloadSpec) -> Option<f64> {
-    match &spec.params {
-        Params::Gemm { m, n, k, dtype, .. } => {
-            let (mf, nf, kf) = (*m as f64, *n as f64, *k as f64);
-            // Host operands in f32, device operands and the result in the
-            // dtype, the CPU GEMM's packing slabs and half-precision copies.
-            let host = (mf * kf + kf * nf) * 4.0;
-            let device = (mf * kf + kf * nf + mf * nf) * dtype.size_bytes() as f64;
-            let par = gemm_parallel(*m, *n, *k);
-            Some(
-                host + device + gemm_slabs(!par, par) + half_matmul_extra_bytes(*dtype, *m, *n, *k),
-            )
-        }
-        // a, b and c of the triad on the device, b and c on the host.
-        Params::Stream { elems } => Some(*elems as f64 * 4.0 * 3.0),
-        Params::Attention { seq } => {
-            let (h, d) = (
-                crate::kernels::attention::HEADS,
-                crate::kernels::attention::HEAD_DIM,
-            );
-            let t = *seq as f64;
-            // q, k, v on the host (f32) and the device, the (T, T) causal
-            // mask; at the softmax three (H, T, T) score tensors are alive
-            // (scores, exp, normalised); per-head products (T×d)·(d×T).
-            let qkv = 3.0 * (h * seq * d) as f64 * 4.0;
-            let scores = h as f64 * t * t * 4.0;
-            let par = gemm_parallel(*seq, *seq, d);
-            Some(2.0 * qkv + t * t * 4.0 + 3.0 * scores + gemm_slabs(!par, par))
-        }
-        Params::Fault { .. } => None,
-        Params::Train { .. } | Params::Decode { .. } | Params::TrainQuality { .. } => {
-            crate::models::work::memory_need_bytes(spec)
         }
     }
 }

@@ -6,15 +6,13 @@ use candle_core::{DType as CDType, Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::backend::{Backend, DeviceRecord, candle as cb};
+use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
+use crate::backend::{Backend, candle as cb};
+use crate::cost::{ATTENTION_HEAD_DIM as HEAD_DIM, ATTENTION_HEADS as HEADS};
 use crate::error::{Result, WorkloadError};
 use crate::models::ops::{causal_mask, softmax};
 use crate::spec::{Params, WorkloadSpec};
 use crate::verify::{Verification, compare};
-use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
-
-pub const HEADS: usize = 8;
-pub const HEAD_DIM: usize = 64;
 
 struct Attention {
     backend: Backend,
@@ -26,12 +24,6 @@ struct Attention {
     v: Tensor,
     mask: Tensor,
     work: WorkPerIter,
-}
-
-/// Causal attention FLOPs: QKᵀ and PV each 2·H·hd per visible (i, j) pair,
-/// T(T+1)/2 pairs.
-pub fn flops(t: usize) -> f64 {
-    4.0 * (HEADS * HEAD_DIM) as f64 * (t * (t + 1) / 2) as f64
 }
 
 /// Seeded q, k, v, each (H, T, hd) row-major.
@@ -133,17 +125,7 @@ impl PreparedWorkload for Attention {
         Ok(IterReport::default())
     }
 
-    fn work(&self) -> WorkPerIter {
-        self.work
-    }
-
-    fn device(&self) -> DeviceRecord {
-        cb::record(&self.backend)
-    }
-
-    fn timer(&self) -> &'static str {
-        "wall_clock_after_device_sync"
-    }
+    cb::candle_workload_tail!();
 }
 
 #[cfg(test)]
@@ -156,7 +138,7 @@ mod tests {
         let mut w = prepare(&spec, &Backend::Cpu).unwrap();
         let v = w.verify().unwrap();
         assert!(v.passed, "{v:?}");
-        assert_eq!(flops(2), 4.0 * 512.0 * 3.0);
+        assert_eq!(crate::cost::attention_flops(2), 4.0 * 512.0 * 3.0);
         w.run_iter().unwrap();
     }
 }

@@ -26,7 +26,8 @@ pub fn f64_reference(
     let params = init(cfg, seed, &cpu, CDType::F64)?;
     let inputs = Tensor::from_vec(batch.0.clone(), (b, t), &cpu)?;
     let targets = Tensor::from_vec(batch.1.clone(), b * t, &cpu)?;
-    let (loss, grads) = crate::train::loss_and_grads(cfg, &params, CDType::F64, &inputs, &targets)?;
+    let (loss, grads) =
+        crate::kinds::train::loss_and_grads(cfg, &params, CDType::F64, &inputs, &targets)?;
     let mut out = vec![];
     for (name, var) in &params.vars {
         let g = match grads.get(var.as_tensor()) {

@@ -8,18 +8,16 @@ use candle_core::{DType as CDType, Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::backend::{Backend, DeviceRecord, candle as cb};
+use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
+use crate::backend::{Backend, candle as cb};
 use crate::data::MarkovCorpus;
 use crate::error::{Result, WorkloadError, cerr};
+use crate::kinds::train::{TrainStep, adamw, loss_and_grads, prepare_step, zero_moments};
 use crate::models::ops::cross_entropy;
 use crate::models::{Model, ModelConfig, WeightFormat, init};
-use crate::spec::{DType, Params, WorkloadSpec};
-use crate::train::{TrainStep, adamw, loss_and_grads, prepare_step, zero_moments};
+use crate::spec::{DType, EVAL_SEQUENCES, Params, WorkloadSpec};
 use crate::verify::Verification;
-use crate::workload::{IterReport, PreparedWorkload, WorkPerIter};
 
-/// Held-out sequences the eval loss is measured on.
-pub const EVAL_SEQUENCES: usize = 16;
 /// Learning rate of the quality runs: short runs on small models need a
 /// larger step than the benchmark step's GPT-style 1e-3.
 const QUALITY_LR: f64 = 1e-2;
@@ -159,7 +157,7 @@ pub fn prepare(
         eval_targets,
         check: prepare_step(&step_spec, backend)?,
         curve_emitted: false,
-        work: crate::models::work::of(spec),
+        work: crate::cost::work::of(spec),
         cfg,
     }))
 }
@@ -218,17 +216,7 @@ impl PreparedWorkload for TrainQuality {
         })
     }
 
-    fn work(&self) -> WorkPerIter {
-        self.work
-    }
-
-    fn device(&self) -> DeviceRecord {
-        cb::record(&self.backend)
-    }
-
-    fn timer(&self) -> &'static str {
-        "wall_clock_after_device_sync"
-    }
+    cb::candle_workload_tail!();
 }
 
 #[cfg(test)]

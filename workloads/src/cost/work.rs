@@ -1,9 +1,9 @@
 //! Analytic work of the model workloads: FLOPs and bytes per timed iteration
 //! (the phase the headline measures), and the memory a run needs.
 
-use super::config::ModelConfig;
+use crate::api::WorkPerIter;
+use crate::models::config::{ModelConfig, MoeDims, shape};
 use crate::spec::{DType, Params, WeightFmt, WorkloadSpec};
-use crate::workload::WorkPerIter;
 
 /// Bytes of weights one decode step reads: every active linear weight in the
 /// stored format, plus the LM head (the f32 embedding when tied and
@@ -33,7 +33,7 @@ pub fn of(spec: &WorkloadSpec) -> WorkPerIter {
         Params::Train {
             model, batch, seq, ..
         } => {
-            let cfg = super::shape(model).expect("validated model name");
+            let cfg = shape(model).expect("validated model name");
             // Backward ≈ 2× forward (Kaplan et al. 2020 §2.1): 3× in all.
             let fwd: f64 = (1..=*seq).map(|ctx| cfg.forward_flops_per_token(ctx)).sum();
             let tokens = (*batch * *seq) as f64;
@@ -48,7 +48,7 @@ pub fn of(spec: &WorkloadSpec) -> WorkPerIter {
                 steps: Some(1.0),
             }
         }
-        Params::Decode { model, format, .. } => match super::shape(model) {
+        Params::Decode { model, format, .. } => match shape(model) {
             Some(cfg) => decode_work(spec, &cfg, decode_weight_bytes(&cfg, *format)),
             // A GGUF file's work is known once the file is read (the worker
             // reports it); from the name alone it is unknown.
@@ -87,7 +87,7 @@ pub fn of(spec: &WorkloadSpec) -> WorkPerIter {
                 steps: Some(s),
             }
         }
-        _ => unreachable!("models::work::of called for {}", spec.name),
+        _ => unreachable!("cost::work::of called for {}", spec.name),
     }
 }
 
@@ -103,7 +103,7 @@ pub fn decode_work(spec: &WorkloadSpec, cfg: &ModelConfig, weight_bytes: f64) ->
         ..
     } = &spec.params
     else {
-        unreachable!("models::work::decode_work called for {}", spec.name)
+        unreachable!("cost::work::decode_work called for {}", spec.name)
     };
     let b = *batch as f64;
     let kv_token_bytes = cfg.kv_elems_per_token() as f64 * act_bytes(*format);
@@ -156,7 +156,7 @@ const TRAIN_FFN_TENSORS: f64 = 3.0;
 /// gate-weighted output of each of the token's top-k experts, the rows
 /// gathered for its top-k experts, and each expert's output before
 /// weighting (top-k routed and the shared ones).
-fn moe_extra_d_tensors(m: &super::config::MoeDims) -> f64 {
+fn moe_extra_d_tensors(m: &MoeDims) -> f64 {
     (m.routed + m.shared + 1 + m.top_k) as f64 + (2 * m.top_k + m.shared) as f64
 }
 /// Per (head, query, key) of each layer: 6 forward tensors (scores, scale,
@@ -221,14 +221,14 @@ fn graph_activation_bytes(cfg: &ModelConfig, batch: usize, seq: usize, act: f64)
 /// blocks `model::lin` makes, each repacked or not by `route`'s tile rule.
 /// MoE: every routed expert is counted, as a prompt and the verification
 /// pass reach most of them.
-fn q8_0_repack_bytes(cfg: &ModelConfig, route: crate::memory_need::QuantRoute) -> f64 {
-    let threads = crate::memory_need::gemm_pool_threads() as usize;
-    super::model::param_specs(cfg)
+fn q8_0_repack_bytes(cfg: &ModelConfig, route: super::memory::QuantRoute) -> f64 {
+    let threads = super::memory::gemm_pool_threads() as usize;
+    crate::models::model::param_specs(cfg)
         .iter()
         .filter(|s| s.shape.len() == 2 && s.name != "embed")
         .map(|s| {
             let (rows, cols) = (s.shape[0], s.shape[1]);
-            let parts = if rows * cols < super::ops::SPLIT_MIN_ELEMS {
+            let parts = if rows * cols < crate::models::ops::SPLIT_MIN_ELEMS {
                 1
             } else {
                 threads.min(rows / 32).max(1)
@@ -295,7 +295,7 @@ fn largest_linear(cfg: &ModelConfig) -> (usize, usize) {
 /// calling thread; the pool joins once the forward (N·d·out), the input
 /// gradient (N·out·d) or the weight gradient (out·N·d) is large enough.
 fn train_slabs(cfg: &ModelConfig, tokens: usize) -> f64 {
-    use crate::memory_need::{gemm_parallel, gemm_slabs};
+    use super::memory::{gemm_parallel, gemm_slabs};
     let (d, out) = largest_linear(cfg);
     let pool = gemm_parallel(tokens, out, d)
         || gemm_parallel(tokens, d, out)
@@ -325,7 +325,7 @@ fn train_slabs(cfg: &ModelConfig, tokens: usize) -> f64 {
 /// harness/tests/caps_cli.rs; used by `list workloads` and by `fits / does
 /// not fit` under a memory cap.
 pub fn memory_need_bytes(spec: &WorkloadSpec) -> Option<f64> {
-    use crate::memory_need::{gemm_parallel, gemm_slabs};
+    use super::memory::{gemm_parallel, gemm_slabs};
     match &spec.params {
         Params::Train {
             model,
@@ -333,7 +333,7 @@ pub fn memory_need_bytes(spec: &WorkloadSpec) -> Option<f64> {
             batch,
             seq,
         } => {
-            let cfg = super::shape(model)?;
+            let cfg = shape(model)?;
             let p = cfg.param_count() as f64;
             let act = if *dtype == DType::Bf16 { 2.0 } else { 4.0 };
             Some(
@@ -349,10 +349,10 @@ pub fn memory_need_bytes(spec: &WorkloadSpec) -> Option<f64> {
             seq,
             ..
         } => {
-            let cfg = super::shape(model)?;
+            let cfg = shape(model)?;
             let p = cfg.param_count() as f64;
             let act = if *dtype == DType::Bf16 { 2.0 } else { 4.0 };
-            let eval = crate::quality::EVAL_SEQUENCES;
+            let eval = crate::spec::EVAL_SEQUENCES;
             // The verification step's weights and moments (12 B/param) stay
             // alive beside each run's fresh model.
             let check = p * 12.0;
@@ -371,7 +371,7 @@ pub fn memory_need_bytes(spec: &WorkloadSpec) -> Option<f64> {
             batch,
             depth,
         } => {
-            let cfg = super::shape(model)?;
+            let cfg = shape(model)?;
             let embed = (cfg.vocab * cfg.d_model) as f64;
             let embed_bytes = match format {
                 WeightFmt::Q8_0 | WeightFmt::Q4_0 => 4.0,
@@ -399,7 +399,7 @@ pub fn memory_need_bytes(spec: &WorkloadSpec) -> Option<f64> {
             // q8_0 on the CPU: candle repacks each weight on its first
             // product and keeps both copies (host-dependent, see QuantRoute).
             let repack = if *format == WeightFmt::Q8_0 {
-                q8_0_repack_bytes(&cfg, crate::memory_need::QuantRoute::of_this_cpu())
+                q8_0_repack_bytes(&cfg, super::memory::QuantRoute::of_this_cpu())
             } else {
                 0.0
             };
@@ -428,7 +428,7 @@ pub fn memory_need_bytes(spec: &WorkloadSpec) -> Option<f64> {
                 let logits = (b * t * cfg.vocab) as f64 * 4.0 + (b * t * cfg.d_model) as f64 * a;
                 let (d, out) = largest_linear(&cfg);
                 let slabs = gemm_slabs(true, gemm_parallel(b * t, out, d));
-                // Half-precision products on the CPU (memory_need's GEMM
+                // Half-precision products on the CPU (cost::memory's GEMM
                 // rule): f16 widens the weight (the right-hand side) to f32
                 // for the largest product; bf16 also converts the input and
                 // the result.

@@ -1,0 +1,96 @@
+//! The interface the harness's worker drives: prepare once, verify against the
+//! CPU reference, then time `run_iter` (which returns with the device idle).
+
+use serde::Serialize;
+
+use crate::device::DeviceRecord;
+use crate::error::{Result, WorkloadError};
+use crate::verify::Verification;
+
+/// Analytic work in one timed iteration.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct WorkPerIter {
+    pub flops: f64,
+    pub bytes: f64,
+    /// The headline metric, e.g. `gflops_per_s` or `tokens_per_s` …
+    pub headline_metric: &'static str,
+    /// … and its units per iteration: headline = per_iter / timed seconds.
+    pub headline_per_iter: f64,
+    /// Tokens processed per timed iteration (decode, prefill, training).
+    pub tokens: Option<f64>,
+    /// Optimiser steps per timed iteration (training).
+    pub steps: Option<f64>,
+}
+
+impl WorkPerIter {
+    /// Kernels: GFLOP/s from the analytic FLOP count.
+    pub fn gflops(flops: f64, bytes: f64) -> WorkPerIter {
+        WorkPerIter {
+            flops,
+            bytes,
+            headline_metric: "gflops_per_s",
+            headline_per_iter: flops / 1e9,
+            tokens: None,
+            steps: None,
+        }
+    }
+}
+
+/// What one iteration reports besides its wall time.
+#[derive(Debug, Clone, Default)]
+pub struct IterReport {
+    /// The seconds the headline is computed from, when the workload times a
+    /// phase itself (decode: generation only); `None`: the whole iteration.
+    pub timed_s: Option<f64>,
+    /// Named per-iteration figures (ttft_s, itl_s, loss, …); a key may
+    /// appear several times (one inter-token latency per token).
+    pub extras: Vec<(&'static str, f64)>,
+}
+
+pub trait PreparedWorkload {
+    /// Runs the computation once and compares it with the CPU f32 reference.
+    fn verify(&mut self) -> Result<Verification>;
+    /// One timed unit of work; returns only after the device finished it.
+    fn run_iter(&mut self) -> Result<IterReport>;
+    fn work(&self) -> WorkPerIter;
+    fn device(&self) -> DeviceRecord;
+    /// How `run_iter` is timed, e.g. `wall_clock_after_sync`.
+    fn timer(&self) -> &'static str;
+    /// Test-only knob for the regression gate's trials: make every iteration
+    /// do `fraction` more work of the same kind (never used by normal runs;
+    /// recorded in the result when used).
+    fn inject_extra_work(&mut self, fraction: f64) -> Result<()> {
+        Err(WorkloadError::Unsupported {
+            workload: "this workload".into(),
+            backend: self.device().backend,
+            reason: format!("cannot inject {fraction} extra work"),
+        })
+    }
+}
+
+/// Run-wide inputs a workload may use.
+#[derive(Debug, Clone, Default)]
+pub struct PrepareOptions {
+    /// A user's UTF-8 text for `train-quality` (byte-level tokens).
+    pub corpus_text: Option<String>,
+    /// `--model FILE.gguf` for `decode/gguf/…` and `prefill/gguf/…`.
+    pub model_file: Option<std::path::PathBuf>,
+    /// `--device-mem-cap`: device bytes our wgpu engine may hold (CUDA/Metal
+    /// device caps are not applied here).
+    pub device_mem_cap_bytes: Option<u64>,
+    /// `--wgpu-limits`: request the wgpu device with these limits instead of
+    /// the adapter's own.
+    pub wgpu_limits: Option<crate::device::caps::WgpuLimitsTier>,
+    /// A counter the caller keeps to read the device peak afterwards; when
+    /// absent the engine counts against `device_mem_cap_bytes` on its own.
+    pub device_memory: Option<crate::device::caps::DeviceMemoryCounter>,
+}
+
+impl PrepareOptions {
+    /// The counter every device buffer of this case is reserved against.
+    pub fn device_counter(&self) -> crate::device::caps::DeviceMemoryCounter {
+        self.device_memory.clone().unwrap_or_else(|| {
+            crate::device::caps::DeviceMemoryCounter::new(self.device_mem_cap_bytes)
+        })
+    }
+}
