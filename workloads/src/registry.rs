@@ -4,10 +4,12 @@
 use serde::Serialize;
 
 use crate::api::{PrepareOptions, PreparedWorkload};
-use crate::backend::Backend;
+use crate::backend::{Backend, WgpuSelector};
 use crate::error::{Result, WorkloadError};
 use crate::kinds::{decode, kernels, quality, train};
-use crate::spec::{DType, Params, WorkloadSpec};
+use crate::spec::{
+    DType, DecodeParams, GemmParams, Params, QualityParams, TrainParams, WorkloadSpec,
+};
 
 /// Checks, without touching a device, whether this workload runs on this
 /// backend. `Err` carries the reason shown in the plan.
@@ -63,20 +65,81 @@ pub fn prepare_with(
         backend: backend.to_string(),
         reason,
     })?;
-    if let Backend::Wgpu(_) = backend {
-        return prepare_wgpu(spec, backend, opts);
+    if let Backend::Wgpu(selector) = *backend {
+        return prepare_wgpu(spec, selector, opts);
     }
     if let Some(cap) = opts.device_mem_cap_bytes {
         crate::backend::apply_device_mem_cap(backend, cap)?;
     }
-    match &spec.params {
-        Params::Gemm { .. } => kernels::gemm::prepare(spec, backend),
-        Params::Fault { fault } => kernels::fault::prepare(spec, *fault),
-        Params::Stream { .. } => kernels::stream::prepare(spec, backend),
-        Params::Attention { .. } => kernels::attention::prepare(spec, backend),
-        Params::Train { .. } => train::prepare(spec, backend),
-        Params::Decode { .. } => decode::prepare(spec, backend, opts.model_file.as_deref()),
-        Params::TrainQuality { .. } => quality::prepare(spec, backend, opts.corpus_text.as_deref()),
+    // The one match on `Params`: each kind gets its own parameters.
+    match spec.params.clone() {
+        Params::Gemm {
+            m,
+            n,
+            k,
+            dtype,
+            variant,
+        } => {
+            let p = GemmParams {
+                m,
+                n,
+                k,
+                dtype,
+                variant,
+            };
+            kernels::gemm::prepare(spec, &p, backend)
+        }
+        Params::Fault { fault } => kernels::fault::prepare(spec, fault),
+        Params::Stream { elems } => kernels::stream::prepare(spec, elems),
+        Params::Attention { seq } => kernels::attention::prepare(spec, seq, backend),
+        Params::Train {
+            model,
+            dtype,
+            batch,
+            seq,
+        } => {
+            let p = TrainParams {
+                model,
+                dtype,
+                batch,
+                seq,
+            };
+            train::prepare(spec, &p, backend)
+        }
+        Params::Decode {
+            model,
+            format,
+            prompt,
+            gen_tokens,
+            batch,
+            depth,
+        } => {
+            let p = DecodeParams {
+                model,
+                format,
+                prompt,
+                gen_tokens,
+                batch,
+                depth,
+            };
+            decode::prepare(spec, &p, backend, opts.model_file.as_deref())
+        }
+        Params::TrainQuality {
+            model,
+            dtype,
+            steps,
+            batch,
+            seq,
+        } => {
+            let p = QualityParams {
+                model,
+                dtype,
+                steps,
+                batch,
+                seq,
+            };
+            quality::prepare(spec, &p, backend, opts.corpus_text.as_deref())
+        }
     }
 }
 
@@ -85,18 +148,63 @@ pub fn prepare_with(
 #[cfg(feature = "wgpu")]
 fn prepare_wgpu(
     spec: &WorkloadSpec,
-    backend: &Backend,
+    selector: WgpuSelector,
     opts: &PrepareOptions,
 ) -> Result<Box<dyn PreparedWorkload>> {
-    match &spec.params {
-        Params::Gemm { .. } => kernels::wgpu::gemm::prepare_gemm(backend, spec, opts),
-        Params::Stream { .. } => kernels::wgpu::prepare_stream(spec, backend, opts),
-        Params::Attention { .. } => kernels::wgpu::prepare_attention(spec, backend, opts),
-        Params::Train { .. } => train::wgpu::prepare(spec, backend, opts),
-        Params::Decode { .. } => decode::wgpu::prepare(spec, backend, opts),
-        _ => Err(WorkloadError::Unsupported {
+    match spec.params.clone() {
+        Params::Gemm {
+            m,
+            n,
+            k,
+            dtype,
+            variant,
+        } => {
+            let p = GemmParams {
+                m,
+                n,
+                k,
+                dtype,
+                variant,
+            };
+            kernels::wgpu::gemm::prepare_gemm(spec, &p, selector, opts)
+        }
+        Params::Stream { elems } => kernels::wgpu::prepare_stream(spec, elems, selector, opts),
+        Params::Attention { seq } => kernels::wgpu::prepare_attention(spec, seq, selector, opts),
+        Params::Train {
+            model,
+            dtype,
+            batch,
+            seq,
+        } => {
+            let p = TrainParams {
+                model,
+                dtype,
+                batch,
+                seq,
+            };
+            train::wgpu::prepare(spec, &p, selector, opts)
+        }
+        Params::Decode {
+            model,
+            format,
+            prompt,
+            gen_tokens,
+            batch,
+            depth,
+        } => {
+            let p = DecodeParams {
+                model,
+                format,
+                prompt,
+                gen_tokens,
+                batch,
+                depth,
+            };
+            decode::wgpu::prepare(spec, &p, selector, opts)
+        }
+        Params::Fault { .. } | Params::TrainQuality { .. } => Err(WorkloadError::Unsupported {
             workload: spec.name.clone(),
-            backend: backend.to_string(),
+            backend: Backend::Wgpu(selector).to_string(),
             reason: "not implemented on the wgpu engine".into(),
         }),
     }
@@ -106,10 +214,10 @@ fn prepare_wgpu(
 #[cfg(not(feature = "wgpu"))]
 fn prepare_wgpu(
     _spec: &WorkloadSpec,
-    backend: &Backend,
+    selector: WgpuSelector,
     _opts: &PrepareOptions,
 ) -> Result<Box<dyn PreparedWorkload>> {
-    backend.ensure_compiled()?;
+    Backend::Wgpu(selector).ensure_compiled()?;
     Err(WorkloadError::NotCompiled {
         backend: "wgpu".into(),
         feature: "wgpu".into(),

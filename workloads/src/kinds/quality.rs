@@ -15,7 +15,7 @@ use crate::error::{Result, WorkloadError, cerr};
 use crate::kinds::train::{TrainStep, adamw, loss_and_grads, prepare_step, zero_moments};
 use crate::models::ops::cross_entropy;
 use crate::models::{Model, ModelConfig, WeightFormat, init};
-use crate::spec::{DType, EVAL_SEQUENCES, Params, WorkloadSpec};
+use crate::spec::{DType, EVAL_SEQUENCES, Params, QualityParams, TrainParams, WorkloadSpec};
 use crate::verify::Verification;
 
 /// Learning rate of the quality runs: short runs on small models need a
@@ -96,19 +96,17 @@ pub struct TrainQuality {
 
 pub fn prepare(
     spec: &WorkloadSpec,
+    p: &QualityParams,
     backend: &Backend,
     corpus: Option<&str>,
 ) -> Result<Box<dyn PreparedWorkload>> {
-    let Params::TrainQuality {
+    let QualityParams {
         model,
         dtype,
         steps,
         batch,
         seq,
-    } = &spec.params
-    else {
-        unreachable!("quality::prepare called for {}", spec.name)
-    };
+    } = p;
     let cfg = crate::models::shape(model).expect("validated model name");
     let device = cb::device(backend)?;
     let e = |op| cerr(backend, op);
@@ -128,16 +126,22 @@ pub fn prepare(
         Tensor::from_vec(ei, (EVAL_SEQUENCES, *seq), &device).map_err(e("upload eval"))?;
     let eval_targets =
         Tensor::from_vec(et, EVAL_SEQUENCES * *seq, &device).map_err(e("upload eval"))?;
+    let step = TrainParams {
+        model: model.clone(),
+        dtype: *dtype,
+        batch: *batch,
+        seq: *seq,
+    };
     let step_spec = WorkloadSpec {
         name: format!("train-step/{model}/{}", dtype.as_str()),
         kind: "train".into(),
         version: crate::spec::TRAIN_VERSION,
         seed: spec.seed,
         params: Params::Train {
-            model: model.clone(),
-            dtype: *dtype,
-            batch: *batch,
-            seq: *seq,
+            model: step.model.clone(),
+            dtype: step.dtype,
+            batch: step.batch,
+            seq: step.seq,
         },
     };
     Ok(Box::new(TrainQuality {
@@ -155,7 +159,7 @@ pub fn prepare(
         source,
         eval_inputs,
         eval_targets,
-        check: prepare_step(&step_spec, backend)?,
+        check: prepare_step(&step_spec, &step, backend)?,
         curve_emitted: false,
         work: crate::cost::work::of(spec),
         cfg,
@@ -226,7 +230,7 @@ mod tests {
     #[test]
     fn training_approaches_the_entropy_floor_deterministically() {
         let spec = WorkloadSpec::parse("train-quality/dense-tiny/f32/s150").unwrap();
-        let mut w = prepare(&spec, &Backend::Cpu, None).unwrap();
+        let mut w = crate::registry::prepare(&spec, &Backend::Cpu).unwrap();
         assert!(w.verify().unwrap().passed);
         let a = w.run_iter().unwrap();
         let get = |r: &IterReport, k: &str| r.extras.iter().find(|(n, _)| *n == k).unwrap().1;
@@ -262,7 +266,11 @@ mod tests {
                 .contains("at least")
         );
         let spec = WorkloadSpec::parse("train-quality/dense-tiny/f32/s5").unwrap();
-        let mut w = prepare(&spec, &Backend::Cpu, Some(&text)).unwrap();
+        let opts = crate::PrepareOptions {
+            corpus_text: Some(text.clone()),
+            ..Default::default()
+        };
+        let mut w = crate::registry::prepare_with(&spec, &Backend::Cpu, &opts).unwrap();
         let r = w.run_iter().unwrap();
         assert!(r.extras.iter().any(|(k, _)| *k == "eval_loss_nats"));
         assert!(r.extras.iter().all(|(k, _)| *k != "excess_loss_nats"));

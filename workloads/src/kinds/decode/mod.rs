@@ -21,7 +21,7 @@ use crate::data::MarkovCorpus;
 use crate::error::{Result, WorkloadError, cerr};
 use crate::models::gguf::{GgufFile, weight_format};
 use crate::models::{Cache, Model, ModelConfig};
-use crate::spec::{GGUF_MODEL, Params, WeightFmt, WorkloadSpec};
+use crate::spec::{DecodeParams, GGUF_MODEL, WeightFmt, WorkloadSpec};
 use crate::verify::Verification;
 
 pub struct Decode {
@@ -46,20 +46,18 @@ pub struct Decode {
 /// by (and only by) `decode/gguf/…`.
 pub fn prepare(
     spec: &WorkloadSpec,
+    p: &DecodeParams,
     backend: &Backend,
     model_file: Option<&Path>,
 ) -> Result<Box<dyn PreparedWorkload>> {
-    let Params::Decode {
+    let DecodeParams {
         model,
         format,
         prompt,
         gen_tokens,
         batch,
         depth,
-    } = &spec.params
-    else {
-        unreachable!("decode::prepare called for {}", spec.name)
-    };
+    } = p;
     let device = cb::device(backend)?;
     let e = |op| cerr(backend, op);
     let (cfg, m, file, work) = if model == GGUF_MODEL {
@@ -365,6 +363,17 @@ pub(crate) fn iter_report(
 mod tests {
     use super::*;
 
+    fn prepare_on_cpu(
+        spec: &WorkloadSpec,
+        model_file: Option<&Path>,
+    ) -> Result<Box<dyn PreparedWorkload>> {
+        let opts = crate::PrepareOptions {
+            model_file: model_file.map(Path::to_path_buf),
+            ..Default::default()
+        };
+        crate::registry::prepare_with(spec, &Backend::Cpu, &opts)
+    }
+
     #[test]
     fn quality_is_perfect_for_the_reference_itself() {
         let r = vec![vec![1.0f32, 2.0, 0.5], vec![0.0, -1.0, 3.0]];
@@ -383,7 +392,7 @@ mod tests {
             for fmt in ["f32", "bf16", "q8_0", "q4_0"] {
                 let spec =
                     WorkloadSpec::parse(&format!("decode/{fam}-tiny/{fmt}/p8g4b2d4")).unwrap();
-                let mut w = prepare(&spec, &Backend::Cpu, None).unwrap();
+                let mut w = prepare_on_cpu(&spec, None).unwrap();
                 let v = w.verify().unwrap();
                 assert!(v.passed, "{fam} {fmt}: {v:?}");
                 let r = w.run_iter().unwrap();
@@ -403,7 +412,7 @@ mod tests {
         let cfg = crate::models::shape("dense-tiny").unwrap();
         crate::models::gguf::export(&cfg, 5, WeightFmt::Q4_0, &path).unwrap();
         let spec = WorkloadSpec::parse("decode/gguf/q4_0/p8g4b2d4").unwrap();
-        let mut w = prepare(&spec, &Backend::Cpu, Some(&path)).unwrap();
+        let mut w = prepare_on_cpu(&spec, Some(&path)).unwrap();
         let v = w.verify().unwrap();
         assert!(v.passed, "{v:?}");
         assert!(v.reference.contains("tiny-q4_0.gguf"), "{}", v.reference);
@@ -418,9 +427,9 @@ mod tests {
             work.bytes > 4.0 * crate::cost::work::decode_weight_bytes(&cfg, WeightFmt::Q4_0) * 0.99
         );
         let wrong = WorkloadSpec::parse("decode/gguf/q8_0/p8g4").unwrap();
-        let e = prepare(&wrong, &Backend::Cpu, Some(&path)).err().unwrap();
+        let e = prepare_on_cpu(&wrong, Some(&path)).err().unwrap();
         assert!(e.to_string().contains("stored as q4_0"), "{e}");
-        let e = prepare(&spec, &Backend::Cpu, None).err().unwrap();
+        let e = prepare_on_cpu(&spec, None).err().unwrap();
         assert!(e.to_string().contains("--model"), "{e}");
         std::fs::remove_file(&path).unwrap();
     }

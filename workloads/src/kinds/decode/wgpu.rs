@@ -18,13 +18,13 @@ use crate::backend::wgpu::engine::{Builder, Engine, F, Ix, PlanId};
 use crate::backend::wgpu::model::is_quantized;
 use crate::backend::wgpu::model::{Net, Pass};
 use crate::backend::wgpu::quant::{QFmt, dequantized};
-use crate::backend::{Backend, DeviceRecord};
+use crate::backend::{Backend, DeviceRecord, WgpuSelector};
 use crate::data::MarkovCorpus;
 use crate::error::{Result, WorkloadError, cerr};
 use crate::kinds::decode::logit_quality;
 use crate::models::Model;
 use crate::models::model::{Generated, TensorSource};
-use crate::spec::{GGUF_MODEL, Params, WorkloadSpec};
+use crate::spec::{DecodeParams, GGUF_MODEL, WorkloadSpec};
 use crate::verify::Verification;
 
 struct WgpuDecode {
@@ -45,23 +45,19 @@ struct WgpuDecode {
 
 pub fn prepare(
     spec: &WorkloadSpec,
-    backend: &Backend,
+    p: &DecodeParams,
+    selector: WgpuSelector,
     opts: &crate::PrepareOptions,
 ) -> Result<Box<dyn PreparedWorkload>> {
-    let Params::Decode {
+    let backend = Backend::Wgpu(selector);
+    let DecodeParams {
         model,
         format,
         prompt,
         gen_tokens,
         batch,
         depth,
-    } = &spec.params
-    else {
-        unreachable!("wgpu decode::prepare called for {}", spec.name)
-    };
-    let Backend::Wgpu(selector) = *backend else {
-        unreachable!("wgpu decode::prepare called for {backend}")
-    };
+    } = p;
     let unsupported = |reason: String| WorkloadError::Unsupported {
         workload: spec.name.clone(),
         backend: backend.to_string(),
@@ -315,17 +311,20 @@ mod tests {
         };
         for fam in ["dense", "moe-mla", "openelm"] {
             let spec = WorkloadSpec::parse(&format!("decode/{fam}-tiny/f32/p6g3b2d3")).unwrap();
-            let mut w = prepare(&spec, &backend, &Default::default()).unwrap();
+            let mut w =
+                crate::registry::prepare_with(&spec, &backend, &Default::default()).unwrap();
             let v = w.verify().unwrap();
             assert!(v.passed, "{fam}: {v:?}");
             let r = w.run_iter().unwrap();
             assert_eq!(r.extras.iter().filter(|(k, _)| *k == "itl_s").count(), 3);
         }
         let spec = WorkloadSpec::parse("prefill/dense-tiny/f32/p8").unwrap();
-        let mut w = prepare(&spec, &backend, &Default::default()).unwrap();
+        let mut w = crate::registry::prepare_with(&spec, &backend, &Default::default()).unwrap();
         assert!(w.verify().unwrap().passed);
         let spec = WorkloadSpec::parse("decode/gguf/q4_0").unwrap();
-        let e = prepare(&spec, &backend, &Default::default()).err().unwrap();
+        let e = crate::registry::prepare_with(&spec, &backend, &Default::default())
+            .err()
+            .unwrap();
         assert!(matches!(e, WorkloadError::Unsupported { .. }), "{e}");
     }
 
@@ -342,7 +341,8 @@ mod tests {
             for fam in ["dense", "moe-mla", "openelm"] {
                 let name = format!("decode/{fam}-tiny/{fmt}/p5g3b2d2");
                 let spec = WorkloadSpec::parse(&name).unwrap();
-                let mut w = prepare(&spec, &backend, &Default::default()).unwrap();
+                let mut w =
+                    crate::registry::prepare_with(&spec, &backend, &Default::default()).unwrap();
                 let v = w.verify().unwrap();
                 assert!(v.passed, "{name}: {v:?}");
                 assert!(v.reference.contains(fmt), "{}", v.reference);

@@ -11,7 +11,7 @@ use crate::backend::{Backend, candle as cb};
 use crate::cost::{ATTENTION_HEAD_DIM as HEAD_DIM, ATTENTION_HEADS as HEADS};
 use crate::error::{Result, WorkloadError};
 use crate::models::ops::{causal_mask, softmax};
-use crate::spec::{Params, WorkloadSpec};
+use crate::spec::WorkloadSpec;
 use crate::verify::{Verification, compare};
 
 struct Attention {
@@ -64,10 +64,12 @@ pub fn reference(host: &[Vec<f32>; 3], t: usize) -> Vec<f64> {
     out
 }
 
-pub fn prepare(spec: &WorkloadSpec, backend: &Backend) -> Result<Box<dyn PreparedWorkload>> {
-    let Params::Attention { seq } = spec.params else {
-        unreachable!("attention::prepare called for {}", spec.name)
-    };
+/// Causal attention over `seq` positions on a candle device.
+pub fn prepare(
+    spec: &WorkloadSpec,
+    seq: usize,
+    backend: &Backend,
+) -> Result<Box<dyn PreparedWorkload>> {
     let device = cb::device(backend)?;
     let e = |op| WorkloadError::candle(&backend.to_string(), op);
     let host = host_inputs(spec.seed, seq);
@@ -135,7 +137,7 @@ mod tests {
     #[test]
     fn attention_verifies_and_counts_causal_flops() {
         let spec = WorkloadSpec::parse("kernel/attention-33").unwrap();
-        let mut w = prepare(&spec, &Backend::Cpu).unwrap();
+        let mut w = crate::registry::prepare(&spec, &Backend::Cpu).unwrap();
         let v = w.verify().unwrap();
         assert!(v.passed, "{v:?}");
         assert_eq!(crate::cost::attention_flops(2), 4.0 * 512.0 * 3.0);

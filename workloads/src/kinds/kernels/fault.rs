@@ -7,7 +7,7 @@ use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
 use crate::backend::{Backend, DeviceRecord, candle as cb};
 use crate::error::Result;
 use crate::kinds::kernels::gemm::GemmInputs;
-use crate::spec::{DType, FaultMode, WorkloadSpec};
+use crate::spec::{DEFAULT_SEED, DType, FaultMode, GemmParams, WorkloadSpec};
 use crate::verify::Verification;
 
 /// Bytes `fault/oom` asks for: 4 EiB, beyond any address space, so the
@@ -58,7 +58,7 @@ pub fn prepare(_spec: &WorkloadSpec, fault: FaultMode) -> Result<Box<dyn Prepare
         FaultMode::Wrong => {}
     }
     // Both remaining modes run a real small GEMM, so their verification is real.
-    let inputs = GemmInputs::generate(&WorkloadSpec::gemm(16, 16, 16, DType::F32));
+    let inputs = GemmInputs::generate(DEFAULT_SEED, &GemmParams::new(16, 16, 16, DType::F32));
     Ok(Box::new(Fault {
         off_by_one: fault == FaultMode::Wrong,
         out: vec![0.0; inputs.m * inputs.n],

@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
 use crate::backend::{Backend, candle as cb};
 use crate::error::{Result, WorkloadError};
-use crate::spec::{DType, Params, WorkloadSpec};
+use crate::spec::{DType, GemmParams, WorkloadSpec};
 use crate::verify::{Verification, compare};
 
 /// Host-side operands, already rounded to the workload's dtype so the
@@ -34,11 +34,9 @@ fn round_to(dtype: DType, x: f32) -> f32 {
 }
 
 impl GemmInputs {
-    pub fn generate(spec: &WorkloadSpec) -> GemmInputs {
-        let Params::Gemm { m, n, k, dtype, .. } = spec.params else {
-            unreachable!("GemmInputs::generate called with {:?}", spec.params)
-        };
-        let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+    pub fn generate(seed: u64, p: &GemmParams) -> GemmInputs {
+        let GemmParams { m, n, k, dtype, .. } = *p;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut draw = |len: usize| -> Vec<f32> {
             (0..len)
                 .map(|_| round_to(dtype, rng.random_range(-1.0f32..1.0)))
@@ -109,9 +107,13 @@ impl CandleGemm {
     }
 }
 
-pub fn prepare(spec: &WorkloadSpec, backend: &Backend) -> Result<Box<dyn PreparedWorkload>> {
+pub fn prepare(
+    spec: &WorkloadSpec,
+    p: &GemmParams,
+    backend: &Backend,
+) -> Result<Box<dyn PreparedWorkload>> {
     let device = cb::device(backend)?;
-    let inputs = GemmInputs::generate(spec);
+    let inputs = GemmInputs::generate(spec.seed, p);
     let e = |op| WorkloadError::candle(&backend.to_string(), op);
     let dt = candle_dtype(inputs.dtype);
     let a = Tensor::from_slice(&inputs.a, (inputs.m, inputs.k), &device)
@@ -170,6 +172,7 @@ impl PreparedWorkload for CandleGemm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::DEFAULT_SEED;
 
     #[test]
     fn reference_matches_a_hand_computed_product() {
@@ -186,9 +189,9 @@ mod tests {
 
     #[test]
     fn inputs_are_seeded_and_rounded() {
-        let s = WorkloadSpec::parse("kernel/gemm-bf16-8").unwrap();
-        let x = GemmInputs::generate(&s);
-        let y = GemmInputs::generate(&s);
+        let p = GemmParams::new(8, 8, 8, DType::Bf16);
+        let x = GemmInputs::generate(DEFAULT_SEED, &p);
+        let y = GemmInputs::generate(DEFAULT_SEED, &p);
         assert_eq!(x.a, y.a);
         assert!(x.a.iter().all(|v| bf16::from_f32(*v).to_f32() == *v));
         assert!(x.a.iter().any(|v| *v != x.a[0]));
@@ -200,14 +203,13 @@ mod tests {
     fn candle_cpu_gemm_verifies_for_every_dtype() {
         for dt in ["f32", "f16", "bf16"] {
             let spec = WorkloadSpec::parse(&format!("kernel/gemm-{dt}-33x17x65")).unwrap();
-            let mut w = prepare(&spec, &Backend::Cpu).unwrap();
+            let mut w = crate::registry::prepare(&spec, &Backend::Cpu).unwrap();
             let v = w.verify().unwrap();
             assert!(v.passed, "{dt}: {v:?}");
             assert_eq!(v.elements_checked, 33 * 17);
             w.run_iter().unwrap();
         }
-        let spec = WorkloadSpec::parse("kernel/gemm-f32-16").unwrap();
-        let g = GemmInputs::generate(&spec);
+        let g = GemmInputs::generate(DEFAULT_SEED, &GemmParams::new(16, 16, 16, DType::F32));
         let r = g.reference();
         let mut bad: Vec<f32> = r.iter().map(|v| *v as f32).collect();
         bad[5] += 0.5;

@@ -5,7 +5,7 @@
 use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
 use crate::backend::{Backend, DeviceRecord, candle as cb};
 use crate::error::Result;
-use crate::spec::{Params, WorkloadSpec};
+use crate::spec::WorkloadSpec;
 use crate::verify::{Verification, compare};
 
 const SCALAR: f32 = 3.0;
@@ -18,10 +18,8 @@ struct Stream {
     work: WorkPerIter,
 }
 
-pub fn prepare(spec: &WorkloadSpec, _backend: &Backend) -> Result<Box<dyn PreparedWorkload>> {
-    let Params::Stream { elems } = spec.params else {
-        unreachable!("stream::prepare called for {}", spec.name)
-    };
+/// The triad over `elems` f32 per array in host memory.
+pub fn prepare(spec: &WorkloadSpec, elems: usize) -> Result<Box<dyn PreparedWorkload>> {
     // Distinct, exactly representable values so the check is exact.
     let b: Vec<f32> = (0..elems).map(|i| (i % 1024) as f32).collect();
     let c: Vec<f32> = (0..elems).map(|i| (i % 7) as f32).collect();

@@ -18,7 +18,7 @@ use crate::data::MarkovCorpus;
 use crate::error::{Result, cerr};
 use crate::models::ops::cross_entropy;
 use crate::models::{Model, ModelConfig, Params, WeightFormat, init};
-use crate::spec::{DType, Params as SpecParams, WorkloadSpec};
+use crate::spec::{DType, TrainParams, WorkloadSpec};
 use crate::verify::Verification;
 use grad_check::{GradientCheck, f64_reference};
 
@@ -47,21 +47,22 @@ pub struct TrainStep {
     work: WorkPerIter,
 }
 
-pub fn prepare(spec: &WorkloadSpec, backend: &Backend) -> Result<Box<dyn PreparedWorkload>> {
-    Ok(Box::new(prepare_step(spec, backend)?))
+pub fn prepare(
+    spec: &WorkloadSpec,
+    p: &TrainParams,
+    backend: &Backend,
+) -> Result<Box<dyn PreparedWorkload>> {
+    Ok(Box::new(prepare_step(spec, p, backend)?))
 }
 
 /// The train step as a concrete type (the quality workload verifies with it).
-pub fn prepare_step(spec: &WorkloadSpec, backend: &Backend) -> Result<TrainStep> {
-    let SpecParams::Train {
+pub fn prepare_step(spec: &WorkloadSpec, p: &TrainParams, backend: &Backend) -> Result<TrainStep> {
+    let TrainParams {
         model,
         dtype,
         batch,
         seq,
-    } = &spec.params
-    else {
-        unreachable!("train::prepare called for {}", spec.name)
-    };
+    } = p;
     let cfg = crate::models::shape(model).expect("validated model name");
     let device = cb::device(backend)?;
     let e = |op| cerr(backend, op);
@@ -236,7 +237,7 @@ mod tests {
     fn every_family_trains_with_complete_gradients() {
         for fam in ["dense", "moe-mla", "openelm"] {
             let spec = WorkloadSpec::parse(&format!("train-step/{fam}-tiny/f32")).unwrap();
-            let mut w = prepare(&spec, &Backend::Cpu).unwrap();
+            let mut w = crate::registry::prepare(&spec, &Backend::Cpu).unwrap();
             let v = w.verify().unwrap();
             assert!(v.passed, "{fam}: {v:?}");
             let losses: Vec<f64> = (0..8).map(|_| w.run_iter().unwrap().extras[0].1).collect();
@@ -248,7 +249,7 @@ mod tests {
     fn same_seed_same_losses() {
         let spec = WorkloadSpec::parse("train-step/dense-tiny/f32").unwrap();
         let run = || {
-            let mut w = prepare(&spec, &Backend::Cpu).unwrap();
+            let mut w = crate::registry::prepare(&spec, &Backend::Cpu).unwrap();
             (0..3)
                 .map(|_| w.run_iter().unwrap().extras[0].1)
                 .collect::<Vec<f64>>()

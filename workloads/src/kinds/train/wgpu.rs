@@ -12,11 +12,11 @@ use crate::backend::wgpu::WgpuContext;
 use crate::backend::wgpu::engine::{Builder, DispatchId, Engine, F, PlanId};
 use crate::backend::wgpu::model::{Net, Pass, Weights};
 use crate::backend::wgpu::ops::{AdamW, adamw_params};
-use crate::backend::{Backend, DeviceRecord};
+use crate::backend::{Backend, DeviceRecord, WgpuSelector};
 use crate::data::MarkovCorpus;
 use crate::error::{Result, WorkloadError, cerr};
 use crate::kinds::train::grad_check::{GradientCheck, f64_reference};
-use crate::spec::{DType, Params as SpecParams, WorkloadSpec};
+use crate::spec::{DType, TrainParams, WorkloadSpec};
 use crate::verify::Verification;
 
 struct WgpuTrain {
@@ -37,21 +37,17 @@ struct WgpuTrain {
 
 pub fn prepare(
     spec: &WorkloadSpec,
-    backend: &Backend,
+    p: &TrainParams,
+    selector: WgpuSelector,
     opts: &crate::PrepareOptions,
 ) -> Result<Box<dyn PreparedWorkload>> {
-    let SpecParams::Train {
+    let backend = Backend::Wgpu(selector);
+    let TrainParams {
         model,
         dtype,
         batch,
         seq,
-    } = &spec.params
-    else {
-        unreachable!("wgpu train::prepare called for {}", spec.name)
-    };
-    let Backend::Wgpu(selector) = *backend else {
-        unreachable!("wgpu train::prepare called for {backend}")
-    };
+    } = p;
     if *dtype != DType::F32 {
         return Err(WorkloadError::Unsupported {
             workload: spec.name.clone(),
@@ -195,7 +191,8 @@ mod tests {
         };
         for fam in ["dense", "moe-mla", "openelm"] {
             let spec = WorkloadSpec::parse(&format!("train-step/{fam}-tiny/f32/b2t16")).unwrap();
-            let mut w = prepare(&spec, &backend, &Default::default()).unwrap();
+            let mut w =
+                crate::registry::prepare_with(&spec, &backend, &Default::default()).unwrap();
             let v = w.verify().unwrap();
             assert!(v.passed, "{fam}: {v:?}");
             let losses: Vec<f64> = (0..6).map(|_| w.run_iter().unwrap().extras[0].1).collect();
@@ -213,7 +210,9 @@ mod tests {
             device_mem_cap_bytes: Some(1 << 20),
             ..Default::default()
         };
-        let e = prepare(&spec, &backend, &capped).err().unwrap();
+        let e = crate::registry::prepare_with(&spec, &backend, &capped)
+            .err()
+            .unwrap();
         assert!(matches!(e, WorkloadError::DeviceOutOfMemory { .. }), "{e}");
     }
 }

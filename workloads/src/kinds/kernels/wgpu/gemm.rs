@@ -5,15 +5,13 @@
 //! on the engine.
 
 use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
-#[cfg(test)]
-use crate::backend::WgpuSelector;
 use crate::backend::wgpu::WgpuContext;
 use crate::backend::wgpu::engine::{TIMESTAMP_BYTES, Timestamps};
 use crate::backend::wgpu::ops::GemmKernel;
-use crate::backend::{Backend, DeviceRecord};
+use crate::backend::{Backend, DeviceRecord, WgpuSelector};
 use crate::error::{Result, WorkloadError};
 use crate::kinds::kernels::gemm::GemmInputs;
-use crate::spec::{GemmVariant, WorkloadSpec};
+use crate::spec::{GemmParams, GemmVariant, WorkloadSpec};
 use crate::verify::Verification;
 
 const TILE: u32 = 64;
@@ -39,26 +37,22 @@ fn wgpu_err(op: &'static str) -> impl FnOnce(String) -> WorkloadError {
 }
 
 pub(crate) fn prepare_gemm(
-    backend: &Backend,
     spec: &WorkloadSpec,
+    p: &GemmParams,
+    selector: WgpuSelector,
     opts: &crate::PrepareOptions,
 ) -> Result<Box<dyn PreparedWorkload>> {
-    let Backend::Wgpu(selector) = *backend else {
-        unreachable!("prepare_gemm called for {backend}")
-    };
-    let crate::spec::Params::Gemm {
+    let backend = Backend::Wgpu(selector);
+    let GemmParams {
         m, n, k, variant, ..
-    } = spec.params
-    else {
-        unreachable!("prepare_gemm called for {}", spec.name)
-    };
+    } = *p;
     let lower = match variant {
         Some(GemmVariant::Naive) => Some(GemmKernel::Naive),
         Some(GemmVariant::Tiled) => Some(GemmKernel::Tiled),
         None | Some(GemmVariant::Blocked) => None,
     };
     if let Some(kind) = lower {
-        return super::prepare_gemm_engine(spec, backend, opts, kind);
+        return super::prepare_gemm_engine(spec, p, selector, opts, kind);
     }
     let ctx = WgpuContext::open_with(selector, opts)?;
     // Checked before the inputs are generated: a tier or adapter that cannot
@@ -79,7 +73,7 @@ pub(crate) fn prepare_gemm(
             ),
         });
     }
-    let inputs = GemmInputs::generate(spec);
+    let inputs = GemmInputs::generate(spec.seed, p);
     let dev = &ctx.device;
     let (m, n, k) = (m as u32, n as u32, k as u32);
 
@@ -273,7 +267,8 @@ mod tests {
             "kernel/gemm-f32-1x130x5",
         ] {
             let spec = WorkloadSpec::parse(name).unwrap();
-            let mut w = prepare_gemm(&backend, &spec, &Default::default()).unwrap();
+            let mut w =
+                crate::registry::prepare_with(&spec, &backend, &Default::default()).unwrap();
             let v = w.verify().unwrap();
             assert!(v.passed, "{name}: {v:?}");
             w.run_iter().unwrap();
@@ -295,7 +290,7 @@ mod tests {
             device_memory: Some(counter.clone()),
             ..Default::default()
         };
-        let w = prepare_gemm(&backend, &spec, &opts).unwrap();
+        let w = crate::registry::prepare_with(&spec, &backend, &opts).unwrap();
         // Plus the two timestamp buffers where the GEMM is timed on the GPU.
         let ts = if w.timer() == "gpu_timestamp_query" {
             2 * TIMESTAMP_BYTES
@@ -311,7 +306,7 @@ mod tests {
             device_mem_cap_bytes: Some(40_000),
             ..Default::default()
         };
-        match prepare_gemm(&backend, &spec, &capped) {
+        match crate::registry::prepare_with(&spec, &backend, &capped) {
             Err(WorkloadError::DeviceOutOfMemory {
                 requested_bytes,
                 in_use_bytes,
@@ -333,7 +328,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        match prepare_gemm(&backend, &spec, &tier) {
+        match crate::registry::prepare_with(&spec, &backend, &tier) {
             Err(WorkloadError::Unsupported { reason, .. }) => {
                 assert!(reason.contains("binds at most 8192"), "{reason}");
             }
@@ -344,7 +339,7 @@ mod tests {
             wgpu_limits: Some(WgpuLimitsTier::Downlevel),
             ..Default::default()
         };
-        let w = prepare_gemm(&backend, &spec, &down).unwrap();
+        let w = crate::registry::prepare_with(&spec, &backend, &down).unwrap();
         let details = w.device().details.join(" ");
         assert!(details.contains("wgpu_limits=downlevel"), "{details}");
         assert!(

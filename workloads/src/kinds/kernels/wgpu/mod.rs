@@ -8,12 +8,12 @@ use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
 use crate::backend::wgpu::WgpuContext;
 use crate::backend::wgpu::engine::{Builder, Engine, F, PlanId};
 use crate::backend::wgpu::ops::{Attn, Gemm, GemmKernel, Mat};
-use crate::backend::{Backend, DeviceRecord};
+use crate::backend::{DeviceRecord, WgpuSelector};
 use crate::cost::{ATTENTION_HEAD_DIM as HEAD_DIM, ATTENTION_HEADS as HEADS};
 use crate::error::Result;
 use crate::kinds::kernels::attention::{host_inputs, reference};
 use crate::kinds::kernels::gemm::GemmInputs;
-use crate::spec::{Params, WorkloadSpec};
+use crate::spec::{GemmParams, WorkloadSpec};
 use crate::verify::{Verification, compare};
 
 const SCALAR: f32 = 3.0;
@@ -62,23 +62,14 @@ impl PreparedWorkload for Single {
     }
 }
 
-fn selector(backend: &Backend) -> crate::WgpuSelector {
-    let Backend::Wgpu(s) = *backend else {
-        unreachable!("wgpu kernel prepared for {backend}")
-    };
-    s
-}
-
 /// STREAM triad a = b + s·c over the device's memory.
 pub fn prepare_stream(
     spec: &WorkloadSpec,
-    backend: &Backend,
+    elems: usize,
+    selector: WgpuSelector,
     opts: &crate::PrepareOptions,
 ) -> Result<Box<dyn PreparedWorkload>> {
-    let Params::Stream { elems } = spec.params else {
-        unreachable!("wgpu stream prepared for {}", spec.name)
-    };
-    let ctx = WgpuContext::open_with(selector(backend), opts)?;
+    let ctx = WgpuContext::open_with(selector, opts)?;
     let mut bld = Builder::new();
     let (a, b, c) = (bld.f(elems), bld.f(elems), bld.f(elems));
     let plan = bld.begin();
@@ -118,13 +109,11 @@ pub fn prepare_stream(
 /// attention kernel (the one the models use).
 pub fn prepare_attention(
     spec: &WorkloadSpec,
-    backend: &Backend,
+    t: usize,
+    selector: WgpuSelector,
     opts: &crate::PrepareOptions,
 ) -> Result<Box<dyn PreparedWorkload>> {
-    let Params::Attention { seq: t } = spec.params else {
-        unreachable!("wgpu attention prepared for {}", spec.name)
-    };
-    let ctx = WgpuContext::open_with(selector(backend), opts)?;
+    let ctx = WgpuContext::open_with(selector, opts)?;
     let n = HEADS * t * HEAD_DIM;
     let mut bld = Builder::new();
     let (q, k, v, o) = (bld.f(n), bld.f(n), bld.f(n), bld.f(n));
@@ -168,13 +157,14 @@ pub fn prepare_attention(
 /// of the GEMM ladder).
 pub fn prepare_gemm_engine(
     spec: &WorkloadSpec,
-    backend: &Backend,
+    p: &GemmParams,
+    selector: WgpuSelector,
     opts: &crate::PrepareOptions,
     kind: GemmKernel,
 ) -> Result<Box<dyn PreparedWorkload>> {
-    let inputs = GemmInputs::generate(spec);
+    let inputs = GemmInputs::generate(spec.seed, p);
     let (m, n, k) = (inputs.m, inputs.n, inputs.k);
-    let ctx = WgpuContext::open_with(selector(backend), opts)?;
+    let ctx = WgpuContext::open_with(selector, opts)?;
     let mut bld = Builder::new();
     let (a, b, c) = (bld.f(m * k), bld.f(k * n), bld.f(m * n));
     let plan = bld.begin();
@@ -262,7 +252,7 @@ mod tests {
         }
         // The rungs are wgpu kernels: on a candle backend the name is refused.
         let spec = WorkloadSpec::parse("kernel/gemm-f32-64-tiled").unwrap();
-        let e = crate::registry::supports(&spec, &Backend::Cpu).unwrap_err();
+        let e = crate::registry::supports(&spec, &crate::Backend::Cpu).unwrap_err();
         assert!(e.contains("wgpu GEMM ladder"), "{e}");
     }
 }

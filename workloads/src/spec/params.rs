@@ -1,0 +1,59 @@
+//! Each workload kind's own parameters, as the registry hands them over
+//! after matching `Params` once, so a kind's `prepare` cannot be called
+//! with another kind's parameters.
+
+use super::{DType, GemmVariant, WeightFmt};
+
+/// `kernel/gemm`: C(m,n) = A(m,k) · B(k,n), row-major.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GemmParams {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub dtype: DType,
+    /// A named rung of the wgpu GEMM ladder; `None`: the backend's best.
+    pub variant: Option<GemmVariant>,
+}
+
+impl GemmParams {
+    /// The backend's best GEMM (no ladder rung) of that shape and dtype.
+    pub fn new(m: usize, n: usize, k: usize, dtype: DType) -> GemmParams {
+        GemmParams {
+            m,
+            n,
+            k,
+            dtype,
+            variant: None,
+        }
+    }
+}
+
+/// `train-step`: one step on (batch, seq).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrainParams {
+    pub model: String,
+    pub dtype: DType,
+    pub batch: usize,
+    pub seq: usize,
+}
+
+/// `train-quality`: `steps` steps on fresh batches, then a held-out eval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QualityParams {
+    pub model: String,
+    pub dtype: DType,
+    pub steps: usize,
+    pub batch: usize,
+    pub seq: usize,
+}
+
+/// `decode` and `prefill` (gen_tokens = 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeParams {
+    pub model: String,
+    pub format: WeightFmt,
+    pub prompt: usize,
+    pub gen_tokens: usize,
+    pub batch: usize,
+    pub depth: usize,
+}
