@@ -24,6 +24,19 @@ pub use crate::device::{
 };
 use crate::error::{Result, WorkloadError};
 
+/// The backends one test body runs on here (candle's `test_device!` idea),
+/// so a kind is tested on every backend by the same assertions: cpu always,
+/// wgpu when an adapter opens (with CAPBENCH_REQUIRE_WGPU=1 a missing one
+/// fails the test rather than shrinking the list).
+#[cfg(test)]
+pub(crate) fn test_backends() -> Vec<Backend> {
+    #[allow(unused_mut)] // without the wgpu feature the list stays [cpu]
+    let mut all = vec![Backend::Cpu];
+    #[cfg(feature = "wgpu")]
+    all.extend(wgpu::test_backend());
+    all
+}
+
 /// Applies a device memory cap for this process before a workload
 /// allocates (cuda: a ballast; metal: checked against the peak afterwards).
 pub fn apply_device_mem_cap(backend: &Backend, cap_bytes: u64) -> Result<()> {

@@ -134,13 +134,23 @@ impl PreparedWorkload for Attention {
 mod tests {
     use super::*;
 
+    /// One body, every backend here: verified against host f64, it runs, and
+    /// the record names the backend it ran on.
     #[test]
-    fn attention_verifies_and_counts_causal_flops() {
+    fn attention_verifies_on_every_backend() {
         let spec = WorkloadSpec::parse("kernel/attention-33").unwrap();
-        let mut w = crate::registry::prepare(&spec, &Backend::Cpu).unwrap();
-        let v = w.verify().unwrap();
-        assert!(v.passed, "{v:?}");
+        for backend in crate::backend::test_backends() {
+            let mut w = crate::registry::prepare(&spec, &backend).unwrap();
+            let v = w.verify().unwrap();
+            assert!(v.passed, "{backend}: {v:?}");
+            w.run_iter().unwrap();
+            assert_eq!(w.device().backend, backend.family());
+            assert!(!w.timer().is_empty(), "{backend}");
+        }
+    }
+
+    #[test]
+    fn attention_counts_causal_flops() {
         assert_eq!(crate::cost::attention_flops(2), 4.0 * 512.0 * 3.0);
-        w.run_iter().unwrap();
     }
 }

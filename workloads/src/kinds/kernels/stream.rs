@@ -89,3 +89,24 @@ impl PreparedWorkload for Stream {
         "wall_clock"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One body, every backend here: host memory on the cpu, device memory
+    /// on wgpu; the triad's check is exact on both.
+    #[test]
+    fn stream_verifies_on_every_backend() {
+        let spec = WorkloadSpec::parse("kernel/stream-100K").unwrap();
+        for backend in crate::backend::test_backends() {
+            crate::registry::supports(&spec, &backend).unwrap();
+            let mut w = crate::registry::prepare(&spec, &backend).unwrap();
+            let v = w.verify().unwrap();
+            assert!(v.passed, "{backend}: {v:?}");
+            w.run_iter().unwrap();
+            assert_eq!(w.device().backend, backend.family());
+            assert!(!w.timer().is_empty(), "{backend}");
+        }
+    }
+}

@@ -202,21 +202,6 @@ mod tests {
     use super::*;
     use crate::backend::wgpu::test_backend;
 
-    #[test]
-    fn wgpu_stream_and_attention_verify() {
-        let Some(backend) = test_backend() else {
-            return;
-        };
-        for name in ["kernel/stream-100K", "kernel/attention-33"] {
-            let spec = WorkloadSpec::parse(name).unwrap();
-            let mut w = crate::registry::prepare(&spec, &backend).unwrap();
-            let v = w.verify().unwrap();
-            assert!(v.passed, "{name}: {v:?}");
-            w.run_iter().unwrap();
-            assert!(!w.timer().is_empty());
-        }
-    }
-
     /// Each rung of the GEMM ladder is named by the workload, verifies,
     /// and says which kernel ran and how it was timed.
     #[test]
