@@ -197,17 +197,33 @@ mod tests {
         assert!(x.a.iter().any(|v| *v != x.a[0]));
     }
 
-    /// Same test body on every dtype on the CPU backend: candle's answer must
-    /// pass the reference check, and a corrupted answer must fail it.
+    /// One body on every backend here and every dtype it runs (wgpu: f32
+    /// only, which `supports` must say), on ragged shapes: the answer passes
+    /// the reference check over every element, and a corrupted answer fails
+    /// it.
     #[test]
-    fn candle_cpu_gemm_verifies_for_every_dtype() {
-        for dt in ["f32", "f16", "bf16"] {
-            let spec = WorkloadSpec::parse(&format!("kernel/gemm-{dt}-33x17x65")).unwrap();
-            let mut w = crate::registry::prepare(&spec, &Backend::Cpu).unwrap();
-            let v = w.verify().unwrap();
-            assert!(v.passed, "{dt}: {v:?}");
-            assert_eq!(v.elements_checked, 33 * 17);
-            w.run_iter().unwrap();
+    fn gemm_verifies_on_every_backend_and_dtype() {
+        for backend in crate::backend::test_backends() {
+            for dims in ["33x17x65", "70x33x19", "64", "1x130x5"] {
+                for dt in ["f32", "f16", "bf16"] {
+                    let name = format!("kernel/gemm-{dt}-{dims}");
+                    let spec = WorkloadSpec::parse(&name).unwrap();
+                    if let Err(why) = crate::registry::supports(&spec, &backend) {
+                        assert!(backend.family() == "wgpu" && dt != "f32", "{name}: {why}");
+                        continue;
+                    }
+                    let mut w = crate::registry::prepare(&spec, &backend).unwrap();
+                    let v = w.verify().unwrap();
+                    assert!(v.passed, "{backend} {name}: {v:?}");
+                    let (m, n) = match spec.params {
+                        crate::spec::Params::Gemm { m, n, .. } => (m, n),
+                        _ => panic!("{name} parsed as {:?}", spec.params),
+                    };
+                    assert_eq!(v.elements_checked, (m * n) as u64, "{backend} {name}");
+                    w.run_iter().unwrap();
+                    assert_eq!(w.device().backend, backend.family());
+                }
+            }
         }
         let g = GemmInputs::generate(DEFAULT_SEED, &GemmParams::new(16, 16, 16, DType::F32));
         let r = g.reference();
