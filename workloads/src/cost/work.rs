@@ -223,7 +223,7 @@ fn graph_activation_bytes(cfg: &ModelConfig, batch: usize, seq: usize, act: f64)
 /// pass reach most of them.
 fn q8_0_repack_bytes(cfg: &ModelConfig, route: super::memory::QuantRoute) -> f64 {
     let threads = super::memory::gemm_pool_threads() as usize;
-    crate::models::model::param_specs(cfg)
+    crate::models::params::param_specs(cfg)
         .iter()
         .filter(|s| s.shape.len() == 2 && s.name != "embed")
         .map(|s| {

@@ -14,7 +14,7 @@ use super::quant::{QFmt, QMat, pack_words, quantize};
 use crate::error::{Result, cerr};
 use crate::models::ModelConfig;
 use crate::models::config::LayerDims;
-use crate::models::model::{ParamSpec, generate, param_specs};
+use crate::models::params::{ParamSpec, generate, param_specs};
 
 /// Every parameter as one contiguous range in `param_specs` order, so that
 /// AdamW is one dispatch and the routed experts of a layer sit at a fixed
