@@ -451,37 +451,26 @@ mod tests {
                 ..
             }
         ));
-        let d = WorkloadSpec::parse("decode/llama-2-7b/q4_0/p128g64b2d512").unwrap();
-        assert!(matches!(
-            d.params,
+        // (format, prompt, gen_tokens, batch, depth) of a decode or prefill.
+        let decode = |name: &str| match WorkloadSpec::parse(name).unwrap().params {
             Params::Decode {
-                prompt: 128,
-                gen_tokens: 64,
-                batch: 2,
-                depth: 512,
-                format: WeightFmt::Q4_0,
+                format,
+                prompt,
+                gen_tokens,
+                batch,
+                depth,
                 ..
-            }
-        ));
-        let g = WorkloadSpec::parse("decode/gguf/q4_0/g8").unwrap();
-        assert!(matches!(
-            g.params,
-            Params::Decode {
-                prompt: 64,
-                gen_tokens: 8,
-                format: WeightFmt::Q4_0,
-                ..
-            }
-        ));
-        let p = WorkloadSpec::parse("prefill/openelm-tiny/bf16").unwrap();
-        assert!(matches!(
-            p.params,
-            Params::Decode {
-                gen_tokens: 0,
-                prompt: 16,
-                ..
-            }
-        ));
+            } => (format, prompt, gen_tokens, batch, depth),
+            other => panic!("{name}: {other:?}"),
+        };
+        assert_eq!(
+            decode("decode/llama-2-7b/q4_0/p128g64b2d512"),
+            (WeightFmt::Q4_0, 128, 64, 2, 512)
+        );
+        let (format, prompt, gen_tokens, ..) = decode("decode/gguf/q4_0/g8");
+        assert_eq!((format, prompt, gen_tokens), (WeightFmt::Q4_0, 64, 8));
+        let (_, prompt, gen_tokens, ..) = decode("prefill/openelm-tiny/bf16");
+        assert_eq!((prompt, gen_tokens), (16, 0));
         let s = WorkloadSpec::parse("kernel/stream-4M").unwrap();
         assert_eq!(s.params, Params::Stream { elems: 4 << 20 });
         for bad in [
