@@ -188,27 +188,26 @@ impl WorkloadSpec {
             }
             return Ok(spec);
         }
-        if let Some(rest) = name.strip_prefix("kernel/stream-") {
-            let elems = parse_count(rest).ok_or_else(|| {
-                unknown("expected kernel/stream-<N> elements per array, e.g. kernel/stream-4M")
-            })?;
-            return Ok(Self::named(
-                name,
-                "kernel",
+        // Kernels sized by one count: prefix, hint, version, parameters.
+        let counted = [
+            (
+                "kernel/stream-",
+                "expected kernel/stream-<N> elements per array, e.g. kernel/stream-4M",
                 STREAM_VERSION,
-                Params::Stream { elems },
-            ));
-        }
-        if let Some(rest) = name.strip_prefix("kernel/attention-") {
-            let seq = parse_count(rest).ok_or_else(|| {
-                unknown("expected kernel/attention-<T> positions, e.g. kernel/attention-512")
-            })?;
-            return Ok(Self::named(
-                name,
-                "kernel",
+                (|elems| Params::Stream { elems }) as fn(usize) -> Params,
+            ),
+            (
+                "kernel/attention-",
+                "expected kernel/attention-<T> positions, e.g. kernel/attention-512",
                 ATTENTION_VERSION,
-                Params::Attention { seq },
-            ));
+                |seq| Params::Attention { seq },
+            ),
+        ];
+        for (prefix, hint, version, params) in counted {
+            if let Some(rest) = name.strip_prefix(prefix) {
+                let count = parse_count(rest).ok_or_else(|| unknown(hint))?;
+                return Ok(Self::named(name, "kernel", version, params(count)));
+            }
         }
         if let Some(rest) = name.strip_prefix("train-step/") {
             let hint =
