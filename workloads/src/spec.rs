@@ -212,13 +212,7 @@ impl WorkloadSpec {
         if let Some(rest) = name.strip_prefix("train-step/") {
             let hint =
                 "expected train-step/<model>/<f32|bf16>[/b<B>t<T>], e.g. train-step/dense-tiny/f32";
-            let (model, dt, opts) = model_parts(rest).ok_or_else(|| unknown(hint))?;
-            let cfg = crate::models::shape(model).ok_or_else(|| unknown(&model_hint()))?;
-            let dtype = DType::parse(dt)
-                .filter(|d| *d != DType::F16)
-                .ok_or_else(|| unknown(hint))?;
-            let (db, dt_) = default_train_shape(&cfg.name);
-            let o = parse_opts(opts, &['b', 't']).ok_or_else(|| unknown(hint))?;
+            let (model, dtype, (db, dt_), o) = train_parts(rest, &['b', 't'], hint, &unknown)?;
             return Ok(WorkloadSpec {
                 name: name.to_string(),
                 kind: "train".into(),
@@ -234,13 +228,7 @@ impl WorkloadSpec {
         }
         if let Some(rest) = name.strip_prefix("train-quality/") {
             let hint = "expected train-quality/<model>/<f32|bf16>[/s<STEPS>b<B>t<T>], e.g. train-quality/dense-tiny/f32";
-            let (model, dt, opts) = model_parts(rest).ok_or_else(|| unknown(hint))?;
-            let cfg = crate::models::shape(model).ok_or_else(|| unknown(&model_hint()))?;
-            let dtype = DType::parse(dt)
-                .filter(|d| *d != DType::F16)
-                .ok_or_else(|| unknown(hint))?;
-            let (db, dt_) = default_train_shape(&cfg.name);
-            let o = parse_opts(opts, &['s', 'b', 't']).ok_or_else(|| unknown(hint))?;
+            let (model, dtype, (db, dt_), o) = train_parts(rest, &['s', 'b', 't'], hint, &unknown)?;
             let steps = o[0].unwrap_or(300);
             if steps == 0 {
                 return Err(unknown(hint));
@@ -411,6 +399,28 @@ fn parse_opts(s: &str, keys: &[char]) -> Option<Vec<Option<usize>>> {
         rest = &rest[1 + digits.len()..];
     }
     Some(out)
+}
+
+/// (model, dtype, default (batch, seq), options) of a training name.
+type TrainParts<'a> = (&'a str, DType, (usize, usize), Vec<Option<usize>>);
+
+/// What train-step and train-quality names share: the model, its dtype
+/// (f32 or bf16), the model's default (batch, seq) and the options `keys`;
+/// a malformed part is an error with the kind's `hint`.
+fn train_parts<'a>(
+    rest: &'a str,
+    keys: &[char],
+    hint: &str,
+    unknown: &dyn Fn(&str) -> WorkloadError,
+) -> Result<TrainParts<'a>> {
+    let (model, dt, opts) = model_parts(rest).ok_or_else(|| unknown(hint))?;
+    let cfg = crate::models::shape(model).ok_or_else(|| unknown(&model_hint()))?;
+    let dtype = DType::parse(dt)
+        .filter(|d| *d != DType::F16)
+        .ok_or_else(|| unknown(hint))?;
+    let defaults = default_train_shape(&cfg.name);
+    let o = parse_opts(opts, keys).ok_or_else(|| unknown(hint))?;
+    Ok((model, dtype, defaults, o))
 }
 
 fn default_train_shape(model: &str) -> (usize, usize) {
