@@ -300,3 +300,91 @@ fn harness_failure_is_its_own_status_and_resume_measures_it_once() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// A real full disk (issue 16, findings 11 and 12): the run folder on a tmpfs
+/// of a few hundred KiB, filled up but for a little room. Where a tmpfs can
+/// be mounted (root on Linux, as CI runs) the run must end without a panic
+/// however far it got, then — with the room back — `--resume` must finish
+/// every case exactly once, ok, with no temporary file left. Elsewhere the
+/// test says so and stops.
+#[test]
+fn a_full_disk_loses_no_case_and_resume_finishes_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("tiny");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
+        .arg(&mnt)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root on Linux)");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    // Leave ~24 KiB: room for the plan, not for every case's results.
+    let filler = mnt.join("filler");
+    let room = 24 * 1024;
+    let free = {
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        let c = std::ffi::CString::new(mnt.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
+        st.f_bavail as usize * st.f_frsize as usize
+    };
+    std::fs::write(&filler, vec![0u8; free.saturating_sub(room)]).unwrap();
+
+    let dir = mnt.join("run");
+    let args: Vec<String> = [
+        "run",
+        "--quiet",
+        "--backend",
+        "cpu",
+        "--threads",
+        "1",
+        "--workload",
+        "kernel/gemm-f32-128,kernel/stream-4M,kernel/attention-256",
+        "--repeat",
+        "2",
+        "--out",
+        dir.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec();
+    let out = capbench().args(&args).output().unwrap();
+    let err = stderr(&out);
+    assert!(!err.contains("panicked at"), "{err}");
+    // The disk did fill (seen: run.json's temporary file refused, exit 1).
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+
+    std::fs::remove_file(&filler).unwrap();
+    if dir.join("plan.json").exists() {
+        run_ok(&["run", "--quiet", "--resume", dir.to_str().unwrap()]);
+    } else {
+        // Not even the plan fitted: the run refused to start; start it now.
+        run_ok(&args);
+    }
+    let journal = std::fs::read_to_string(dir.join("cases.jsonl")).unwrap();
+    let ids: Vec<String> = journal
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .inspect(|c| assert_eq!(c["status"], "ok", "{c}"))
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(ids.len(), 3, "{journal}");
+    assert_eq!(unique.len(), 3, "each case exactly once: {journal}");
+    let left: Vec<_> = tree(&dir)
+        .into_keys()
+        .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
