@@ -34,6 +34,15 @@ impl WorkPerIter {
             steps: None,
         }
     }
+
+    /// Bandwidth kernels (STREAM triad): GB/s from the bytes moved.
+    pub fn gbytes(flops: f64, bytes: f64) -> WorkPerIter {
+        WorkPerIter {
+            headline_metric: "gbytes_per_s",
+            headline_per_iter: bytes / 1e9,
+            ..WorkPerIter::gflops(flops, bytes)
+        }
+    }
 }
 
 /// What one iteration reports besides its wall time.

@@ -190,38 +190,31 @@ impl WorkloadSpec {
             }
             return Ok(spec);
         }
-        if let Some(rest) = name.strip_prefix("kernel/stream-") {
-            let elems = parse_count(rest).ok_or_else(|| {
-                unknown("expected kernel/stream-<N> elements per array, e.g. kernel/stream-4M")
-            })?;
-            return Ok(Self::named(
-                name,
-                "kernel",
+        // Kernels sized by one count: prefix, hint, version, parameters.
+        let counted = [
+            (
+                "kernel/stream-",
+                "expected kernel/stream-<N> elements per array, e.g. kernel/stream-4M",
                 STREAM_VERSION,
-                Params::Stream { elems },
-            ));
-        }
-        if let Some(rest) = name.strip_prefix("kernel/attention-") {
-            let seq = parse_count(rest).ok_or_else(|| {
-                unknown("expected kernel/attention-<T> positions, e.g. kernel/attention-512")
-            })?;
-            return Ok(Self::named(
-                name,
-                "kernel",
+                (|elems| Params::Stream { elems }) as fn(usize) -> Params,
+            ),
+            (
+                "kernel/attention-",
+                "expected kernel/attention-<T> positions, e.g. kernel/attention-512",
                 ATTENTION_VERSION,
-                Params::Attention { seq },
-            ));
+                |seq| Params::Attention { seq },
+            ),
+        ];
+        for (prefix, hint, version, params) in counted {
+            if let Some(rest) = name.strip_prefix(prefix) {
+                let count = parse_count(rest).ok_or_else(|| unknown(hint))?;
+                return Ok(Self::named(name, "kernel", version, params(count)));
+            }
         }
         if let Some(rest) = name.strip_prefix("train-step/") {
             let hint =
                 "expected train-step/<model>/<f32|bf16>[/b<B>t<T>], e.g. train-step/dense-tiny/f32";
-            let (model, dt, opts) = model_parts(rest).ok_or_else(|| unknown(hint))?;
-            let cfg = crate::models::shape(model).ok_or_else(|| unknown(&model_hint()))?;
-            let dtype = DType::parse(dt)
-                .filter(|d| *d != DType::F16)
-                .ok_or_else(|| unknown(hint))?;
-            let (db, dt_) = default_train_shape(&cfg.name);
-            let o = parse_opts(opts, &['b', 't']).ok_or_else(|| unknown(hint))?;
+            let (model, dtype, (db, dt_), o) = train_parts(rest, &['b', 't'], hint, &unknown)?;
             return Ok(WorkloadSpec {
                 name: name.to_string(),
                 kind: "train".into(),
@@ -237,13 +230,7 @@ impl WorkloadSpec {
         }
         if let Some(rest) = name.strip_prefix("train-quality/") {
             let hint = "expected train-quality/<model>/<f32|bf16>[/s<STEPS>b<B>t<T>], e.g. train-quality/dense-tiny/f32";
-            let (model, dt, opts) = model_parts(rest).ok_or_else(|| unknown(hint))?;
-            let cfg = crate::models::shape(model).ok_or_else(|| unknown(&model_hint()))?;
-            let dtype = DType::parse(dt)
-                .filter(|d| *d != DType::F16)
-                .ok_or_else(|| unknown(hint))?;
-            let (db, dt_) = default_train_shape(&cfg.name);
-            let o = parse_opts(opts, &['s', 'b', 't']).ok_or_else(|| unknown(hint))?;
+            let (model, dtype, (db, dt_), o) = train_parts(rest, &['s', 'b', 't'], hint, &unknown)?;
             let steps = o[0].unwrap_or(300);
             if steps == 0 {
                 return Err(unknown(hint));
@@ -416,6 +403,28 @@ fn parse_opts(s: &str, keys: &[char]) -> Option<Vec<Option<usize>>> {
     Some(out)
 }
 
+/// (model, dtype, default (batch, seq), options) of a training name.
+type TrainParts<'a> = (&'a str, DType, (usize, usize), Vec<Option<usize>>);
+
+/// What train-step and train-quality names share: the model, its dtype
+/// (f32 or bf16), the model's default (batch, seq) and the options `keys`;
+/// a malformed part is an error with the kind's `hint`.
+fn train_parts<'a>(
+    rest: &'a str,
+    keys: &[char],
+    hint: &str,
+    unknown: &dyn Fn(&str) -> WorkloadError,
+) -> Result<TrainParts<'a>> {
+    let (model, dt, opts) = model_parts(rest).ok_or_else(|| unknown(hint))?;
+    let cfg = crate::models::shape(model).ok_or_else(|| unknown(&model_hint()))?;
+    let dtype = DType::parse(dt)
+        .filter(|d| *d != DType::F16)
+        .ok_or_else(|| unknown(hint))?;
+    let defaults = default_train_shape(&cfg.name);
+    let o = parse_opts(opts, keys).ok_or_else(|| unknown(hint))?;
+    Ok((model, dtype, defaults, o))
+}
+
 fn default_train_shape(model: &str) -> (usize, usize) {
     if model.ends_with("-tiny") {
         (4, 32)
@@ -453,37 +462,26 @@ mod tests {
                 ..
             }
         ));
-        let d = WorkloadSpec::parse("decode/llama-2-7b/q4_0/p128g64b2d512").unwrap();
-        assert!(matches!(
-            d.params,
+        // (format, prompt, gen_tokens, batch, depth) of a decode or prefill.
+        let decode = |name: &str| match WorkloadSpec::parse(name).unwrap().params {
             Params::Decode {
-                prompt: 128,
-                gen_tokens: 64,
-                batch: 2,
-                depth: 512,
-                format: WeightFmt::Q4_0,
+                format,
+                prompt,
+                gen_tokens,
+                batch,
+                depth,
                 ..
-            }
-        ));
-        let g = WorkloadSpec::parse("decode/gguf/q4_0/g8").unwrap();
-        assert!(matches!(
-            g.params,
-            Params::Decode {
-                prompt: 64,
-                gen_tokens: 8,
-                format: WeightFmt::Q4_0,
-                ..
-            }
-        ));
-        let p = WorkloadSpec::parse("prefill/openelm-tiny/bf16").unwrap();
-        assert!(matches!(
-            p.params,
-            Params::Decode {
-                gen_tokens: 0,
-                prompt: 16,
-                ..
-            }
-        ));
+            } => (format, prompt, gen_tokens, batch, depth),
+            other => panic!("{name}: {other:?}"),
+        };
+        assert_eq!(
+            decode("decode/llama-2-7b/q4_0/p128g64b2d512"),
+            (WeightFmt::Q4_0, 128, 64, 2, 512)
+        );
+        let (format, prompt, gen_tokens, ..) = decode("decode/gguf/q4_0/g8");
+        assert_eq!((format, prompt, gen_tokens), (WeightFmt::Q4_0, 64, 8));
+        let (_, prompt, gen_tokens, ..) = decode("prefill/openelm-tiny/bf16");
+        assert_eq!((prompt, gen_tokens), (16, 0));
         let s = WorkloadSpec::parse("kernel/stream-4M").unwrap();
         assert_eq!(s.params, Params::Stream { elems: 4 << 20 });
         for bad in [

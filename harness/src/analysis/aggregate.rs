@@ -313,16 +313,21 @@ mod tests {
         assert_eq!(case_status(&ps[..1]).0, Status::Ok);
     }
 
-    #[test]
-    fn gflops_ci_is_the_inverted_time_ci() {
-        let spec = capbench_workloads::WorkloadSpec::parse("kernel/gemm-f32-100").unwrap();
-        let planned = PlannedCase {
+    /// The planned case of `spec` on the CPU, uncapped.
+    fn planned(spec: &capbench_workloads::WorkloadSpec) -> PlannedCase {
+        PlannedCase {
             id: "x".into(),
             workload: spec.name.clone(),
             backend: "cpu".into(),
             caps: CapsRecord::default(),
             sampling: None,
-        };
+        }
+    }
+
+    #[test]
+    fn gflops_ci_is_the_inverted_time_ci() {
+        let spec = capbench_workloads::WorkloadSpec::parse("kernel/gemm-f32-100").unwrap();
+        let planned = planned(&spec);
         let ps = vec![
             proc(0, Status::Ok, vec![0.010, 0.011, 0.009, 0.010]),
             proc(1, Status::Ok, vec![0.012, 0.012, 0.013, 0.011]),
@@ -340,13 +345,7 @@ mod tests {
     #[test]
     fn files_written_before_energy_still_read() {
         let spec = capbench_workloads::WorkloadSpec::parse("kernel/gemm-f32-16").unwrap();
-        let planned = PlannedCase {
-            id: "x".into(),
-            workload: spec.name.clone(),
-            backend: "cpu".into(),
-            caps: CapsRecord::default(),
-            sampling: None,
-        };
+        let planned = planned(&spec);
         let c = case_result(
             &planned,
             &spec,

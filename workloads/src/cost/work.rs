@@ -223,7 +223,7 @@ fn graph_activation_bytes(cfg: &ModelConfig, batch: usize, seq: usize, act: f64)
 /// pass reach most of them.
 fn q8_0_repack_bytes(cfg: &ModelConfig, route: super::memory::QuantRoute) -> f64 {
     let threads = super::memory::gemm_pool_threads() as usize;
-    crate::models::model::param_specs(cfg)
+    crate::models::params::param_specs(cfg)
         .iter()
         .filter(|s| s.shape.len() == 2 && s.name != "embed")
         .map(|s| {
@@ -303,6 +303,22 @@ fn train_slabs(cfg: &ModelConfig, tokens: usize) -> f64 {
     gemm_slabs(true, pool)
 }
 
+/// A training step's bytes (weights, gradients, moments and the graph's
+/// activations) with what they come from: (config, parameters, bytes per
+/// activation, step bytes). Train and TrainQuality both need them.
+fn train_step_bytes(
+    model: &str,
+    dtype: DType,
+    batch: usize,
+    seq: usize,
+) -> Option<(ModelConfig, f64, f64, f64)> {
+    let cfg = shape(model)?;
+    let p = cfg.param_count() as f64;
+    let act = if dtype == DType::Bf16 { 2.0 } else { 4.0 };
+    let step = p * TRAIN_BYTES_PER_PARAM + graph_activation_bytes(&cfg, batch, seq, act);
+    Some((cfg, p, act, step))
+}
+
 /// Predicted bytes a run of this workload holds at its peak (the counting
 /// allocator's `peak_alloc_workload_bytes`), the larger of its phases:
 /// - training: f32 weights, gradients, two AdamW moments and the update's
@@ -333,14 +349,8 @@ pub fn memory_need_bytes(spec: &WorkloadSpec) -> Option<f64> {
             batch,
             seq,
         } => {
-            let cfg = shape(model)?;
-            let p = cfg.param_count() as f64;
-            let act = if *dtype == DType::Bf16 { 2.0 } else { 4.0 };
-            Some(
-                p * TRAIN_BYTES_PER_PARAM
-                    + graph_activation_bytes(&cfg, *batch, *seq, act)
-                    + train_slabs(&cfg, batch * seq),
-            )
+            let (cfg, _, _, step) = train_step_bytes(model, *dtype, *batch, *seq)?;
+            Some(step + train_slabs(&cfg, batch * seq))
         }
         Params::TrainQuality {
             model,
@@ -349,14 +359,11 @@ pub fn memory_need_bytes(spec: &WorkloadSpec) -> Option<f64> {
             seq,
             ..
         } => {
-            let cfg = shape(model)?;
-            let p = cfg.param_count() as f64;
-            let act = if *dtype == DType::Bf16 { 2.0 } else { 4.0 };
+            let (cfg, p, act, step) = train_step_bytes(model, *dtype, *batch, *seq)?;
             let eval = crate::spec::EVAL_SEQUENCES;
             // The verification step's weights and moments (12 B/param) stay
             // alive beside each run's fresh model.
             let check = p * 12.0;
-            let step = p * TRAIN_BYTES_PER_PARAM + graph_activation_bytes(&cfg, *batch, *seq, act);
             let evaluation = p * 12.0
                 + FORWARD_SHARE * graph_activation_bytes(&cfg, eval, *seq, act)
                 + (1.0 - FORWARD_SHARE) * moe_dispatch_bytes(&cfg, eval, *seq, act);

@@ -248,6 +248,17 @@ fn base(name: &str, family: Family) -> ModelConfig {
     }
 }
 
+/// The small models' common dimensions (~25–50M parameters), over `base`.
+fn small(name: &str, family: Family) -> ModelConfig {
+    ModelConfig {
+        vocab: 8192,
+        d_model: 512,
+        head_dim: 64,
+        max_context: 1024,
+        ..base(name, family)
+    }
+}
+
 /// Every model shape capbench knows: synthetic `tiny`/`small` per family and
 /// real shapes (seeded synthetic weights, real dimensions).
 #[allow(clippy::vec_init_then_push)] // one push per shape reads better with its source comment
@@ -284,25 +295,17 @@ pub fn shapes() -> Vec<ModelConfig> {
     });
     // small: ~25–50M parameters.
     v.push(ModelConfig {
-        vocab: 8192,
-        d_model: 512,
         n_layers: 8,
-        head_dim: 64,
         n_heads: 8,
         n_kv_heads: 4,
         ffn: 1408,
-        max_context: 1024,
-        ..base("dense-small", Family::Dense)
+        ..small("dense-small", Family::Dense)
     });
     v.push(ModelConfig {
-        vocab: 8192,
-        d_model: 512,
         n_layers: 8,
-        head_dim: 64,
         n_heads: 8,
         n_kv_heads: 8,
         ffn: 1408,
-        max_context: 1024,
         mla: Some(MlaDims {
             kv_lora_rank: 128,
             nope_dim: 64,
@@ -316,17 +319,13 @@ pub fn shapes() -> Vec<ModelConfig> {
             expert_ffn: 320,
             first_dense: 1,
         }),
-        ..base("moe-mla-small", Family::MoeMla)
+        ..small("moe-mla-small", Family::MoeMla)
     });
     v.push(ModelConfig {
-        vocab: 8192,
-        d_model: 512,
         n_layers: 10,
-        head_dim: 64,
-        max_context: 1024,
         qkv_mult: Some((0.5, 1.0)),
         ffn_mult: Some((0.5, 4.0)),
-        ..base("openelm-small", Family::Openelm)
+        ..small("openelm-small", Family::Openelm)
     });
     // Real shapes. Llama 2 7B: meta-llama/Llama-2-7b-hf config.json.
     v.push(ModelConfig {

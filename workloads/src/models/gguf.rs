@@ -7,16 +7,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use candle_core::quantized::gguf_file::{self, Content, Value};
-use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 
 use self::checks::{as_f64, as_usize, read_up_to};
 use super::config::{Family, ModelConfig};
 use super::model::{Generated, Model, TensorSource, WeightFormat};
-use super::ops::Lin;
 use crate::formats::WeightFmt;
 
 /// A GGUF file that cannot be written, read or run: the file, the place in
@@ -478,61 +477,12 @@ impl GgufFile {
     }
 }
 
-/// Reads a GGUF file's tensors under our parameter names.
-pub struct GgufSource<'a> {
-    file: &'a GgufFile,
-    reader: Mutex<BufReader<File>>,
-    device: Device,
-}
-
-impl GgufSource<'_> {
-    fn qtensor(&self, name: &str) -> candle_core::Result<QTensor> {
-        let g = gguf_name(name)
-            .ok_or_else(|| candle_core::Error::Msg(format!("no GGUF tensor for {name}")))?;
-        let mut r = self.reader.lock().expect("reader lock");
-        self.file
-            .content
-            .tensor(&mut *r, &g, &self.device)
-            .map_err(|e| candle_core::Error::Msg(format!("tensor {g}: {e}")))
-    }
-}
-
-impl TensorSource for GgufSource<'_> {
-    fn get(&self, name: &str) -> candle_core::Result<Tensor> {
-        self.qtensor(name)?.dequantize(&self.device)
-    }
-
-    fn device(&self) -> &Device {
-        &self.device
-    }
-
-    fn lin(&self, name: &str, format: WeightFormat) -> candle_core::Result<Lin> {
-        let q = self.qtensor(name)?;
-        let float = matches!(q.dtype(), GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16);
-        match format {
-            // q4_0 on the CPU runs on capbench's kernel, as the synthetic
-            // q4_0 models do (same blocks, same products).
-            WeightFormat::Q8_0 | WeightFormat::Q4_0
-                if q.dtype() == GgmlDType::Q4_0 && self.device.is_cpu() =>
-            {
-                let (rows, cols) = q.shape().dims2()?;
-                let m = super::q4::Q4Matrix::from_ggml_bytes(&q.data()?, rows, cols).ok_or_else(
-                    || candle_core::Error::Msg(format!("{name}: q4_0 data of the wrong size")),
-                )?;
-                Ok(Lin::Q4(Arc::new(m)))
-            }
-            WeightFormat::Q8_0 | WeightFormat::Q4_0 if !float => {
-                Ok(Lin::Quant(Arc::new(QMatMul::from_qtensor(q)?)))
-            }
-            WeightFormat::Float(dt) => Ok(Lin::Dense(q.dequantize(&self.device)?.to_dtype(dt)?)),
-            _ => Ok(Lin::Dense(q.dequantize(&self.device)?)),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests;
 
 mod checks;
 mod export;
+mod source;
+
 pub use export::{Export, export, export_model, write_file};
+pub use source::GgufSource;

@@ -5,7 +5,9 @@ pub mod config;
 pub mod gguf;
 pub mod model;
 pub mod ops;
+pub mod params;
 pub mod q4;
 
 pub use config::{Family, ModelConfig, shape, shapes};
-pub use model::{Cache, Model, Params, WeightFormat, init};
+pub use model::{Cache, Model, WeightFormat};
+pub use params::{Params, init};

@@ -205,21 +205,17 @@ mod tests {
             .unwrap()
             .reshape((1, 1, 1, 4))
             .unwrap();
-        let (c, s) = rope_tables(4, 10_000.0, 0, 1, DType::F32, &dev).unwrap();
-        let y: Vec<f32> = rope(&x, &c, &s)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        assert_eq!(y, vec![1.0, 2.0, 3.0, 4.0]);
-        let (c, s) = rope_tables(4, 10_000.0, 5, 1, DType::F32, &dev).unwrap();
-        let y: Vec<f32> = rope(&x, &c, &s)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let rotated = |pos: usize| -> Vec<f32> {
+            let (c, s) = rope_tables(4, 10_000.0, pos, 1, DType::F32, &dev).unwrap();
+            rope(&x, &c, &s)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap()
+        };
+        assert_eq!(rotated(0), vec![1.0, 2.0, 3.0, 4.0]);
+        let y = rotated(5);
         let n: f32 = y.iter().map(|v| v * v).sum();
         assert!((n - 30.0).abs() < 1e-4);
     }

@@ -72,7 +72,7 @@ pub fn prepare(
     let quant = QFmt::of(*format);
     let cfg = crate::models::shape(model).expect("validated model name");
     if let Some(q) = quant {
-        let specs = crate::models::model::param_specs(&cfg);
+        let specs = crate::models::params::param_specs(&cfg);
         if let Some(s) = specs.iter().find(|s| {
             is_quantized(s) && !s.shape[1].is_multiple_of(crate::backend::wgpu::quant::BLOCK)
         }) {

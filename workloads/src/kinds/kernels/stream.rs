@@ -28,14 +28,7 @@ pub fn prepare(spec: &WorkloadSpec, elems: usize) -> Result<Box<dyn PreparedWork
         b,
         c,
         threads: cb::default_threads().max(1),
-        work: WorkPerIter {
-            flops: spec.flops_per_iter(),
-            bytes: spec.bytes_per_iter(),
-            headline_metric: "gbytes_per_s",
-            headline_per_iter: spec.bytes_per_iter() / 1e9,
-            tokens: None,
-            steps: None,
-        },
+        work: WorkPerIter::gbytes(spec.flops_per_iter(), spec.bytes_per_iter()),
     }))
 }
 

@@ -158,17 +158,24 @@ pub fn adamw(
     }
 }
 
-impl PreparedWorkload for TrainStep {
-    fn verify(&mut self) -> Result<Verification> {
-        let e = |op| cerr(&self.backend, op);
-        let (loss, grads) = loss_and_grads(
+impl TrainStep {
+    /// This step's loss and gradients: `verify` checks them, `run_iter`
+    /// applies them.
+    fn loss_and_grads(&self) -> candle_core::Result<(f64, GradStore)> {
+        loss_and_grads(
             &self.cfg,
             &self.params,
             self.dtype,
             &self.inputs,
             &self.targets,
         )
-        .map_err(e("train step"))?;
+    }
+}
+
+impl PreparedWorkload for TrainStep {
+    fn verify(&mut self) -> Result<Verification> {
+        let e = |op| cerr(&self.backend, op);
+        let (loss, grads) = self.loss_and_grads().map_err(e("train step"))?;
         // The reference: the same weights, batch and math in f64 on the CPU.
         let (ref_loss, ref_grads) = f64_reference(
             &self.cfg,
@@ -206,14 +213,7 @@ impl PreparedWorkload for TrainStep {
     fn run_iter(&mut self) -> Result<IterReport> {
         let backend = self.backend;
         let e = |op| cerr(&backend, op);
-        let (loss, grads) = loss_and_grads(
-            &self.cfg,
-            &self.params,
-            self.dtype,
-            &self.inputs,
-            &self.targets,
-        )
-        .map_err(e("train step"))?;
+        let (loss, grads) = self.loss_and_grads().map_err(e("train step"))?;
         self.step += 1;
         adamw(&self.params, &mut self.moments, self.step, LR, &grads).map_err(e("AdamW update"))?;
         cb::synchronize(&self.backend, &self.device)?;

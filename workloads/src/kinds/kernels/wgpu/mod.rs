@@ -94,14 +94,7 @@ pub fn prepare_stream(
         tolerance: 0.0,
         what: "host f64 triad",
         details: vec![],
-        work: WorkPerIter {
-            flops: spec.flops_per_iter(),
-            bytes: spec.bytes_per_iter(),
-            headline_metric: "gbytes_per_s",
-            headline_per_iter: spec.bytes_per_iter() / 1e9,
-            tokens: None,
-            steps: None,
-        },
+        work: WorkPerIter::gbytes(spec.flops_per_iter(), spec.bytes_per_iter()),
     }))
 }
 
