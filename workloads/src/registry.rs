@@ -7,9 +7,7 @@ use crate::api::{PrepareOptions, PreparedWorkload};
 use crate::backend::{Backend, WgpuSelector};
 use crate::error::{Result, WorkloadError};
 use crate::kinds::{decode, kernels, quality, train};
-use crate::spec::{
-    DType, DecodeParams, GemmParams, Params, QualityParams, TrainParams, WorkloadSpec,
-};
+use crate::spec::{DType, Params, Typed, WorkloadSpec};
 
 /// Checks, without touching a device, whether this workload runs on this
 /// backend. `Err` carries the reason shown in the plan.
@@ -71,75 +69,15 @@ pub fn prepare_with(
     if let Some(cap) = opts.device_mem_cap_bytes {
         crate::backend::apply_device_mem_cap(backend, cap)?;
     }
-    // The one match on `Params`: each kind gets its own parameters.
-    match spec.params.clone() {
-        Params::Gemm {
-            m,
-            n,
-            k,
-            dtype,
-            variant,
-        } => {
-            let p = GemmParams {
-                m,
-                n,
-                k,
-                dtype,
-                variant,
-            };
-            kernels::gemm::prepare(spec, &p, backend)
-        }
-        Params::Fault { fault } => kernels::fault::prepare(spec, fault),
-        Params::Stream { elems } => kernels::stream::prepare(spec, elems),
-        Params::Attention { seq } => kernels::attention::prepare(spec, seq, backend),
-        Params::Train {
-            model,
-            dtype,
-            batch,
-            seq,
-        } => {
-            let p = TrainParams {
-                model,
-                dtype,
-                batch,
-                seq,
-            };
-            train::prepare(spec, &p, backend)
-        }
-        Params::Decode {
-            model,
-            format,
-            prompt,
-            gen_tokens,
-            batch,
-            depth,
-        } => {
-            let p = DecodeParams {
-                model,
-                format,
-                prompt,
-                gen_tokens,
-                batch,
-                depth,
-            };
-            decode::prepare(spec, &p, backend, opts.model_file.as_deref())
-        }
-        Params::TrainQuality {
-            model,
-            dtype,
-            steps,
-            batch,
-            seq,
-        } => {
-            let p = QualityParams {
-                model,
-                dtype,
-                steps,
-                batch,
-                seq,
-            };
-            quality::prepare(spec, &p, backend, opts.corpus_text.as_deref())
-        }
+    // The one match on the kinds: each gets its own parameters.
+    match spec.params.typed() {
+        Typed::Gemm(p) => kernels::gemm::prepare(spec, &p, backend),
+        Typed::Fault(fault) => kernels::fault::prepare(spec, fault),
+        Typed::Stream(elems) => kernels::stream::prepare(spec, elems),
+        Typed::Attention(seq) => kernels::attention::prepare(spec, seq, backend),
+        Typed::Train(p) => train::prepare(spec, &p, backend),
+        Typed::Decode(p) => decode::prepare(spec, &p, backend, opts.model_file.as_deref()),
+        Typed::Quality(p) => quality::prepare(spec, &p, backend, opts.corpus_text.as_deref()),
     }
 }
 
@@ -151,58 +89,13 @@ fn prepare_wgpu(
     selector: WgpuSelector,
     opts: &PrepareOptions,
 ) -> Result<Box<dyn PreparedWorkload>> {
-    match spec.params.clone() {
-        Params::Gemm {
-            m,
-            n,
-            k,
-            dtype,
-            variant,
-        } => {
-            let p = GemmParams {
-                m,
-                n,
-                k,
-                dtype,
-                variant,
-            };
-            kernels::wgpu::gemm::prepare_gemm(spec, &p, selector, opts)
-        }
-        Params::Stream { elems } => kernels::wgpu::prepare_stream(spec, elems, selector, opts),
-        Params::Attention { seq } => kernels::wgpu::prepare_attention(spec, seq, selector, opts),
-        Params::Train {
-            model,
-            dtype,
-            batch,
-            seq,
-        } => {
-            let p = TrainParams {
-                model,
-                dtype,
-                batch,
-                seq,
-            };
-            train::wgpu::prepare(spec, &p, selector, opts)
-        }
-        Params::Decode {
-            model,
-            format,
-            prompt,
-            gen_tokens,
-            batch,
-            depth,
-        } => {
-            let p = DecodeParams {
-                model,
-                format,
-                prompt,
-                gen_tokens,
-                batch,
-                depth,
-            };
-            decode::wgpu::prepare(spec, &p, selector, opts)
-        }
-        Params::Fault { .. } | Params::TrainQuality { .. } => Err(WorkloadError::Unsupported {
+    match spec.params.typed() {
+        Typed::Gemm(p) => kernels::wgpu::gemm::prepare_gemm(spec, &p, selector, opts),
+        Typed::Stream(elems) => kernels::wgpu::prepare_stream(spec, elems, selector, opts),
+        Typed::Attention(seq) => kernels::wgpu::prepare_attention(spec, seq, selector, opts),
+        Typed::Train(p) => train::wgpu::prepare(spec, &p, selector, opts),
+        Typed::Decode(p) => decode::wgpu::prepare(spec, &p, selector, opts),
+        Typed::Fault(_) | Typed::Quality(_) => Err(WorkloadError::Unsupported {
             workload: spec.name.clone(),
             backend: Backend::Wgpu(selector).to_string(),
             reason: "not implemented on the wgpu engine".into(),

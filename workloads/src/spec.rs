@@ -10,7 +10,7 @@ mod limits;
 mod params;
 
 pub use crate::formats::{DType, WeightFmt};
-pub use params::{DecodeParams, GemmParams, QualityParams, TrainParams};
+pub use params::{DecodeParams, GemmParams, QualityParams, TrainParams, Typed};
 
 /// A rung of the wgpu GEMM ladder, named by a `kernel/gemm-…-<rung>` suffix
 /// so a GPU run shows what each step of kernel work gains. Without a suffix

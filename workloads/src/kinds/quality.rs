@@ -100,13 +100,8 @@ pub fn prepare(
     backend: &Backend,
     corpus: Option<&str>,
 ) -> Result<Box<dyn PreparedWorkload>> {
-    let QualityParams {
-        model,
-        dtype,
-        steps,
-        batch,
-        seq,
-    } = p;
+    let (model, dtype, steps) = (&p.model, &p.dtype, &p.steps);
+    let (batch, seq) = (&p.batch, &p.seq);
     let cfg = crate::models::shape(model).expect("validated model name");
     let device = cb::device(backend)?;
     let e = |op| cerr(backend, op);

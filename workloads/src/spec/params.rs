@@ -57,3 +57,80 @@ pub struct DecodeParams {
     pub batch: usize,
     pub depth: usize,
 }
+
+/// A workload's parameters as its kind's own type: the one place `Params`
+/// is taken apart field by field, so the registry's candle and wgpu
+/// dispatch (and anything else) match on kinds, not on field lists.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Typed {
+    Gemm(GemmParams),
+    Fault(super::FaultMode),
+    Stream(usize),
+    Attention(usize),
+    Train(TrainParams),
+    Quality(QualityParams),
+    Decode(DecodeParams),
+}
+
+impl super::Params {
+    pub fn typed(&self) -> Typed {
+        use super::Params as P;
+        match self.clone() {
+            P::Gemm {
+                m,
+                n,
+                k,
+                dtype,
+                variant,
+            } => Typed::Gemm(GemmParams {
+                m,
+                n,
+                k,
+                dtype,
+                variant,
+            }),
+            P::Fault { fault } => Typed::Fault(fault),
+            P::Stream { elems } => Typed::Stream(elems),
+            P::Attention { seq } => Typed::Attention(seq),
+            P::Train {
+                model,
+                dtype,
+                batch,
+                seq,
+            } => Typed::Train(TrainParams {
+                model,
+                dtype,
+                batch,
+                seq,
+            }),
+            P::TrainQuality {
+                model,
+                dtype,
+                steps,
+                batch,
+                seq,
+            } => Typed::Quality(QualityParams {
+                model,
+                dtype,
+                steps,
+                batch,
+                seq,
+            }),
+            P::Decode {
+                model,
+                format,
+                prompt,
+                gen_tokens,
+                batch,
+                depth,
+            } => Typed::Decode(DecodeParams {
+                model,
+                format,
+                prompt,
+                gen_tokens,
+                batch,
+                depth,
+            }),
+        }
+    }
+}

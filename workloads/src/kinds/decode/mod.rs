@@ -50,14 +50,8 @@ pub fn prepare(
     backend: &Backend,
     model_file: Option<&Path>,
 ) -> Result<Box<dyn PreparedWorkload>> {
-    let DecodeParams {
-        model,
-        format,
-        prompt,
-        gen_tokens,
-        batch,
-        depth,
-    } = p;
+    let (model, format) = (&p.model, &p.format);
+    let (prompt, gen_tokens, batch, depth) = (&p.prompt, &p.gen_tokens, &p.batch, &p.depth);
     let device = cb::device(backend)?;
     let e = |op| cerr(backend, op);
     let (cfg, m, file, work) = if model == GGUF_MODEL {

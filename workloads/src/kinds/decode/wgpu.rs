@@ -50,14 +50,8 @@ pub fn prepare(
     opts: &crate::PrepareOptions,
 ) -> Result<Box<dyn PreparedWorkload>> {
     let backend = Backend::Wgpu(selector);
-    let DecodeParams {
-        model,
-        format,
-        prompt,
-        gen_tokens,
-        batch,
-        depth,
-    } = p;
+    let (model, format) = (&p.model, &p.format);
+    let (prompt, gen_tokens, batch, depth) = (&p.prompt, &p.gen_tokens, &p.batch, &p.depth);
     let unsupported = |reason: String| WorkloadError::Unsupported {
         workload: spec.name.clone(),
         backend: backend.to_string(),
