@@ -1,6 +1,6 @@
 //! `WorkloadSpec`: the versioned identity of a workload instance, parsed from
 //! its name (e.g. `kernel/gemm-f32-256`). Its FLOPs, bytes and memory need
-//! are `crate::cost`'s.
+//! are computed under `cost/`.
 
 use serde::{Deserialize, Serialize};
 

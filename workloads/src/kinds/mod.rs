@@ -1,6 +1,6 @@
 //! The workload kinds, each with its backend implementations side by side:
 //! the candle one (cpu, cuda, metal) in the kind's own file, our wgpu
-//! engine's in its `wgpu` module. `crate::registry` picks one per spec.
+//! engine's in its `wgpu` module. The registry, above, picks one per spec.
 
 pub mod decode;
 pub mod kernels;

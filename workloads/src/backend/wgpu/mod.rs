@@ -1,6 +1,6 @@
 //! capbench's wgpu engine: adapter choice pinned to the requested API, device
 //! setup, and the WGSL kernels (one file each). The workloads that run on it
-//! live with their kind in `crate::kinds`.
+//! live with their kind under `kinds/`.
 
 pub mod engine;
 pub mod memory;
