@@ -42,10 +42,16 @@ fn compare(args: &[&str]) -> (Option<i32>, String) {
 /// of the real schema, and the verdict is free of the timing noise that
 /// parallel tests put between worker processes.
 fn steady_copy(from: &Path, to: &Path, factor: f64) {
+    steady_copy_by_case(from, to, &format!("steady-copy-{factor}"), |_| factor);
+}
+
+/// As `steady_copy`, with case i at 1 ms × `factor_of(i)`, as run `run_id`.
+fn steady_copy_by_case(from: &Path, to: &Path, run_id: &str, factor_of: impl Fn(usize) -> f64) {
     std::fs::create_dir_all(to).unwrap();
     let mut run = read_json(&from.join("run.json"));
-    run["run_id"] = format!("steady-copy-{factor}").into();
-    for case in run["cases"].as_array_mut().unwrap() {
+    run["run_id"] = run_id.into();
+    for (c, case) in run["cases"].as_array_mut().unwrap().iter_mut().enumerate() {
+        let factor = factor_of(c);
         for (k, p) in case["processes"]
             .as_array_mut()
             .unwrap()
@@ -279,33 +285,6 @@ fn compare_rejects_bad_input_with_exit_2() {
     assert_eq!(code, Some(2));
 }
 
-/// A copy of the run in `from` whose case `i` takes a steady (i + 1) ms an
-/// iteration: every case of the copy has its own headline, so a case paired
-/// with another case's result shows as a change.
-fn distinct_copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    let mut run = read_json(&from.join("run.json"));
-    for (i, case) in run["cases"].as_array_mut().unwrap().iter_mut().enumerate() {
-        let ms = (i + 1) as f64;
-        for (k, p) in case["processes"]
-            .as_array_mut()
-            .unwrap()
-            .iter_mut()
-            .enumerate()
-        {
-            let samples: Vec<serde_json::Value> = (0..20)
-                .map(|j| (1e-3 * ms * (1.0 + 0.001 * ((j + k) % 5) as f64)).into())
-                .collect();
-            p["worker"]["samples_wall_s"] = samples.into();
-        }
-        let h = &mut case["headline"];
-        for k in ["value", "ci95_low", "ci95_high"] {
-            h[k] = (h[k].as_f64().unwrap() / ms).into();
-        }
-    }
-    std::fs::write(to.join("run.json"), serde_json::to_string(&run).unwrap()).unwrap();
-}
-
 /// One case identity for run and compare (issue 16, item 13): the cases of
 /// a memory-cap sweep keep their cap in the name compare shows, and each is
 /// paired with itself, not with the other cap's result.
@@ -330,7 +309,8 @@ fn a_cap_sweep_compared_with_itself_pairs_each_cap_with_its_own() {
         real.to_str().unwrap(),
     ]);
     let sweep = tmp.path().join("sweep");
-    distinct_copy(&real, &sweep);
+    // Each cap at its own steady time, so a wrong pairing shows a ratio ≠ 1.
+    steady_copy_by_case(&real, &sweep, "cap-sweep", |i| (i + 1) as f64);
     let s = sweep.to_str().unwrap();
     let (code, text) = compare(&[s, s, "--format", "json"]);
     assert_eq!(code, Some(0), "{text}");
