@@ -2,6 +2,8 @@
 //! branch under one root (no server; a folder `git` or a CI cache carries),
 //! and the per-case series of headline figures read out of them.
 
+pub mod store;
+
 use serde::{Deserialize, Serialize};
 
 use super::{RunFile, Status};
