@@ -6,6 +6,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::limits;
 
+mod ab;
+mod history;
+pub use ab::AbArgs;
+pub use history::*;
+
 /// capbench: fixed, versioned ML workloads on CPU, CUDA, Metal and wgpu,
 /// measured honestly — verified against a CPU reference before timing, one
 /// process per case, medians with confidence intervals, raw samples kept.
@@ -67,6 +72,13 @@ pub enum Command {
     /// Save and list baselines for the regression gate.
     #[command(subcommand)]
     Baseline(BaselineCommand),
+    /// Interleaved A/B of two builds (binaries or git revisions): worker
+    /// processes alternate in pairs, compared pair by pair so drift cancels.
+    /// Exit 1 if any case regressed beyond the threshold, 2 on bad input.
+    Ab(AbArgs),
+    /// The run history: add, list, prune, analyze (change points).
+    #[command(subcommand)]
+    History(HistoryCommand),
     /// Write a synthetic dense model as a GGUF file (llama.cpp tensor names
     /// and `llama.*` metadata), so other tools run the exact same weights;
     /// `capbench run --model FILE.gguf` decodes it (or any llama-family GGUF).

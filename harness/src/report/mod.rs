@@ -9,6 +9,8 @@
 //!   plots/<figure>.svg  plots/<figure>.png
 //! ```
 
+pub mod ab;
+pub mod changes;
 pub mod claims;
 pub mod compare;
 pub mod export;
