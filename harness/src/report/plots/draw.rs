@@ -177,20 +177,22 @@ fn label_count(a: &Axis, lo: f64, hi: f64) -> usize {
     }
 }
 
-/// Splits the source label at " · " into lines that fit `width_px`.
-fn wrap<DB: DrawingBackend>(
+/// Joins `parts` with `sep` into as few lines as fit `width_px` (a part
+/// wider than that alone gets a line of its own).
+fn greedy<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
-    text: &str,
+    parts: &[&str],
+    sep: &str,
     style: &TextStyle,
     width_px: u32,
 ) -> Result<Vec<String>, String> {
     let mut lines: Vec<String> = vec![];
     let mut cur = String::new();
-    for part in text.split(" · ") {
+    for part in parts {
         let candidate = if cur.is_empty() {
             part.to_string()
         } else {
-            format!("{cur} · {part}")
+            format!("{cur}{sep}{part}")
         };
         let fits = area.estimate_text_size(&candidate, style).map_err(err)?.0 <= width_px;
         if fits || cur.is_empty() {
@@ -202,6 +204,27 @@ fn wrap<DB: DrawingBackend>(
     }
     if !cur.is_empty() {
         lines.push(cur);
+    }
+    Ok(lines)
+}
+
+/// Splits the source label at " · " into lines that fit `width_px`; a
+/// piece still too wide (a long sentence) is broken between words.
+fn wrap<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    text: &str,
+    style: &TextStyle,
+    width_px: u32,
+) -> Result<Vec<String>, String> {
+    let parts: Vec<&str> = text.split(" · ").collect();
+    let mut lines = vec![];
+    for line in greedy(area, &parts, " · ", style, width_px)? {
+        if area.estimate_text_size(&line, style).map_err(err)?.0 <= width_px {
+            lines.push(line);
+        } else {
+            let words: Vec<&str> = line.split(' ').collect();
+            lines.extend(greedy(area, &words, " ", style, width_px)?);
+        }
     }
     Ok(lines)
 }

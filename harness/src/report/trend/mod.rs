@@ -14,7 +14,10 @@
 //! Formatting only: the series, change points, levels and verdicts come in
 //! computed (`history analyze`); nothing here estimates anything.
 
+mod from_history;
 mod html;
+
+pub use from_history::dashboard as from_history;
 
 use std::path::{Path, PathBuf};
 
@@ -198,6 +201,8 @@ pub fn chart(c: &TrendCase, method: &str) -> Option<Chart> {
             color: 3,
         })
         .collect();
+    // The method's name and reference; its parameters are on the page.
+    let method = method.split(": ").next().unwrap_or(method);
     let direction = if c.higher_is_better {
         "higher is better"
     } else {
