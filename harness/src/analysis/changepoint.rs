@@ -29,8 +29,8 @@ impl Default for Params {
         Params {
             alpha_exp: 1.0,
             permutations: 199,
-            significance: 0.01,
-            min_size: 2,
+            significance: 0.03,
+            min_size: 3,
             seed: 0xED1_5A7E,
         }
     }

@@ -274,7 +274,54 @@ pub fn analyze_series(s: &Series, o: &AnalyzeOptions) -> CaseTrend {
         t.drift_rel = Some(rel);
     }
     let pct = |x: f64| format!("{:+.1}%", x * 100.0);
+    // A change point that a straight line through its two segments fits as
+    // well as the step is a drift that E-Divisive cut in two.
+    let is_drift = |c: &ChangePoint| {
+        let k = t.change_points.len();
+        let a = if k >= 2 {
+            t.change_points[k - 2].index
+        } else {
+            0
+        };
+        let xs: Vec<f64> = s.points[a..].iter().map(|p| p.median).collect();
+        let (_, slope) = mann_kendall(&xs);
+        let icpt = stats::median(
+            &xs.iter()
+                .enumerate()
+                .map(|(i, x)| x - slope * i as f64)
+                .collect::<Vec<_>>(),
+        );
+        let line: f64 = xs
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (x - icpt - slope * i as f64).abs())
+            .sum();
+        let cut = c.index - a;
+        let step: f64 = xs[..cut]
+            .iter()
+            .map(|x| (x - c.level_before).abs())
+            .sum::<f64>()
+            + xs[cut..]
+                .iter()
+                .map(|x| (x - c.level_after).abs())
+                .sum::<f64>();
+        line <= step
+    };
     match t.change_points.last() {
+        Some(c) if c.index + o.recent >= n && is_drift(c) => {
+            t.verdict = TrendVerdict::Drifting;
+            t.reason = format!(
+                "a trend rather than a step: a line through the last {} runs fits as well as the change at commit {} ({})",
+                n - t
+                    .change_points
+                    .len()
+                    .checked_sub(2)
+                    .map(|k| t.change_points[k].index)
+                    .unwrap_or(0),
+                &c.commit[..c.commit.len().min(10)],
+                pct(c.magnitude_rel)
+            );
+        }
         Some(c) if c.index + o.recent >= n => {
             t.verdict = if c.direction == "regression" {
                 TrendVerdict::Regressed
@@ -354,3 +401,7 @@ pub fn analyze(series: &[Series], o: &AnalyzeOptions) -> HistoryAnalysis {
         cases,
     }
 }
+
+#[cfg(test)]
+#[path = "history_tests.rs"]
+mod tests;

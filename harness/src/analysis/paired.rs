@@ -15,7 +15,7 @@ use crate::stats;
 /// How the CI is computed, written into every result.
 fn method(quantile: f64) -> String {
     format!(
-        "paired: per pair, ln(time BASE / time NEW) where time is the {}th percentile of one worker process's iteration times; Hodges-Lehmann estimate (median of Walsh averages) with its exact Wilcoxon signed-rank 95% CI (Hollander & Wolfe 1999, §3.1-3.2)",
+        "paired: per pair, ln(time BASE / time NEW) where time is the {}th percentile of one worker process's iteration times; Hodges-Lehmann estimate (median of Walsh averages) with its exact Wilcoxon signed-rank 95% CI (Hollander & Wolfe 1999, ch. 3)",
         quantile * 100.0
     )
 }
@@ -347,7 +347,7 @@ mod tests {
 
     #[test]
     fn signed_rank_depths_match_the_tables() {
-        // Hollander & Wolfe, Table A.4: n = 6 → the extreme Walsh averages
+        // Critical values of the signed-rank tables: n = 6 → the extreme Walsh averages
         // (96.9%), n = 10 → d = 9 (P(T+ ≤ 8) = 0.024), n = 20 → d = 53.
         assert_eq!(signed_rank_depth(5, 0.05), 0);
         assert_eq!(signed_rank_depth(6, 0.05), 1);

@@ -85,7 +85,7 @@ pub struct HistoryAnalyzeArgs {
     #[arg(long, value_name = "PCT", default_value = "2%", value_parser = parse_fraction)]
     pub threshold: f64,
     /// Significance level of the permutation test.
-    #[arg(long, value_name = "P", default_value_t = 0.01)]
+    #[arg(long, value_name = "P", default_value_t = 0.03)]
     pub alpha: f64,
     /// Output format: text, md, json.
     #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
