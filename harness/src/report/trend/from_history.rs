@@ -63,7 +63,11 @@ pub fn dashboard(series: &[Series], a: &HistoryAnalysis) -> Dashboard {
             "capbench history · {} · machine {} — {}",
             branches.join(", "),
             machines.join(", "),
+            // Without the verdict's emoji: browsers without an emoji font
+            // draw a box.
             a.headline
+                .trim_start_matches(|c: char| !c.is_alphanumeric())
+                .trim()
         ),
         method: a.method.clone(),
         cases,

@@ -116,9 +116,16 @@ fn unit(metric: &str) -> &str {
     }
 }
 
-/// Abbreviates a commit to what git prints by default.
+/// Abbreviates a git hash to the 7 digits git prints; any other label
+/// (`state-03`, `v1.2.0`) is kept whole up to 12 characters, so labels that
+/// share a prefix stay apart.
 pub fn short(commit: &str) -> &str {
-    commit.get(..7).unwrap_or(commit)
+    let hash = commit.len() > 7 && commit.bytes().all(|b| b.is_ascii_hexdigit());
+    let n = if hash { 7 } else { 12 };
+    match commit.char_indices().nth(n) {
+        Some((i, _)) => &commit[..i],
+        None => commit,
+    }
 }
 
 /// A file-name stem for a case: its id with everything but letters, digits,

@@ -26,6 +26,8 @@ fn a_case_with_a_step_gets_a_band_a_marked_change_and_its_baseline() {
     assert!(baseline.points.iter().all(|p| p.y == 110.0));
     assert_eq!(c.x.ticks[0], "a1b2c00");
     assert!(!c.y.from_zero, "a trend zooms to its data");
+    assert_eq!(short("state-03"), "state-03");
+    assert_eq!(short("0123456789abcdef"), "0123456");
     // The steady case: no marks.
     assert!(chart(&d.cases[1], &d.method).unwrap().marks.is_empty());
 }
