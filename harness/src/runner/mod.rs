@@ -2,6 +2,7 @@
 //! timeout), appends every finished case to `cases.jsonl` before the next one
 //! starts, writes `run.json` at the end, and resumes interrupted runs.
 
+pub mod external;
 pub mod plan;
 pub mod spawn;
 
@@ -88,9 +89,17 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
         let started_at = now_rfc3339();
         let t = Instant::now();
         let mut processes = Vec::with_capacity(repeat);
+        let external = plan
+            .options
+            .external_backends
+            .iter()
+            .find(|e| e.name == case.backend);
         let worker_exe = worker_exes
             .entry(case.backend.clone())
-            .or_insert_with(|| worker_exe(&exe, &case.backend))
+            .or_insert_with(|| match external {
+                Some(e) => external_launch(e, &work_dir.join(BUILTIN_WORKERS_DIR)),
+                None => worker_exe(&exe, &case.backend),
+            })
             .clone();
         // Nothing to start (no CUDA driver, …): the case is recorded with
         // the reason, as one process that never ran.
@@ -109,9 +118,10 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
                     worker: None,
                 });
                 pb.inc(repeat as u64);
-                (PathBuf::new(), 0)
+                (vec![], 0)
             }
         };
+        let tolerance = external::tolerance_of(&spec);
         for k in 0..repeat {
             let job = WorkerJob {
                 case_id: case.id.clone(),
@@ -125,12 +135,22 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
                 corpus: plan.options.corpus.as_ref().map(|c| c.path.clone().into()),
                 model: plan.options.model.as_ref().map(|m| m.path.clone().into()),
                 caps: case.caps.clone(),
+                protocol_version: external::PROTOCOL_VERSION,
+                tolerance: external.map(|_| tolerance.0),
+                tolerance_on: external.map(|_| {
+                    match tolerance.1 {
+                        true => "mean_kl",
+                        false => "scaled_max_diff",
+                    }
+                    .to_string()
+                }),
+                inputs: Default::default(),
             };
             let job_path = work_dir.join(format!("case{n}-p{k}.job.json"));
             let result_path = work_dir.join(format!("case{n}-p{k}.result.json"));
             write_json_atomic(&job_path, &job)?;
             let rec = spawn::run_process(&spawn::SpawnSpec {
-                exe: &worker_exe,
+                command: &worker_exe,
                 job_path: job_path.clone(),
                 result_path: result_path.clone(),
                 threads: spawn::pool_threads(&case.caps),
@@ -138,6 +158,11 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
                 timeout: Duration::try_from_secs_f64(plan.options.case_timeout_s)
                     .unwrap_or(Duration::from_secs(600)),
                 index: k,
+                external: external.map(|_| spawn::ExternalSpawn {
+                    spec: &spec,
+                    caps: &case.caps,
+                    tolerance,
+                }),
             });
             let _ = std::fs::remove_file(&job_path);
             let _ = std::fs::remove_file(&result_path);
@@ -177,6 +202,7 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
         journal.append(&result)?;
     }
     pb.finish_and_clear();
+    let _ = std::fs::remove_dir_all(work_dir.join(BUILTIN_WORKERS_DIR));
     let _ = std::fs::remove_dir(&work_dir);
 
     let mut env = env_start;
@@ -223,9 +249,21 @@ fn drop_harness_errors(
     })
 }
 
-/// The executable for a case's workers, or the status and reason it has
-/// without one.
-type WorkerExe = std::result::Result<PathBuf, (crate::results::Status, String)>;
+/// The program line for a case's workers (`--job J --result R` follow), or
+/// the status and reason it has without one.
+type WorkerExe = std::result::Result<Vec<std::ffi::OsString>, (crate::results::Status, String)>;
+
+/// Where a run writes the worker scripts capbench ships (`{builtin}`).
+const BUILTIN_WORKERS_DIR: &str = "workers";
+
+/// An external backend's program line, once `--probe` said it can run here.
+fn external_launch(e: &crate::suite::ExternalBackend, builtin: &Path) -> WorkerExe {
+    use crate::results::Status;
+    let cmd = external::command_line(e, builtin)
+        .map_err(|err| (Status::HarnessError, err.to_string()))?;
+    external::probe(e, &cmd)?;
+    Ok(cmd)
+}
 
 /// This binary for every backend but cuda; for cuda, the CUDA worker, once
 /// the driver has answered (see `gpu`): without a driver the case is
@@ -235,12 +273,12 @@ fn worker_exe(this: &Path, backend: &str) -> WorkerExe {
     use crate::results::Status;
     match capbench_workloads::Backend::parse(backend) {
         Ok(capbench_workloads::Backend::Cuda { ordinal }) => match cuda_ready(ordinal) {
-            Ok(w) => Ok(w.exe(this)),
+            Ok(w) => Ok(vec![w.exe(this).into(), "worker".into()]),
             Err(CudaUnready::Unavailable(m)) => Err((Status::Unavailable, m)),
             Err(CudaUnready::NotCompiled(m)) => Err((Status::Error, m)),
         },
         // The worker reports an unknown name in the case's record.
-        _ => Ok(this.to_path_buf()),
+        _ => Ok(vec![this.into(), "worker".into()]),
     }
 }
 
