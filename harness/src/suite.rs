@@ -112,8 +112,14 @@ pub struct ExternalBackend {
 }
 
 /// The external backends every build knows without a suite saying so.
+/// `CAPBENCH_PYTHON` names the interpreter of the PyTorch worker.
 pub fn built_in_external() -> Vec<ExternalBackend> {
-    vec![]
+    let python = std::env::var("CAPBENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    vec![ExternalBackend {
+        name: "torch".into(),
+        command: vec![python, "{builtin}/torch_worker.py".into()],
+        workloads: vec!["train-step/*".into(), "decode/*".into()],
+    }]
 }
 
 /// Names an external backend may not take: capbench's own backends.

@@ -226,3 +226,28 @@ fn bad_backend_tables_are_exit_2_naming_the_place() {
         assert!(e.contains("s.toml") && e.contains(want), "{table}: {e}");
     }
 }
+
+#[test]
+fn list_backends_probes_the_built_in_torch_worker() {
+    // A Python without torch: listed, not usable, with the import error.
+    let out = capbench()
+        .args(["list", "backends", "--json"])
+        .env("CAPBENCH_PYTHON", "/nonexistent/python")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let torch = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["backend"] == "torch")
+        .expect("torch listed")
+        .clone();
+    assert_eq!(torch["usable"], false, "{torch}");
+    let note = torch["note"].as_str().unwrap();
+    assert!(
+        note.contains("/nonexistent/python: not found") && note.contains("torch_worker.py"),
+        "{note}"
+    );
+}

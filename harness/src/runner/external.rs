@@ -24,7 +24,10 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// a loaded machine).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(120);
 /// The worker scripts capbench ships, written where `{builtin}` points.
-const BUILTIN_WORKERS: &[(&str, &str)] = &[];
+const BUILTIN_WORKERS: &[(&str, &str)] = &[(
+    "torch_worker.py",
+    include_str!("../../../workers/torch_worker.py"),
+)];
 
 /// Splits `--backend`/`backends` into capbench's own names (`None`: every
 /// usable one) and the external backends asked for.
@@ -65,6 +68,42 @@ pub fn command_line(e: &ExternalBackend, dir: &Path) -> Result<Vec<OsString>> {
         .iter()
         .map(|a| a.replace("{builtin}", &dir).into())
         .collect())
+}
+
+/// An external engine's input files by role, or why they could not be
+/// written.
+pub type Inputs = std::result::Result<BTreeMap<String, std::path::PathBuf>, String>;
+
+/// Writes the inputs of `spec` for an external engine into `dir`: none
+/// for a workload capbench writes no inputs for (the worker decides).
+pub fn write_inputs(spec: &WorkloadSpec, dir: &Path) -> Inputs {
+    match capbench_workloads::kinds::engine_inputs::write(spec, dir) {
+        Ok(m) => Ok(m),
+        Err(capbench_workloads::WorkloadError::Unsupported { .. }) => Ok(BTreeMap::new()),
+        Err(e) => Err(format!("writing the engine's inputs: {e}")),
+    }
+}
+
+/// An external backend's line in `capbench list backends`: its probe's
+/// answer (the shipped scripts are written to a scratch folder for it).
+pub fn status(e: &ExternalBackend) -> capbench_workloads::BackendStatus {
+    let dir = std::env::temp_dir().join(format!("capbench-workers-{}", std::process::id()));
+    let answer = command_line(e, &dir)
+        .map_err(|err| (Status::HarnessError, err.to_string()))
+        .and_then(|cmd| probe(e, &cmd));
+    let _ = std::fs::remove_dir_all(&dir);
+    let shown = format!("external: {}", e.command.join(" "));
+    let (usable, note) = match answer {
+        Ok(engine) => (true, format!("{engine} ({shown})")),
+        Err((_, why)) => (false, format!("{why} ({shown})")),
+    };
+    capbench_workloads::BackendStatus {
+        backend: e.name.clone(),
+        compiled_in: true,
+        usable,
+        note,
+        devices: vec![],
+    }
 }
 
 /// What `COMMAND --probe` answered.

@@ -72,6 +72,7 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
     let total: usize = todo.iter().map(|c| sampling_of(c).repeat).sum();
     // Per backend: the executable its workers run, or why none can start.
     let mut worker_exes: HashMap<String, WorkerExe> = HashMap::new();
+    let mut engine_inputs: HashMap<String, external::Inputs> = HashMap::new();
     let pb = progress_bar(show_progress, total as u64);
 
     for (n, case) in todo.iter().enumerate() {
@@ -122,6 +123,36 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
             }
         };
         let tolerance = external::tolerance_of(&spec);
+        // An external engine's inputs (weights, data, capbench's answer),
+        // written once per workload; a failure to write them is the case's.
+        let inputs = match external {
+            Some(_) => engine_inputs
+                .entry(case.workload.clone())
+                .or_insert_with(|| {
+                    external::write_inputs(&spec, &work_dir.join(INPUTS_DIR).join(format!("w{n}")))
+                })
+                .clone(),
+            None => Ok(Default::default()),
+        };
+        let (inputs, repeat) = match inputs {
+            Ok(i) => (i, repeat),
+            Err(detail) if repeat > 0 => {
+                processes.push(crate::results::ProcessRecord {
+                    index: 0,
+                    status: crate::results::Status::Error,
+                    status_detail: detail,
+                    exit: Default::default(),
+                    oom_requested_bytes: None,
+                    oom_cap_bytes: None,
+                    oom_in_use_bytes: None,
+                    oom_peak_bytes: None,
+                    worker: None,
+                });
+                pb.inc(repeat as u64);
+                (Default::default(), 0)
+            }
+            Err(_) => (Default::default(), 0),
+        };
         for k in 0..repeat {
             let job = WorkerJob {
                 case_id: case.id.clone(),
@@ -144,7 +175,7 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
                     }
                     .to_string()
                 }),
-                inputs: Default::default(),
+                inputs: inputs.clone(),
             };
             let job_path = work_dir.join(format!("case{n}-p{k}.job.json"));
             let result_path = work_dir.join(format!("case{n}-p{k}.result.json"));
@@ -203,6 +234,7 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
     }
     pb.finish_and_clear();
     let _ = std::fs::remove_dir_all(work_dir.join(BUILTIN_WORKERS_DIR));
+    let _ = std::fs::remove_dir_all(work_dir.join(INPUTS_DIR));
     let _ = std::fs::remove_dir(&work_dir);
 
     let mut env = env_start;
@@ -255,6 +287,8 @@ type WorkerExe = std::result::Result<Vec<std::ffi::OsString>, (crate::results::S
 
 /// Where a run writes the worker scripts capbench ships (`{builtin}`).
 const BUILTIN_WORKERS_DIR: &str = "workers";
+/// Where a run writes external engines' inputs, one folder per workload.
+const INPUTS_DIR: &str = "inputs";
 
 /// An external backend's program line, once `--probe` said it can run here.
 fn external_launch(e: &crate::suite::ExternalBackend, builtin: &Path) -> WorkerExe {

@@ -192,7 +192,11 @@ pub fn run_process(spec: &SpawnSpec<'_>) -> ProcessRecord {
         spec.external.as_ref(),
     );
     if let (Some(x), Some(w)) = (&spec.external, r.worker.as_mut()) {
-        w.caps_applied = Some(super::external::applied_caps(x.caps, spec.threads));
+        let mut caps = super::external::applied_caps(x.caps, spec.threads);
+        if spec.threads.is_none() {
+            caps.threads_pool = w.threads_used;
+        }
+        w.caps_applied = Some(caps);
         w.usage.peak_rss_bytes = rss_peak;
         if let (Some(a), Some(b)) = (cpu_before, children_cpu_s()) {
             w.usage.cpu_user_s = Some(b.0 - a.0);
