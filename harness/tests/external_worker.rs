@@ -251,3 +251,31 @@ fn list_backends_probes_the_built_in_torch_worker() {
         "{note}"
     );
 }
+
+#[test]
+fn a_model_too_big_to_hand_over_is_unsupported_without_writing_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = tmp.path().join("s.toml");
+    write(
+        &s,
+        &format!(
+            "name = \"x\"\nworkloads = [\"decode/llama-2-7b/f32\"]\nbackends = [\"fake\"]\n[backend.fake]\ncommand = [\"python3\", \"{}\", \"ok\"]\n[sampling]\nrepeat = 1\n",
+            fake_worker().display()
+        ),
+    );
+    let out_dir = tmp.path().join("run");
+    let out = capbench()
+        .args(["run", "--quiet", "--suite"])
+        .arg(&s)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let c = &read_json(&out_dir.join("run.json"))["cases"][0];
+    assert_eq!(c["status"], "unsupported", "{c}");
+    assert!(
+        c["status_detail"].as_str().unwrap().contains("at most 8"),
+        "{c}"
+    );
+}

@@ -70,17 +70,42 @@ pub fn command_line(e: &ExternalBackend, dir: &Path) -> Result<Vec<OsString>> {
         .collect())
 }
 
-/// An external engine's input files by role, or why they could not be
-/// written.
-pub type Inputs = std::result::Result<BTreeMap<String, std::path::PathBuf>, String>;
+/// An external engine's input files by role, or the case's status and
+/// why they were not written.
+pub type Inputs = std::result::Result<BTreeMap<String, std::path::PathBuf>, (Status, String)>;
+
+/// The largest model whose f32 weights capbench writes for an external
+/// engine: beyond it the files (and a training step's f64 reference) would
+/// not fit where such an engine runs.
+const MAX_INPUT_WEIGHT_BYTES: f64 = 8.0 * (1u64 << 30) as f64;
 
 /// Writes the inputs of `spec` for an external engine into `dir`: none
 /// for a workload capbench writes no inputs for (the worker decides).
 pub fn write_inputs(spec: &WorkloadSpec, dir: &Path) -> Inputs {
+    use capbench_workloads::spec::Typed;
+    let model = match spec.params.typed() {
+        Typed::Train(p) => Some(p.model),
+        Typed::Decode(p) => Some(p.model),
+        _ => None,
+    };
+    if let Some(cfg) = model.as_deref().and_then(capbench_workloads::models::shape) {
+        let bytes = cfg.param_count() as f64 * 4.0;
+        if bytes > MAX_INPUT_WEIGHT_BYTES {
+            return Err((
+                Status::Unsupported,
+                format!(
+                    "external engines get the weights as f32 files, and {}'s are {}; capbench writes at most {}",
+                    cfg.name,
+                    crate::format::human_bytes(bytes as u64),
+                    crate::format::human_bytes(MAX_INPUT_WEIGHT_BYTES as u64)
+                ),
+            ));
+        }
+    }
     match capbench_workloads::kinds::engine_inputs::write(spec, dir) {
         Ok(m) => Ok(m),
         Err(capbench_workloads::WorkloadError::Unsupported { .. }) => Ok(BTreeMap::new()),
-        Err(e) => Err(format!("writing the engine's inputs: {e}")),
+        Err(e) => Err((Status::Error, format!("writing the engine's inputs: {e}"))),
     }
 }
 

@@ -136,10 +136,10 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
         };
         let (inputs, repeat) = match inputs {
             Ok(i) => (i, repeat),
-            Err(detail) if repeat > 0 => {
+            Err((status, detail)) if repeat > 0 => {
                 processes.push(crate::results::ProcessRecord {
                     index: 0,
-                    status: crate::results::Status::Error,
+                    status,
                     status_detail: detail,
                     exit: Default::default(),
                     oom_requested_bytes: None,
