@@ -72,7 +72,9 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
     let total: usize = todo.iter().map(|c| sampling_of(c).repeat).sum();
     // Per backend: the executable its workers run, or why none can start.
     let mut worker_exes: HashMap<String, WorkerExe> = HashMap::new();
-    let mut engine_inputs: HashMap<String, external::Inputs> = HashMap::new();
+    // The inputs of the workload whose cases run now (a plan keeps a
+    // workload's cases together): written once, deleted when it changes.
+    let mut engine_inputs: Option<(String, PathBuf, external::Inputs)> = None;
     let pb = progress_bar(show_progress, total as u64);
 
     for (n, case) in todo.iter().enumerate() {
@@ -126,12 +128,20 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
         // An external engine's inputs (weights, data, capbench's answer),
         // written once per workload; a failure to write them is the case's.
         let inputs = match external {
-            Some(_) => engine_inputs
-                .entry(case.workload.clone())
-                .or_insert_with(|| {
-                    external::write_inputs(&spec, &work_dir.join(INPUTS_DIR).join(format!("w{n}")))
-                })
-                .clone(),
+            Some(_) => {
+                if engine_inputs
+                    .as_ref()
+                    .is_none_or(|(w, _, _)| *w != case.workload)
+                {
+                    if let Some((_, old, _)) = engine_inputs.take() {
+                        let _ = std::fs::remove_dir_all(old);
+                    }
+                    let d = work_dir.join(INPUTS_DIR).join(format!("case{n}"));
+                    let written = external::write_inputs(&spec, &d);
+                    engine_inputs = Some((case.workload.clone(), d, written));
+                }
+                engine_inputs.as_ref().expect("just set").2.clone()
+            }
             None => Ok(Default::default()),
         };
         let (inputs, repeat) = match inputs {
@@ -287,7 +297,7 @@ type WorkerExe = std::result::Result<Vec<std::ffi::OsString>, (crate::results::S
 
 /// Where a run writes the worker scripts capbench ships (`{builtin}`).
 const BUILTIN_WORKERS_DIR: &str = "workers";
-/// Where a run writes external engines' inputs, one folder per workload.
+/// Where a run writes external engines' inputs, one workload at a time.
 const INPUTS_DIR: &str = "inputs";
 
 /// An external backend's program line, once `--probe` said it can run here.
