@@ -269,7 +269,9 @@ pub struct ReportArgs {
     pub out: Option<PathBuf>,
 
     /// Formats to write, comma-separated: md (report.md), html (index.html),
-    /// csv (cases.csv), json (report.json). Figures are always drawn.
+    /// csv (cases.csv), json (report.json); for dashboards also bmf
+    /// (bmf.json, Bencher) and gab (gab-bigger.json, gab-smaller.json,
+    /// github-action-benchmark). Figures are always drawn.
     #[arg(long, value_name = "LIST", value_enum, value_delimiter = ',',
           default_values_t = crate::report::Format::ALL)]
     pub format: Vec<crate::report::Format>,
@@ -342,6 +344,11 @@ pub struct CheckArgs {
     /// Output format: text (terminal), md (GitHub summary), json.
     #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
     pub format: CheckFormat,
+
+    /// Also write the verdicts as JUnit XML to FILE, one test case per
+    /// claim; refuted and cannot-tell claims fail (as the exit code does).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -397,6 +404,11 @@ pub struct CompareArgs {
     /// Exit 1 also when a case is incomparable (missing, failed, mismatched).
     #[arg(long)]
     pub fail_on_incomparable: bool,
+
+    /// Also write the verdicts as JUnit XML to FILE, one test case per case,
+    /// failed exactly where the exit code is 1 (for CI test reports).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 //! slowdown, `history add` (concurrent, and refusing a damaged run),
 //! `list`, `prune`, and `analyze` finding a planted step.
 
+mod browser;
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -241,6 +242,22 @@ fn analyze_finds_a_planted_step_and_prune_keeps_the_newest() {
     let mag = cps[0]["magnitude_rel"].as_f64().unwrap();
     assert!((mag + 0.2).abs() < 0.02, "{mag}");
     assert!(cps[0]["confidence"].as_f64().unwrap() > 0.99);
+
+    // The dashboard of the same analysis: a trend plot per case, the page
+    // with the change at c09, whole in a browser; exit 1 as for analyze.
+    let page = tmp.path().join("page");
+    let o = history(&["report", "--out", page.to_str().unwrap()], &hist);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let html = std::fs::read_to_string(page.join("index.html")).unwrap();
+    assert!(
+        html.contains("<code>c09</code>") && html.contains("-20."),
+        "{html}"
+    );
+    assert!(
+        page.join("plots/trend-kernel-gemm-f32-128-cpu.png")
+            .is_file()
+    );
+    browser::check_page(&page.join("index.html"), &["id=\"change-points\""], 1);
 
     let o = history(&["prune", "--keep", "5"], &hist);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -20,6 +20,11 @@ pub enum HistoryCommand {
     /// and a verdict: regressed, improved, stable, drifting, too few runs.
     /// Exit 1 when a case's latest change is a regression, 2 on bad input.
     Analyze(HistoryAnalyzeArgs),
+    /// The static dashboard of the analysis: per case a trend plot (SVG +
+    /// PNG: median and 95% CI over commits, change points, baseline level)
+    /// and index.html with all of them and the change-point table — a
+    /// folder to publish as is (GitHub Pages). Exit code as for analyze.
+    Report(HistoryReportArgs),
 }
 
 /// Where the history lives and which part of it.
@@ -85,4 +90,24 @@ pub struct HistoryAnalyzeArgs {
     /// Output format: text, md, json.
     #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
     pub format: CompareFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryReportArgs {
+    #[command(flatten)]
+    pub at: HistoryWhere,
+    /// Smallest relative step that counts as a change.
+    #[arg(long, value_name = "PCT", default_value = "2%", value_parser = parse_fraction)]
+    pub threshold: f64,
+    /// Significance level of the permutation test.
+    #[arg(long, value_name = "P", default_value_t = 0.01)]
+    pub alpha: f64,
+    /// Folder to write index.html and plots/ into (created; files in it are
+    /// replaced).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "results/local/history-report"
+    )]
+    pub out: PathBuf,
 }

@@ -4,8 +4,8 @@
 use std::process::{Command, ExitCode};
 
 use crate::analysis::changepoint::Params;
-use crate::analysis::history::{AnalyzeOptions, analyze};
-use crate::cli::{CompareFormat, HistoryCommand};
+use crate::analysis::history::{AnalyzeOptions, HistoryAnalysis, analyze};
+use crate::cli::{CompareFormat, HistoryCommand, HistoryWhere};
 use crate::error::{HarnessError, Result};
 use crate::report::changes;
 use crate::report::table::rows;
@@ -102,32 +102,7 @@ pub fn run(c: HistoryCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         HistoryCommand::Analyze(a) => {
-            if !(a.alpha > 0.0 && a.alpha < 1.0) {
-                return Err(HarnessError::usage(format!(
-                    "--alpha {}: give a significance level in (0, 1), e.g. 0.01",
-                    a.alpha
-                )));
-            }
-            let o = AnalyzeOptions {
-                threshold: a.threshold,
-                params: Params {
-                    significance: a.alpha,
-                    ..Params::default()
-                },
-                ..AnalyzeOptions::default()
-            };
-            let mut series = vec![];
-            for runs in store::load(&a.at.dir, a.at.machine.as_deref(), a.at.branch.as_deref())? {
-                series.extend(history::series_of(&runs));
-            }
-            if series.is_empty() {
-                return Err(HarnessError::usage(format!(
-                    "no runs in the history at {}{}: add some with `capbench history add RUN_DIR`",
-                    a.at.dir.display(),
-                    selection(a.at.machine.as_deref(), a.at.branch.as_deref())
-                )));
-            }
-            let result = analyze(&series, &o);
+            let (_, result) = analysed(&a.at, a.threshold, a.alpha)?;
             let text = match a.format {
                 CompareFormat::Text => changes::text(&result),
                 CompareFormat::Md => changes::markdown(&result),
@@ -136,7 +111,59 @@ pub fn run(c: HistoryCommand) -> Result<ExitCode> {
             println!("{text}");
             Ok(exit_ok(!result.any_regressed()))
         }
+        HistoryCommand::Report(a) => {
+            let (series, result) = analysed(&a.at, a.threshold, a.alpha)?;
+            let d = crate::report::trend::from_history(&series, &result);
+            let w = crate::report::trend::write_dashboard(&d, &a.out)?;
+            eprintln!(
+                "history report: {} ({} trend plots){}",
+                w.index.display(),
+                w.figures.len(),
+                if w.skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} cases without runs", w.skipped.len())
+                }
+            );
+            println!("{}", changes::text(&result));
+            println!("{}", w.dir.display());
+            Ok(exit_ok(!result.any_regressed()))
+        }
     }
+}
+
+/// The selected part of the history, its series and their analysis.
+fn analysed(
+    at: &HistoryWhere,
+    threshold: f64,
+    alpha: f64,
+) -> Result<(Vec<history::Series>, HistoryAnalysis)> {
+    if !(alpha > 0.0 && alpha < 1.0) {
+        return Err(HarnessError::usage(format!(
+            "--alpha {alpha}: give a significance level in (0, 1), e.g. 0.01"
+        )));
+    }
+    let o = AnalyzeOptions {
+        threshold,
+        params: Params {
+            significance: alpha,
+            ..Params::default()
+        },
+        ..AnalyzeOptions::default()
+    };
+    let mut series = vec![];
+    for runs in store::load(&at.dir, at.machine.as_deref(), at.branch.as_deref())? {
+        series.extend(history::series_of(&runs));
+    }
+    if series.is_empty() {
+        return Err(HarnessError::usage(format!(
+            "no runs in the history at {}{}: add some with `capbench history add RUN_DIR`",
+            at.dir.display(),
+            selection(at.machine.as_deref(), at.branch.as_deref())
+        )));
+    }
+    let result = analyze(&series, &o);
+    Ok((series, result))
 }
 
 fn selection(machine: Option<&str>, branch: Option<&str>) -> String {
