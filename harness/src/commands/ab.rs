@@ -196,6 +196,7 @@ fn resolve(label: &str, spec: &str, build_dir: &Path) -> Result<Side> {
         .status()
         .map_err(HarnessError::io("start cargo in", &src))?;
     if !status.success() {
+        let _ = git(&["worktree", "remove", "--force", &src.display().to_string()]);
         return Err(HarnessError::usage(format!(
             "--{label} {spec}: `cargo build --release -p capbench` failed in {} (its output is above)",
             src.display()
