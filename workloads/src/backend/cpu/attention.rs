@@ -81,12 +81,10 @@ pub fn forward(
             for (i, row) in p.chunks_mut(t).enumerate() {
                 let (vis, hidden) = row.split_at_mut(i + 1);
                 let max = vis.iter().fold(f32::NEG_INFINITY, |m, x| m.max(*x)) * scale;
-                let mut sum = 0f32;
-                for x in vis.iter_mut() {
-                    *x = (*x * scale - max).exp();
-                    sum += *x;
-                }
-                vis.iter_mut().for_each(|x| *x /= sum);
+                vis.iter_mut()
+                    .for_each(|x| *x = super::kernels::exp(*x * scale - max));
+                let inv = 1.0 / vis.iter().sum::<f32>();
+                vis.iter_mut().for_each(|x| *x *= inv);
                 hidden.fill(0.0);
             }
             let vv = s.head(v, s.hkv, b, kh);

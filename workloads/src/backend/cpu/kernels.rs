@@ -119,8 +119,29 @@ pub fn rope(
     });
 }
 
+/// e^x to about 2 ulp (Cephes' expf: x = k·ln2 + r, |r| ≤ ln2/2, a degree-6
+/// polynomial for e^r, 2^k put in the exponent bits). Unlike `f32::exp`
+/// (a libm call) it is plain arithmetic, so loops over it vectorise — the
+/// softmax, cross-entropy and SiLU loops spent most of their time in libm.
+/// Inputs are clamped to [−87, 88], where e^x is a normal f32.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer
+    let x = x.clamp(-87.0, 88.0);
+    let k = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let r = x - k * 0.693_359_4 + k * 2.121_944_4e-4;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 0.166_666_65;
+    p = p * r + 0.5;
+    let y = p * r * r + r + 1.0;
+    y * f32::from_bits(((k as i32 + 127) as u32) << 23)
+}
+
 fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
+    1.0 / (1.0 + exp(-x))
 }
 
 /// a = silu(g) ⊙ u.
@@ -176,11 +197,8 @@ pub fn cross_entropy(logits: &mut [f32], targets: &[u32], v: usize) -> f64 {
         .map(|(row, &tgt)| {
             let max = row.iter().fold(f32::NEG_INFINITY, |m, x| m.max(*x));
             let shifted_target = row[tgt as usize] - max;
-            let mut sum = 0f32;
-            for x in row.iter_mut() {
-                *x = (*x - max).exp();
-                sum += *x;
-            }
+            row.iter_mut().for_each(|x| *x = exp(*x - max));
+            let sum: f32 = row.iter().sum();
             let inv = 1.0 / sum;
             for x in row.iter_mut() {
                 *x *= inv / n as f32;

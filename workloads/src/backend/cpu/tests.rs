@@ -222,6 +222,23 @@ fn cross_entropy_and_its_gradient_match_autograd() {
 }
 
 #[test]
+fn fast_exp_is_within_a_few_ulp_of_libm() {
+    let mut x = -87.0f32;
+    while x < 88.0 {
+        let (got, want) = (k::exp(x), (x as f64).exp());
+        assert!(
+            ((got as f64 - want) / want).abs() < 4e-7,
+            "exp({x}) = {got}, want {want}"
+        );
+        x += 0.0137;
+    }
+    assert_eq!(k::exp(0.0), 1.0);
+    // Far below the range: clamped to a tiny normal, never inf or NaN.
+    assert!(k::exp(-1e9) < 1e-37 && k::exp(-1e9) > 0.0);
+    assert!(k::exp(f32::NAN).is_nan());
+}
+
+#[test]
 fn embedding_gathers_and_scatters_repeated_tokens() {
     let emb: Vec<f32> = (0..12).map(|i| i as f32).collect(); // (4, 3)
     let tokens = [2u32, 0, 2];
