@@ -64,11 +64,23 @@ pub fn prepare(
     p: &TrainParams,
     backend: &Backend,
 ) -> Result<Box<dyn PreparedWorkload>> {
-    Ok(Box::new(prepare_step(spec, p, backend)?))
+    Ok(Box::new(prepare_on(spec, p, backend, true)?))
 }
 
-/// The train step as a concrete type (the quality workload verifies with it).
+/// The train step as a concrete type on candle (the quality workload
+/// verifies with it; its memory model counts candle's step).
 pub fn prepare_step(spec: &WorkloadSpec, p: &TrainParams, backend: &Backend) -> Result<TrainStep> {
+    prepare_on(spec, p, backend, false)
+}
+
+/// `executor`: run on capbench's CPU executor where it applies (CPU, f32,
+/// a GQA family; `cost::work::memory_need_bytes` predicts the same choice).
+fn prepare_on(
+    spec: &WorkloadSpec,
+    p: &TrainParams,
+    backend: &Backend,
+    executor: bool,
+) -> Result<TrainStep> {
     let TrainParams {
         model,
         dtype,
@@ -83,7 +95,11 @@ pub fn prepare_step(spec: &WorkloadSpec, p: &TrainParams, backend: &Backend) -> 
         DType::Bf16 => CDType::BF16,
         _ => CDType::F32,
     };
-    let engine = if *backend == Backend::Cpu && dtype == CDType::F32 && Trainer::supports(&cfg) {
+    let engine = if executor
+        && *backend == Backend::Cpu
+        && dtype == CDType::F32
+        && Trainer::supports(&cfg)
+    {
         let mut host = std::collections::HashMap::new();
         for (name, var) in &params.vars {
             let v: Vec<f32> = var
