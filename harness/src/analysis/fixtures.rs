@@ -138,6 +138,7 @@ pub fn run(machine_id: &str, cases: Vec<CaseResult>) -> RunFile {
             cpus: None,
             wgpu_limits: None,
             profiles: vec![],
+            array_sizing: Default::default(),
         },
         not_planned: vec![],
         totals: RunTotals {
@@ -146,5 +147,6 @@ pub fn run(machine_id: &str, cases: Vec<CaseResult>) -> RunFile {
         },
         cases,
         ceilings: vec![],
+        ceiling_brackets: vec![],
     }
 }

@@ -86,7 +86,7 @@ pub struct ArraySizing {
 }
 
 fn mib(b: u64) -> String {
-    if b % MIB == 0 {
+    if b.is_multiple_of(MIB) {
         format!("{} MiB", b / MIB)
     } else {
         format!("{:.1} MiB", b as f64 / MIB as f64)

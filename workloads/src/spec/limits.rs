@@ -41,7 +41,7 @@ impl WorkloadSpec {
             Params::Stream { elems } => over("elements per array", *elems, MAX_STREAM_ELEMS)?,
             Params::Read { bytes } => {
                 over("bytes", *bytes, 4 * MAX_STREAM_ELEMS)?;
-                if bytes % 64 != 0 {
+                if !bytes.is_multiple_of(64) {
                     return Err(WorkloadError::UnknownName {
                         what: "workload",
                         name: self.name.clone(),
