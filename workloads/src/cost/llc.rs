@@ -169,8 +169,14 @@ pub fn resolve(
     match name {
         "kernel/stream-llc" => {
             let s = size_arrays(llc, available, 3);
-            // Elements per array: 256 Ki f32 per MiB.
-            Some((format!("kernel/stream-{}K", s.array_bytes / 4 / 1024), s))
+            // Elements per array, in the largest unit that counts them whole.
+            let elems = s.array_bytes / 4;
+            let name = if elems.is_multiple_of(MIB) {
+                format!("kernel/stream-{}M", elems / MIB)
+            } else {
+                format!("kernel/stream-{}K", elems / 1024)
+            };
+            Some((name, s))
         }
         "kernel/read-llc" => {
             let s = size_arrays(llc, available, 1);
@@ -219,7 +225,7 @@ mod tests {
         assert_eq!(name, "kernel/read-1040M");
         assert!(s.rule_met && s.array_bytes >= 4 * (266240 << 10), "{s:?}");
         let (name, s) = resolve("kernel/stream-llc", llc, Some(64 << 30)).unwrap();
-        assert_eq!(name, "kernel/stream-266240K");
+        assert_eq!(name, "kernel/stream-260M");
         assert_eq!(s.arrays, 3);
         assert!(s.rule.contains("1040 MiB ≥ 4 × 260 MiB"), "{}", s.rule);
         // This VM's 32 MiB L3 → 128 MiB per array.
