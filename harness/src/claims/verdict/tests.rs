@@ -536,3 +536,20 @@ fn a_claim_about_an_engine_counts_only_that_engines_cases() {
     let e = claims::parse(&format!("{PROFILES}\n{bad}"), Path::new("c.toml")).unwrap_err();
     assert!(e.to_string().contains("unknown engine 'vllm'"), "{e}");
 }
+
+#[test]
+fn a_source_above_its_roof_is_refused_and_the_reason_given() {
+    let mut runs = vec![machine_run("m1", true)];
+    runs[0].run.cases[0].metrics.insert("mbu".into(), 1.3);
+    let v = verdict(
+        &claim(
+            "decode/dense-tiny/f32",
+            "profile = \"fast\"",
+            &["tokens_per_s >= 1".to_string()],
+        ),
+        &runs,
+    );
+    assert_eq!(v.verdict, ClaimVerdictKind::CannotTell, "{v:#?}");
+    let why = v.expectations[0].reason.as_deref().unwrap_or_default();
+    assert!(why.contains("MBU 1.300 > 1"), "{why}");
+}
