@@ -3,6 +3,7 @@
 
 mod ceiling;
 pub mod env;
+pub mod history;
 mod identity;
 pub mod invariants;
 pub mod io;
