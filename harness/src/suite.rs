@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use capbench_workloads::cost::llc::ArraySizing;
 use capbench_workloads::spec::WorkloadSpec;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
@@ -160,6 +161,20 @@ pub struct Suite {
     /// `[backend.NAME]` tables, then the built-in ones the suite does not
     /// redefine.
     pub external: Vec<ExternalBackend>,
+    /// `kernel/<stream|read>-llc` entries as sized for this machine: the
+    /// resolved name → the LLC, the array bytes and the rule.
+    pub sized: std::collections::BTreeMap<String, ArraySizing>,
+}
+
+/// `kernel/stream-llc` and `kernel/read-llc`: the name sized for this
+/// machine (each array ≥ 4 × its LLC, capped by the memory available now)
+/// and how; `None` for any other name.
+pub fn resolve_llc_sized(name: &str) -> Option<(String, ArraySizing)> {
+    use capbench_workloads::cost::llc;
+    if !name.ends_with("-llc") {
+        return None;
+    }
+    llc::resolve(name, llc::llc_bytes(), llc::mem_available_bytes())
 }
 
 impl Suite {
@@ -219,8 +234,16 @@ pub fn parse(text: &str, path: &Path, source: &str) -> Result<Suite> {
         format!("line {l}, column {c}")
     };
     let mut workloads = Vec::new();
+    let mut sized = std::collections::BTreeMap::new();
     for w in &file.workloads {
-        let spec = WorkloadSpec::parse(w.get_ref()).map_err(|e| {
+        let name = match resolve_llc_sized(w.get_ref()) {
+            Some((name, sizing)) => {
+                sized.insert(name.clone(), sizing);
+                name
+            }
+            None => w.get_ref().clone(),
+        };
+        let spec = WorkloadSpec::parse(&name).map_err(|e| {
             HarnessError::bad_input(
                 path,
                 at(w),
@@ -311,6 +334,7 @@ pub fn parse(text: &str, path: &Path, source: &str) -> Result<Suite> {
         sampling: file.sampling,
         overrides,
         external,
+        sized,
     })
 }
 

@@ -32,6 +32,9 @@ pub fn supports(spec: &WorkloadSpec, backend: &Backend) -> std::result::Result<(
         (Params::Stream { .. }, b) if b.is_candle() && *b != Backend::Cpu => {
             Err("kernel/stream runs on the cpu (host memory) and on wgpu (device memory)".into())
         }
+        (Params::Read { .. }, b) if *b != Backend::Cpu => {
+            Err("kernel/read runs on the cpu (host memory) only".into())
+        }
         (Params::Train { dtype, .. }, Backend::Wgpu(_)) if *dtype != DType::F32 => Err(format!(
             "{} training on the wgpu engine is not implemented (f32 only)",
             dtype.as_str()
@@ -74,6 +77,7 @@ pub fn prepare_with(
         Typed::Gemm(p) => kernels::gemm::prepare(spec, &p, backend),
         Typed::Fault(fault) => kernels::fault::prepare(spec, fault),
         Typed::Stream(elems) => kernels::stream::prepare(spec, elems),
+        Typed::Read(bytes) => kernels::read::prepare(spec, bytes),
         Typed::Attention(seq) => kernels::attention::prepare(spec, seq, backend),
         Typed::Train(p) => train::prepare(spec, &p, backend),
         Typed::Decode(p) => decode::prepare(spec, &p, backend, opts.model_file.as_deref()),
@@ -95,7 +99,7 @@ fn prepare_wgpu(
         Typed::Attention(seq) => kernels::wgpu::prepare_attention(spec, seq, selector, opts),
         Typed::Train(p) => train::wgpu::prepare(spec, &p, selector, opts),
         Typed::Decode(p) => decode::wgpu::prepare(spec, &p, selector, opts),
-        Typed::Fault(_) | Typed::Quality(_) => Err(WorkloadError::Unsupported {
+        Typed::Fault(_) | Typed::Quality(_) | Typed::Read(_) => Err(WorkloadError::Unsupported {
             workload: spec.name.clone(),
             backend: Backend::Wgpu(selector).to_string(),
             reason: "not implemented on the wgpu engine".into(),
@@ -149,6 +153,15 @@ pub fn catalog() -> Vec<CatalogEntry> {
             backends: "cpu (host memory), wgpu (device memory)",
             description: "STREAM triad a = b + s·c over N f32 per array: sustainable memory bandwidth (GB/s, 12 bytes per element)",
             example: "kernel/stream-4M",
+            harness_test: false,
+        },
+        CatalogEntry {
+            pattern: "kernel/read-<N[K|M|G]>",
+            kind: "kernel",
+            version: crate::spec::READ_VERSION,
+            backends: "cpu (host memory)",
+            description: "read-only bandwidth: a vectorised sum over N bytes of f32 (N a multiple of 64), verified exactly against a scalar sum; the roof decode's MBU is taken against (decode streams its weights read-only)",
+            example: "kernel/read-128M",
             harness_test: false,
         },
         CatalogEntry {

@@ -80,6 +80,10 @@ pub enum Params {
     Stream {
         elems: usize,
     },
+    /// A read-only pass: the sum of `bytes` of f32 (decode's access pattern).
+    Read {
+        bytes: usize,
+    },
     /// Causal attention over `seq` positions (8 heads × 64 dims, f32).
     Attention {
         seq: usize,
@@ -128,6 +132,7 @@ pub struct WorkloadSpec {
 
 pub const GEMM_VERSION: u32 = 1;
 pub const STREAM_VERSION: u32 = 1;
+pub const READ_VERSION: u32 = 1;
 pub const ATTENTION_VERSION: u32 = 1;
 pub const TRAIN_VERSION: u32 = 1;
 pub const DECODE_VERSION: u32 = 1;
@@ -197,6 +202,12 @@ impl WorkloadSpec {
                 "expected kernel/stream-<N> elements per array, e.g. kernel/stream-4M",
                 STREAM_VERSION,
                 (|elems| Params::Stream { elems }) as fn(usize) -> Params,
+            ),
+            (
+                "kernel/read-",
+                "expected kernel/read-<N> bytes, a multiple of 64, e.g. kernel/read-128M",
+                READ_VERSION,
+                |bytes| Params::Read { bytes },
             ),
             (
                 "kernel/attention-",
@@ -484,6 +495,11 @@ mod tests {
         assert_eq!((prompt, gen_tokens), (16, 0));
         let s = WorkloadSpec::parse("kernel/stream-4M").unwrap();
         assert_eq!(s.params, Params::Stream { elems: 4 << 20 });
+        let s = WorkloadSpec::parse("kernel/read-128M").unwrap();
+        assert_eq!(s.params, Params::Read { bytes: 128 << 20 });
+        assert_eq!(s.bytes_per_iter(), (128u64 << 20) as f64);
+        // The sum runs over whole 16-lane blocks of f32.
+        assert!(WorkloadSpec::parse("kernel/read-100").is_err());
         for bad in [
             "train-step/dense-huge/f32",
             "train-step/dense-tiny/f16",

@@ -19,7 +19,7 @@ pub fn case_energy(spec: &WorkloadSpec, processes: &[ProcessRecord]) -> Option<C
         Params::Gemm { dtype, .. }
         | Params::Train { dtype, .. }
         | Params::TrainQuality { dtype, .. } => Some(*dtype),
-        Params::Stream { .. } | Params::Attention { .. } => Some(DType::F32),
+        Params::Stream { .. } | Params::Read { .. } | Params::Attention { .. } => Some(DType::F32),
         Params::Decode { format, .. } => Some(match format {
             WeightFmt::F16 => DType::F16,
             WeightFmt::Bf16 => DType::Bf16,

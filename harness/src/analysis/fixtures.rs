@@ -139,6 +139,7 @@ pub fn run(machine_id: &str, cases: Vec<CaseResult>) -> RunFile {
             wgpu_limits: None,
             profiles: vec![],
             external_backends: vec![],
+            array_sizing: Default::default(),
         },
         not_planned: vec![],
         totals: RunTotals {
@@ -147,5 +148,6 @@ pub fn run(machine_id: &str, cases: Vec<CaseResult>) -> RunFile {
         },
         cases,
         ceilings: vec![],
+        ceiling_brackets: vec![],
     }
 }

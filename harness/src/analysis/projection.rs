@@ -20,6 +20,10 @@ pub struct Target {
     pub source: String,
     pub memory_bytes: Option<f64>,
     pub bandwidth_bytes_per_s: f64,
+    /// Read-only bandwidth, where measured apart from the triad (a
+    /// machine's `kernel/read` ceiling); a spec sheet gives one figure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_bandwidth_bytes_per_s: Option<f64>,
     /// Peak FLOP/s per dtype (`f32`, `f16`, `bf16`, `int8`, …); may be empty
     /// when the spec sheet gives none (then only the bandwidth roof is used).
     pub peak_flops_per_s: BTreeMap<String, f64>,
@@ -36,11 +40,23 @@ impl Target {
         let here = ceilings
             .iter()
             .filter(|c| c.backend == backend && c.threads == threads);
-        let stream = here.clone().find(|c| c.kind == CeilingKind::Stream)?;
+        // Of a bracketed pair, the lower end: the rate the machine held
+        // throughout.
+        let lowest = |k: CeilingKind| {
+            here.clone()
+                .filter(|c| c.kind == k)
+                .min_by(|a, b| a.value.total_cmp(&b.value))
+        };
+        let read = lowest(CeilingKind::Read);
+        let stream = lowest(CeilingKind::Stream).or(read)?;
         let peak_flops_per_s = here
             .filter(|c| c.kind == CeilingKind::Gemm)
             .filter_map(|c| Some((c.dtype.clone()?, c.value * 1e9)))
-            .collect();
+            .fold(BTreeMap::new(), |mut m: BTreeMap<String, f64>, (d, v)| {
+                let e = m.entry(d).or_insert(v);
+                *e = e.min(v);
+                m
+            });
         Some(Target {
             name: name.to_string(),
             source: format!(
@@ -49,6 +65,7 @@ impl Target {
             ),
             memory_bytes: None,
             bandwidth_bytes_per_s: stream.value * 1e9,
+            read_bandwidth_bytes_per_s: read.map(|r| r.value * 1e9),
             peak_flops_per_s,
         })
     }
@@ -76,6 +93,7 @@ impl From<&crate::profiles::Profile> for Target {
             source: format!("profile {} ({}) — {bw}", p.name, p.origin),
             memory_bytes: Some(p.memory_budget_bytes() as f64),
             bandwidth_bytes_per_s: p.bandwidth().unwrap_or(0.0),
+            read_bandwidth_bytes_per_s: None,
             peak_flops_per_s: p
                 .peak_flops_per_s
                 .iter()
@@ -144,6 +162,41 @@ pub struct Efficiency {
     pub mfu: Option<[f64; 3]>,
     /// The bound on the measuring machine's roofline.
     pub bound_here: Option<Bound>,
+    /// The bandwidth roof MBU was taken against: `read` or `stream`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mbu_roof: Option<String>,
+    /// How far the bracketing ceilings drifted apart during the run
+    /// (relative, 0 when they agreed within their CIs): the projected band
+    /// is widened by it.
+    #[serde(default)]
+    pub ceiling_drift_rel: f64,
+    /// The engine that measured it: `capbench` (candle, the WGSL engine),
+    /// or an engine backend (`llamacpp`, `torch`).
+    #[serde(default = "own_engine")]
+    pub engine: String,
+}
+
+fn own_engine() -> String {
+    OWN_ENGINE.into()
+}
+
+/// capbench's own engine: candle and the WGSL engine.
+pub const OWN_ENGINE: &str = "capbench";
+/// Engines other than capbench's own that a case or claim may name.
+pub const OTHER_ENGINES: &[&str] = &["llamacpp", "torch"];
+
+/// The engine a case ran on: its `engine` tag, else an engine backend's
+/// name, else capbench's own.
+pub fn engine_of(c: &CaseResult) -> String {
+    if let Some(e) = c.tags.get("engine") {
+        return e.clone();
+    }
+    let family = c.backend.split([':', '+']).next().unwrap_or("");
+    if OTHER_ENGINES.contains(&family) {
+        family.to_string()
+    } else {
+        OWN_ENGINE.to_string()
+    }
 }
 
 impl Efficiency {
@@ -161,8 +214,22 @@ impl Efficiency {
                 v * h.ci95_high / h.value.max(f64::MIN_POSITIVE),
             ]
         };
+        if let Some(e) = c.tags.get("measurement_error") {
+            return Err(format!(
+                "{} (run {run_id}) is not projected from: {e}",
+                c.id
+            ));
+        }
         let mbu = c.metrics.get("mbu").map(|v| rel(*v));
         let mfu = c.metrics.get("mfu").map(|v| rel(*v));
+        for (name, v) in [("MBU", mbu), ("MFU", mfu)] {
+            if let Some(v) = v.filter(|v| v[0] > 1.0 + 1e-9) {
+                return Err(format!(
+                    "{} (run {run_id}) has {name} {:.3} > 1, a measurement error (faster than the measured roof), never projected from",
+                    c.id, v[0]
+                ));
+            }
+        }
         if mbu.is_none() && mfu.is_none() {
             return Err(format!(
                 "{} (run {run_id}) has no MFU or MBU: its machine's ceilings were not measured — run `capbench probe` there and pass that run folder too",
@@ -177,6 +244,9 @@ impl Efficiency {
             mbu,
             mfu,
             bound_here: c.tags.get("roofline_bound").and_then(|b| Bound::parse(b)),
+            mbu_roof: c.tags.get("ceiling_bandwidth_kind").cloned(),
+            ceiling_drift_rel: c.metrics.get("ceiling_drift_rel").copied().unwrap_or(0.0),
+            engine: engine_of(c),
         })
     }
 }
@@ -227,20 +297,20 @@ pub fn project(eff: &Efficiency, work: &Work, target: &Target) -> Result<Project
     let use_mbu = eff.bound_here != Some(Bound::Compute);
     let use_mfu = eff.bound_here != Some(Bound::Memory);
     let mut roofs: Vec<Roof> = vec![];
-    if target.bandwidth_bytes_per_s > 0.0 {
+    // MBU against the read roof is carried to the target's read bandwidth
+    // where it lists one apart (a measured machine), else its one figure.
+    let bandwidth = match (eff.mbu_roof.as_deref(), target.read_bandwidth_bytes_per_s) {
+        (Some("read"), Some(r)) => r,
+        _ => target.bandwidth_bytes_per_s,
+    };
+    if bandwidth > 0.0 {
         let e = match eff.mbu.filter(|m| m[0] > 0.0) {
             Some(m) if use_mbu => Some(m),
             _ if eff.bound_here == Some(Bound::Compute) => Some(ideal),
             _ => None,
         };
         if let Some(e) = e {
-            roofs.push((
-                Bound::Memory,
-                e,
-                work.bytes,
-                target.bandwidth_bytes_per_s,
-                None,
-            ));
+            roofs.push((Bound::Memory, e, work.bytes, bandwidth, None));
         }
     }
     if let Some((dtype, peak)) = target.peak_for(&eff.dtype) {
@@ -279,9 +349,12 @@ pub fn project(eff: &Efficiency, work: &Work, target: &Target) -> Result<Project
             .fold(0.0, f64::max)
     };
     let value = work.headline_per_iter / wall;
+    // Ceilings that drifted apart during the run: the efficiency is known
+    // no better than that drift, whichever end it was taken against.
+    let drift = eff.ceiling_drift_rel.max(0.0);
     let (lo, hi) = (
-        work.headline_per_iter / wall_at(1),
-        work.headline_per_iter / wall_at(2),
+        work.headline_per_iter / wall_at(1) * (1.0 - drift).max(0.0),
+        work.headline_per_iter / wall_at(2) * (1.0 + drift),
     );
     let kind = match bound {
         Bound::Memory => "mbu",
@@ -291,6 +364,30 @@ pub fn project(eff: &Efficiency, work: &Work, target: &Target) -> Result<Project
         (Bound::Memory, _) => format!("{:.1} GB/s", rate / 1e9),
         (Bound::Compute, Some(d)) => format!("{:.2} TFLOP/s {d}", rate / 1e12),
         (Bound::Compute, None) => format!("{:.2} TFLOP/s", rate / 1e12),
+    };
+    let roof_words = match (bound, eff.mbu_roof.as_deref()) {
+        (Bound::Memory, Some(r)) => format!(", MBU taken against the {r} ceiling"),
+        _ => String::new(),
+    };
+    let what = if e == ideal {
+        format!(
+            "{} is {}-bound at 100 % of its {peak_words} — an optimistic limit: {} was bound by the other roof here (run {})",
+            target.name,
+            bound.as_str(),
+            eff.case,
+            eff.run_id
+        )
+    } else {
+        format!(
+            "{} reaches {} = {:.3}, as {} did in run {} ({}-bound on {}: {peak_words}{roof_words})",
+            target.name,
+            kind.to_uppercase(),
+            e[0],
+            eff.case,
+            eff.run_id,
+            bound.as_str(),
+            target.name
+        )
     };
     Ok(Projection {
         label: "projected".into(),
@@ -308,27 +405,33 @@ pub fn project(eff: &Efficiency, work: &Work, target: &Target) -> Result<Project
         from_run: eff.run_id.clone(),
         target_peak_used: rate,
         target_dtype_used: dtype,
-        assumption: if e == ideal {
-            format!(
-                "{} is {}-bound at 100 % of its {peak_words} — an optimistic limit: {} was bound by the other roof here (run {})",
-                target.name,
-                bound.as_str(),
-                eff.case,
-                eff.run_id
-            )
-        } else {
-            format!(
-                "{} reaches {} = {:.3}, as {} did in run {} ({}-bound on {}: {peak_words})",
-                target.name,
-                kind.to_uppercase(),
-                e[0],
-                eff.case,
-                eff.run_id,
-                bound.as_str(),
-                target.name
-            )
-        },
+        assumption: format!("{what}{}{}", engine_words(eff), drift_words(eff)),
     })
+}
+
+/// Whose efficiency a projection carries: capbench's own engine unless the
+/// source was measured on another.
+fn engine_words(eff: &Efficiency) -> String {
+    if eff.engine == OWN_ENGINE {
+        " — the efficiency of capbench's own engine (candle/WGSL): the projection is for that engine; llama.cpp or PyTorch may reach another (name one with `engine` in the claim)".into()
+    } else {
+        format!(
+            " — the efficiency of the {} engine, measured on it",
+            eff.engine
+        )
+    }
+}
+
+fn drift_words(eff: &Efficiency) -> String {
+    if eff.ceiling_drift_rel > 0.0 {
+        format!(
+            "; the ceilings bracketing {} drifted {:.0} % apart during its run (ceiling_drift): the band is widened by that much",
+            eff.case,
+            eff.ceiling_drift_rel * 100.0
+        )
+    } else {
+        String::new()
+    }
 }
 
 /// The shortest time `work` can take on `target`: each roof it has a
@@ -354,6 +457,7 @@ mod tests {
             source: "test".into(),
             memory_bytes: Some(8e9),
             bandwidth_bytes_per_s: bw_gb * 1e9,
+            read_bandwidth_bytes_per_s: None,
             peak_flops_per_s: peak_tf
                 .iter()
                 .map(|(d, v)| (d.to_string(), v * 1e12))
@@ -370,6 +474,9 @@ mod tests {
             mbu: mbu.map(|v| [v, v * 0.9, v * 1.1]),
             mfu: mfu.map(|v| [v, v * 0.9, v * 1.1]),
             bound_here: None,
+            mbu_roof: None,
+            ceiling_drift_rel: 0.0,
+            engine: OWN_ENGINE.into(),
         }
     }
 
@@ -488,5 +595,65 @@ mod tests {
         };
         let e = project(&eff(None, Some(0.5), "f32"), &w, &target(1.0, &[])).unwrap_err();
         assert!(e.contains("compute peak"), "{e}");
+    }
+
+    fn decode_work() -> Work {
+        Work {
+            flops: 2.0 * 6.7e9,
+            bytes: 3.8e9,
+            headline_metric: "tokens_per_s".into(),
+            headline_per_iter: 1.0,
+        }
+    }
+
+    #[test]
+    fn drifting_ceilings_widen_the_band_and_the_engine_is_named() {
+        let mut e = eff(Some(0.6), None, "q4_0");
+        let t = target(100.0, &[]);
+        let p0 = project(&e, &decode_work(), &t).unwrap();
+        assert!(
+            p0.assumption.contains("capbench's own engine"),
+            "{}",
+            p0.assumption
+        );
+        e.ceiling_drift_rel = 0.25;
+        e.engine = "llamacpp".into();
+        let p = project(&e, &decode_work(), &t).unwrap();
+        assert_eq!(p.value, p0.value);
+        assert!((p.ci95_low - p0.ci95_low * 0.75).abs() < 1e-9);
+        assert!((p.ci95_high - p0.ci95_high * 1.25).abs() < 1e-9);
+        assert!(p.assumption.contains("llamacpp engine"), "{}", p.assumption);
+        assert!(p.assumption.contains("drifted 25 %"), "{}", p.assumption);
+    }
+
+    #[test]
+    fn mbu_against_the_read_roof_goes_to_the_targets_read_bandwidth() {
+        let mut e = eff(Some(0.5), None, "q4_0");
+        e.mbu_roof = Some("read".into());
+        let mut t = target(100.0, &[]);
+        t.read_bandwidth_bytes_per_s = Some(200e9);
+        let p = project(&e, &decode_work(), &t).unwrap();
+        assert_eq!(p.target_peak_used, 200e9);
+        assert!(p.assumption.contains("read ceiling"), "{}", p.assumption);
+        // The triad's MBU keeps the triad figure.
+        e.mbu_roof = Some("stream".into());
+        assert_eq!(
+            project(&e, &decode_work(), &t).unwrap().target_peak_used,
+            100e9
+        );
+    }
+
+    #[test]
+    fn a_case_above_its_roof_is_never_projected_from() {
+        use crate::analysis::fixtures::case;
+        let mut c = case("decode/dense-tiny/q4_0", "cpu", vec![vec![1e-3; 5]; 2]);
+        c.metrics.insert("mbu".into(), 1.4);
+        let err = Efficiency::of_case(&c, "r", "m").unwrap_err();
+        assert!(err.contains("MBU 1.400 > 1"), "{err}");
+        c.metrics.insert("mbu".into(), 0.4);
+        assert!(Efficiency::of_case(&c, "r", "m").is_ok());
+        c.tags
+            .insert("measurement_error".into(), "MFU 2.0 > 1".into());
+        assert!(Efficiency::of_case(&c, "r", "m").is_err());
     }
 }

@@ -50,6 +50,7 @@ struct ClaimFile {
     profile: Option<Spanned<String>>,
     versus: Option<Spanned<String>>,
     backend: Option<Spanned<String>>,
+    engine: Option<Spanned<String>>,
     machine: Option<Spanned<String>>,
     mem_cap: Option<Spanned<String>>,
     expect: Spanned<Vec<Spanned<String>>>,
@@ -77,6 +78,10 @@ pub struct Claim {
     /// A second profile `<metric>_ratio` expectations compare against.
     pub versus: Option<String>,
     pub backend: Option<String>,
+    /// The engine whose measurements count and whose efficiency a
+    /// projection carries (`llamacpp`, `torch`); `None`: capbench's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
     /// A machine id (or its prefix) or hostname among the results.
     pub machine: Option<String>,
     /// The memory cap `fits` is about when there is no profile (a run with
@@ -128,7 +133,7 @@ fn known_profiles() -> Vec<String> {
         .unwrap_or_default()
 }
 
-const FIX: &str = "see docs/claims.md: each [[claim]] has id, statement, workload (or model), expect = [\"tokens_per_s >= 10\", …] and optionally profile, versus, backend, machine, mem_cap";
+const FIX: &str = "see docs/claims.md: each [[claim]] has id, statement, workload (or model), expect = [\"tokens_per_s >= 10\", …] and optionally profile, versus, backend, engine, machine, mem_cap";
 
 /// Parses and checks a claims file; `path` is used in messages and to find
 /// `model` files relative to the claims file.
@@ -187,6 +192,7 @@ pub fn parse(text: &str, path: &Path) -> Result<ClaimSet> {
                 source: format!("{described} — {}", p.source),
                 memory_bytes: p.memory_gib.map(|g| g * (1u64 << 30) as f64),
                 bandwidth_bytes_per_s: p.bandwidth_gb_per_s * 1e9,
+                read_bandwidth_bytes_per_s: None,
                 peak_flops_per_s: p
                     .peak_tflops
                     .iter()
@@ -327,6 +333,25 @@ pub fn parse(text: &str, path: &Path) -> Result<ClaimSet> {
                 Some(parsed.to_string())
             }
         };
+        let engine = match &c.engine {
+            None => None,
+            Some(e) => {
+                use crate::analysis::projection::{OTHER_ENGINES, OWN_ENGINE};
+                let name = e.get_ref().trim();
+                if name != OWN_ENGINE && !OTHER_ENGINES.contains(&name) {
+                    return Err(HarnessError::bad_input(
+                        path,
+                        at("engine", e.span()),
+                        format!("unknown engine '{name}'"),
+                        format!(
+                            "use {OWN_ENGINE} (capbench's own: candle, the WGSL engine) or one of {}",
+                            OTHER_ENGINES.join(", ")
+                        ),
+                    ));
+                }
+                (name != OWN_ENGINE).then(|| name.to_string())
+            }
+        };
         let mem_cap_bytes = match &c.mem_cap {
             None => None,
             Some(m) => Some(crate::caps::size::parse_bytes(m.get_ref()).map_err(|e| {
@@ -385,6 +410,7 @@ pub fn parse(text: &str, path: &Path) -> Result<ClaimSet> {
             profile,
             versus,
             backend,
+            engine,
             machine: c.machine.as_ref().map(|m| m.get_ref().clone()),
             mem_cap_bytes,
             expect: exps,

@@ -140,6 +140,7 @@ pub fn ceilings(cl: &[crate::results::Ceiling]) -> String {
                         "GFLOP/s",
                     ),
                     CeilingKind::Stream => ("STREAM triad".to_string(), "GB/s"),
+                    CeilingKind::Read => ("read".to_string(), "GB/s"),
                 };
                 vec![
                     c.backend.clone(),
@@ -151,7 +152,10 @@ pub fn ceilings(cl: &[crate::results::Ceiling]) -> String {
                         sig3(c.ci95_low),
                         sig3(c.ci95_high)
                     ),
-                    c.case.clone(),
+                    match &c.bracket {
+                        Some(b) => format!("{} ({b})", c.case),
+                        None => c.case.clone(),
+                    },
                 ]
             })
             .collect(),

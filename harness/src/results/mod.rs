@@ -11,7 +11,7 @@ pub mod merge;
 
 use std::collections::BTreeMap;
 
-pub use ceiling::{Ceiling, CeilingKind};
+pub use ceiling::{Ceiling, CeilingKind, mid_time_s};
 pub use identity::case_id;
 
 use capbench_workloads::backend::{DeviceMemoryRecord, DeviceRecord};
@@ -465,6 +465,10 @@ pub struct RunOptions {
     /// planned (the command run), so `--resume` runs the same program.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub external_backends: Vec<crate::suite::ExternalBackend>,
+    /// `kernel/<stream|read>-llc` as this machine sized them: the resolved
+    /// workload name → the LLC, array bytes and the rule.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub array_sizing: BTreeMap<String, capbench_workloads::cost::llc::ArraySizing>,
 }
 
 /// Identifies a user's model file: results on different files are not
@@ -527,6 +531,10 @@ pub struct RunFile {
     /// such cases; `capbench probe` measures them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ceilings: Vec<Ceiling>,
+    /// The ceiling cases measured again after the run's other cases (the
+    /// bracket's second end), raw samples and all; not cases of the run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ceiling_brackets: Vec<CaseResult>,
 }
 
 /// RFC 3339 UTC timestamp of now, to the second.

@@ -16,10 +16,13 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::error::{HarnessError, Result};
 use crate::results::env::{Env, load_avg};
 use crate::results::io::{Journal, RUN_FILE, read_journal, read_plan, write_json_atomic};
-use crate::results::{Plan, RunFile, RunTotals, SCHEMA_VERSION, now_rfc3339};
+use crate::results::{Plan, PlannedCase, RunFile, RunTotals, SCHEMA_VERSION, now_rfc3339};
 use crate::worker::WorkerJob;
 
 pub use plan::PlanRequest;
+
+/// The ceiling cases measured again after the run's other cases.
+pub const BRACKETS_FILE: &str = "brackets.json";
 
 pub struct RunOutcome {
     pub dir: PathBuf,
@@ -64,30 +67,73 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
     let exe = std::env::current_exe().map_err(HarnessError::io("locate", Path::new("capbench")))?;
     let work_dir = dir.join(".work");
     std::fs::create_dir_all(&work_dir).map_err(HarnessError::io("create", &work_dir))?;
-    let sampling_of = |c: &crate::results::PlannedCase| {
-        c.sampling
-            .clone()
-            .unwrap_or_else(|| plan.options.sampling.clone())
+    let total: usize = todo.iter().map(|c| sampling_of(&plan, c).repeat).sum();
+    let mut m = Measurer {
+        plan: &plan,
+        dir: &dir,
+        exe,
+        work_dir: work_dir.clone(),
+        // Per backend: the executable its workers run, or why none can start.
+        worker_exes: HashMap::new(),
+        engine_inputs: None,
+        pb: progress_bar(show_progress, total as u64),
     };
-    let total: usize = todo.iter().map(|c| sampling_of(c).repeat).sum();
-    // Per backend: the executable its workers run, or why none can start.
-    let mut worker_exes: HashMap<String, WorkerExe> = HashMap::new();
-    // The inputs of the workload whose cases run now (a plan keeps a
-    // workload's cases together): written once, deleted when it changes.
-    let mut engine_inputs: Option<(String, PathBuf, external::Inputs)> = None;
-    let pb = progress_bar(show_progress, total as u64);
-
     for (n, case) in todo.iter().enumerate() {
+        let result = m.measure(n, case)?;
+        journal.append(&result)?;
+    }
+    bracket_after(&mut m)?;
+    let pb = m.pb;
+    pb.finish_and_clear();
+    let _ = std::fs::remove_dir_all(work_dir.join(BUILTIN_WORKERS_DIR));
+    let _ = std::fs::remove_dir_all(work_dir.join(INPUTS_DIR));
+    let _ = std::fs::remove_dir(&work_dir);
+
+    let mut env = env_start;
+    env.load_avg_after = Some(load_avg());
+    let run = finish(&dir, &plan, env)?;
+    Ok(RunOutcome {
+        dir,
+        run,
+        ran_now: todo.len(),
+    })
+}
+
+fn sampling_of(plan: &Plan, c: &PlannedCase) -> crate::suite::Sampling {
+    c.sampling
+        .clone()
+        .unwrap_or_else(|| plan.options.sampling.clone())
+}
+
+/// What measuring a case needs: the plan, the worker executables, the
+/// scratch folder and the progress bar.
+struct Measurer<'a> {
+    plan: &'a Plan,
+    dir: &'a Path,
+    exe: PathBuf,
+    work_dir: PathBuf,
+    worker_exes: HashMap<String, WorkerExe>,
+    /// The inputs of the workload whose cases run now (a plan keeps a
+    /// workload's cases together): written once, deleted when it changes.
+    engine_inputs: Option<(String, PathBuf, external::Inputs)>,
+    pb: ProgressBar,
+}
+
+impl Measurer<'_> {
+    /// Runs one planned case in its worker processes; `n` names its job files.
+    fn measure(&mut self, n: usize, case: &PlannedCase) -> Result<crate::results::CaseResult> {
+        let plan = self.plan;
+        let pb = &self.pb;
         let spec = WorkloadSpec::parse(&case.workload).map_err(|e| {
             HarnessError::bad_input(
-                &dir.join(crate::results::io::PLAN_FILE),
+                &self.dir.join(crate::results::io::PLAN_FILE),
                 format!("case {}", case.id),
                 e.to_string(),
                 "the plan was written by another capbench version; start a fresh run",
             )
         })?;
         pb.set_message(case.id.clone());
-        let sampling = sampling_of(case);
+        let sampling = sampling_of(plan, case);
         let repeat = sampling.repeat;
         let started_at = now_rfc3339();
         let t = Instant::now();
@@ -97,11 +143,12 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
             .external_backends
             .iter()
             .find(|e| e.name == case.backend);
-        let worker_exe = worker_exes
+        let worker_exe = self
+            .worker_exes
             .entry(case.backend.clone())
             .or_insert_with(|| match external {
-                Some(e) => external_launch(e, &work_dir.join(BUILTIN_WORKERS_DIR)),
-                None => worker_exe(&exe, &case.backend),
+                Some(e) => external_launch(e, &self.work_dir.join(BUILTIN_WORKERS_DIR)),
+                None => worker_exe(&self.exe, &case.backend),
             })
             .clone();
         // Nothing to start (no CUDA driver, …): the case is recorded with
@@ -129,18 +176,19 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
         // written once per workload; a failure to write them is the case's.
         let inputs = match external {
             Some(_) => {
-                if engine_inputs
+                if self
+                    .engine_inputs
                     .as_ref()
                     .is_none_or(|(w, _, _)| *w != case.workload)
                 {
-                    if let Some((_, old, _)) = engine_inputs.take() {
+                    if let Some((_, old, _)) = self.engine_inputs.take() {
                         let _ = std::fs::remove_dir_all(old);
                     }
-                    let d = work_dir.join(INPUTS_DIR).join(format!("case{n}"));
+                    let d = self.work_dir.join(INPUTS_DIR).join(format!("case{n}"));
                     let written = external::write_inputs(&spec, &d);
-                    engine_inputs = Some((case.workload.clone(), d, written));
+                    self.engine_inputs = Some((case.workload.clone(), d, written));
                 }
-                engine_inputs.as_ref().expect("just set").2.clone()
+                self.engine_inputs.as_ref().expect("just set").2.clone()
             }
             None => Ok(Default::default()),
         };
@@ -187,8 +235,8 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
                 }),
                 inputs: inputs.clone(),
             };
-            let job_path = work_dir.join(format!("case{n}-p{k}.job.json"));
-            let result_path = work_dir.join(format!("case{n}-p{k}.result.json"));
+            let job_path = self.work_dir.join(format!("case{n}-p{k}.job.json"));
+            let result_path = self.work_dir.join(format!("case{n}-p{k}.result.json"));
             write_json_atomic(&job_path, &job)?;
             let rec = spawn::run_process(&spawn::SpawnSpec {
                 command: &worker_exe,
@@ -240,21 +288,52 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
                 result.status_detail
             ));
         }
-        journal.append(&result)?;
+        Ok(result)
     }
-    pb.finish_and_clear();
-    let _ = std::fs::remove_dir_all(work_dir.join(BUILTIN_WORKERS_DIR));
-    let _ = std::fs::remove_dir_all(work_dir.join(INPUTS_DIR));
-    let _ = std::fs::remove_dir(&work_dir);
+}
 
-    let mut env = env_start;
-    env.load_avg_after = Some(load_avg());
-    let run = finish(&dir, &plan, env)?;
-    Ok(RunOutcome {
-        dir,
-        run,
-        ran_now: todo.len(),
-    })
+/// The bracket's second end: the cases that set this run's ceilings run
+/// again once every other case is done (kept apart in `brackets.json`, so
+/// a resumed run measures only those still owed), and each case then takes
+/// the ceiling measured nearest to it in time.
+fn bracket_after(m: &mut Measurer) -> Result<()> {
+    if m.plan.options.inject_slowdown.is_some() {
+        return Ok(());
+    }
+    let path = m.dir.join(BRACKETS_FILE);
+    let mut done = read_brackets(m.dir)?;
+    let cases = read_journal(m.dir)?.cases;
+    let owed: Vec<&PlannedCase> = crate::analysis::ceilings::bracket_cases(&cases)
+        .into_iter()
+        .filter(|id| !done.iter().any(|d| &d.id == id))
+        .filter_map(|id| m.plan.cases.iter().find(|c| c.id == id))
+        .collect();
+    let more: usize = owed.iter().map(|c| sampling_of(m.plan, c).repeat).sum();
+    m.pb.inc_length(more as u64);
+    for (k, case) in owed.into_iter().enumerate() {
+        let mut r = m.measure(m.plan.cases.len() + k, case)?;
+        r.tags.insert("ceiling_bracket".into(), "after".into());
+        done.push(r);
+        write_json_atomic(&path, &done)?;
+    }
+    Ok(())
+}
+
+/// The bracket cases measured so far (none before the file exists).
+fn read_brackets(dir: &Path) -> Result<Vec<crate::results::CaseResult>> {
+    let path = dir.join(BRACKETS_FILE);
+    match std::fs::read_to_string(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![]),
+        Err(e) => Err(HarnessError::io("read", &path)(e)),
+        Ok(text) => serde_json::from_str(&text).map_err(|e| {
+            HarnessError::bad_input(
+                &path,
+                format!("line {}, column {}", e.line(), e.column()),
+                e.to_string(),
+                "delete brackets.json; a resumed run measures the bracket again",
+            )
+        }),
+    }
 }
 
 /// Cases recorded `harness_error` (capbench's own failure: disk full, a
@@ -338,7 +417,13 @@ fn finish(dir: &Path, plan: &Plan, env: Env) -> Result<RunFile> {
     }
     // The run's own ceilings (its best GEMM per dtype and STREAM per backend
     // and caps); MFU, MBU and the roofline bound of every case against them.
-    let ceilings = crate::analysis::ceilings::from_cases(&cases, &plan.run_id);
+    let after = read_brackets(dir)?;
+    let ceilings = crate::analysis::ceilings::from_run(
+        &cases,
+        &after,
+        &plan.run_id,
+        &plan.options.array_sizing,
+    );
     crate::analysis::ceilings::apply(&mut cases, &ceilings);
     // Under a profile: the same rates against its spec sheet.
     crate::analysis::spec_sheet::apply(&mut cases, &plan.options.profiles);
@@ -363,6 +448,7 @@ fn finish(dir: &Path, plan: &Plan, env: Env) -> Result<RunFile> {
         totals,
         cases,
         ceilings,
+        ceiling_brackets: after,
     };
     write_json_atomic(&dir.join(RUN_FILE), &run)?;
     Ok(run)

@@ -386,10 +386,17 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
     // suite file.
     if req.suite.is_none() {
         for g in &req.workload_globs {
-            if g.contains(['*', '?', '[']) || suite.workloads.iter().any(|w| &w.name == g) {
+            let (name, sizing) = match suite::resolve_llc_sized(g) {
+                Some((name, sizing)) => (name, Some(sizing)),
+                None => (g.clone(), None),
+            };
+            if g.contains(['*', '?', '[']) || suite.workloads.iter().any(|w| w.name == name) {
                 continue;
             }
-            let spec = capbench_workloads::WorkloadSpec::parse(g)
+            if let Some(s) = sizing {
+                suite.sized.insert(name.clone(), s);
+            }
+            let spec = capbench_workloads::WorkloadSpec::parse(&name)
                 .map_err(|e| HarnessError::usage(format!("--workload '{g}': {e}")))?;
             suite.workloads.push(spec);
         }
@@ -444,7 +451,9 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
         .workload_globs
         .iter()
         .map(|g| {
-            glob::Pattern::new(g).map_err(|e| {
+            // `kernel/read-llc` selects the size it resolved to.
+            let g = suite::resolve_llc_sized(g).map_or(g.clone(), |(name, _)| name);
+            glob::Pattern::new(&g).map_err(|e| {
                 HarnessError::usage(format!("--workload '{g}' is not a valid glob: {e}"))
             })
         })
@@ -541,6 +550,11 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
             wgpu_limits: flags.wgpu_limits,
             profiles: flags.profiles,
             external_backends: externals,
+            array_sizing: suite
+                .sized
+                .into_iter()
+                .filter(|(w, _)| cases.iter().any(|c| &c.workload == w))
+                .collect(),
         },
         cases,
         not_planned,

@@ -21,26 +21,8 @@ pub fn gemm_slab_bytes() -> f64 {
 }
 
 fn l2_bytes_from_sysfs() -> Option<f64> {
-    let base = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");
-    for i in 0..8 {
-        let dir = base.join(format!("index{i}"));
-        let level = std::fs::read_to_string(dir.join("level")).ok()?;
-        let kind = std::fs::read_to_string(dir.join("type")).ok()?;
-        if level.trim() == "2" && kind.trim() != "Instruction" {
-            return parse_cache_size(std::fs::read_to_string(dir.join("size")).ok()?.trim());
-        }
-    }
-    None
-}
-
-/// sysfs cache sizes: "512K", "1024K", "2M".
-fn parse_cache_size(s: &str) -> Option<f64> {
-    let (num, mul) = match s.as_bytes().last()? {
-        b'K' => (&s[..s.len() - 1], 1024.0),
-        b'M' => (&s[..s.len() - 1], 1024.0 * 1024.0),
-        _ => (s, 1.0),
-    };
-    Some(num.parse::<f64>().ok()? * mul)
+    let base = std::path::Path::new(super::llc::SYSFS_CPU0_CACHE);
+    super::llc::cache_bytes_in(base, Some(2)).map(|(_, b)| b as f64)
 }
 
 /// Threads of the pool a parallel GEMM runs on (candle's `get_num_threads`:
@@ -171,13 +153,6 @@ mod tests {
         assert!(QuantRoute::ArmDotprod.q8_0_repack_bytes(512, 1408) > 0.0);
         // A row block of 8 rows is not a whole x86 tile.
         assert_eq!(QuantRoute::X86Vnni.q8_0_repack_bytes(8, 512), 0.0);
-    }
-
-    #[test]
-    fn cache_sizes_parse_as_sysfs_writes_them() {
-        assert_eq!(parse_cache_size("512K"), Some(524288.0));
-        assert_eq!(parse_cache_size("2M"), Some(2097152.0));
-        assert_eq!(parse_cache_size("x"), None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Kernels are counted here, model workloads in `work`; `memory` holds the
 //! CPU runtime's own buffers the memory predictor adds.
 
+pub mod llc;
 pub mod memory;
 pub mod work;
 
@@ -35,6 +36,8 @@ pub fn memory_need(spec: &WorkloadSpec) -> Option<f64> {
         }
         // a, b and c of the triad on the device, b and c on the host.
         Params::Stream { elems } => Some(*elems as f64 * 4.0 * 3.0),
+        // The one array summed, host memory only.
+        Params::Read { bytes } => Some(*bytes as f64),
         Params::Attention { seq } => {
             let (h, d) = (ATTENTION_HEADS, ATTENTION_HEAD_DIM);
             let t = *seq as f64;
@@ -70,6 +73,8 @@ impl WorkloadSpec {
             Params::Gemm { m, n, k, .. } => 2.0 * *m as f64 * *n as f64 * *k as f64,
             Params::Fault { .. } => 2.0 * 16.0 * 16.0 * 16.0,
             Params::Stream { elems } => 2.0 * *elems as f64,
+            // One add per f32 read.
+            Params::Read { bytes } => *bytes as f64 / 4.0,
             Params::Attention { seq } => attention_flops(*seq),
             Params::Train { .. } | Params::Decode { .. } | Params::TrainQuality { .. } => {
                 work::of(self).flops
@@ -87,6 +92,7 @@ impl WorkloadSpec {
             Params::Fault { .. } => (3 * 16 * 16 * 4) as f64,
             // STREAM counts 3 arrays × 4 bytes (McCalpin; no write-allocate).
             Params::Stream { elems } => 12.0 * *elems as f64,
+            Params::Read { bytes } => *bytes as f64,
             // q, k, v read and the output written once.
             Params::Attention { seq } => {
                 (4 * seq * ATTENTION_HEADS * ATTENTION_HEAD_DIM * 4) as f64

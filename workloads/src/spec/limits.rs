@@ -39,6 +39,18 @@ impl WorkloadSpec {
                 }
             }
             Params::Stream { elems } => over("elements per array", *elems, MAX_STREAM_ELEMS)?,
+            Params::Read { bytes } => {
+                over("bytes", *bytes, 4 * MAX_STREAM_ELEMS)?;
+                if !bytes.is_multiple_of(64) {
+                    return Err(WorkloadError::UnknownName {
+                        what: "workload",
+                        name: self.name.clone(),
+                        hint: format!(
+                            "kernel/read sums whole 64-byte blocks; {bytes} bytes is not a multiple of 64 — e.g. kernel/read-128M"
+                        ),
+                    });
+                }
+            }
             Params::Attention { seq } => over("positions", *seq, MAX_DIM)?,
             Params::Train { batch, seq, .. } => {
                 over("batch", *batch, MAX_BATCH)?;

@@ -66,6 +66,7 @@ pub enum Typed {
     Gemm(GemmParams),
     Fault(super::FaultMode),
     Stream(usize),
+    Read(usize),
     Attention(usize),
     Train(TrainParams),
     Quality(QualityParams),
@@ -91,6 +92,7 @@ impl super::Params {
             }),
             P::Fault { fault } => Typed::Fault(fault),
             P::Stream { elems } => Typed::Stream(elems),
+            P::Read { bytes } => Typed::Read(bytes),
             P::Attention { seq } => Typed::Attention(seq),
             P::Train {
                 model,

@@ -34,7 +34,16 @@ impl Found<'_> {
     }
 }
 
+/// Whether a case counts for the claim: its backend (when the claim names
+/// one) and its engine (the claim's, else capbench's own).
 pub(super) fn backend_ok(claim: &Claim, c: &CaseResult) -> bool {
+    let engine = claim
+        .engine
+        .as_deref()
+        .unwrap_or(crate::analysis::projection::OWN_ENGINE);
+    if crate::analysis::projection::engine_of(c) != engine {
+        return false;
+    }
     match &claim.backend {
         None => true,
         // `cuda` matches `cuda:0`, `wgpu` any adapter of wgpu.

@@ -155,8 +155,16 @@ pub(super) fn projection_source(
             if !on_machine(&f) {
                 continue;
             }
-            let Ok(eff) = Efficiency::of_case(c, &r.run.run_id, &r.run.env.machine_id) else {
-                continue;
+            let eff = match Efficiency::of_case(c, &r.run.run_id, &r.run.env.machine_id) {
+                Ok(eff) => eff,
+                // Said only when it is a measurement error: a case without
+                // ceilings is covered by the message below.
+                Err(e) => {
+                    if c.tags.contains_key("measurement_error") || e.contains("> 1") {
+                        why.push(e);
+                    }
+                    continue;
+                }
             };
             if best.as_ref().is_none_or(|(b, _)| {
                 let (a, b) = (rank(c), rank(b.case));

@@ -488,3 +488,68 @@ fn a_larger_size_bounds_only_from_above() {
         v.assumptions
     );
 }
+
+#[test]
+fn a_claim_about_an_engine_counts_only_that_engines_cases() {
+    let runs = vec![machine_run("m1", true)];
+    let expect = ["tokens_per_s >= 1".to_string()];
+    // No engine named: capbench's own, and the projection says so.
+    let v = verdict(
+        &claim("decode/dense-tiny/f32", "profile = \"fast\"", &expect),
+        &runs,
+    );
+    assert_eq!(v.verdict, ClaimVerdictKind::SupportedProjected, "{v:#?}");
+    assert!(
+        v.projections[0]
+            .assumption
+            .contains("capbench's own engine"),
+        "{}",
+        v.projections[0].assumption
+    );
+    // llama.cpp's efficiency was not measured: nothing to project from.
+    let v = verdict(
+        &claim(
+            "decode/dense-tiny/f32",
+            "profile = \"fast\"\nengine = \"llamacpp\"",
+            &expect,
+        ),
+        &runs,
+    );
+    assert_eq!(v.verdict, ClaimVerdictKind::CannotTell, "{v:#?}");
+    // A case tagged with that engine is its evidence, and named.
+    let mut tagged = machine_run("m1", true);
+    tagged.run.cases[0]
+        .tags
+        .insert("engine".into(), "llamacpp".into());
+    let v = verdict(
+        &claim(
+            "decode/dense-tiny/f32",
+            "profile = \"fast\"\nengine = \"llamacpp\"",
+            &expect,
+        ),
+        &[tagged],
+    );
+    assert_eq!(v.verdict, ClaimVerdictKind::SupportedProjected, "{v:#?}");
+    assert!(v.projections[0].assumption.contains("llamacpp engine"));
+    // An engine capbench does not know is a bad claims file.
+    let bad = claim("decode/dense-tiny/f32", "engine = \"vllm\"", &expect);
+    let e = claims::parse(&format!("{PROFILES}\n{bad}"), Path::new("c.toml")).unwrap_err();
+    assert!(e.to_string().contains("unknown engine 'vllm'"), "{e}");
+}
+
+#[test]
+fn a_source_above_its_roof_is_refused_and_the_reason_given() {
+    let mut runs = vec![machine_run("m1", true)];
+    runs[0].run.cases[0].metrics.insert("mbu".into(), 1.3);
+    let v = verdict(
+        &claim(
+            "decode/dense-tiny/f32",
+            "profile = \"fast\"",
+            &["tokens_per_s >= 1".to_string()],
+        ),
+        &runs,
+    );
+    assert_eq!(v.verdict, ClaimVerdictKind::CannotTell, "{v:#?}");
+    let why = v.expectations[0].reason.as_deref().unwrap_or_default();
+    assert!(why.contains("MBU 1.300 > 1"), "{why}");
+}

@@ -3,6 +3,7 @@
 pub mod attention;
 pub mod fault;
 pub mod gemm;
+pub mod read;
 pub mod stream;
 #[cfg(feature = "wgpu")]
 pub mod wgpu;
