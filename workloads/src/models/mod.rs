@@ -2,7 +2,9 @@
 //! differentiable ops, and the transformer itself.
 
 pub mod config;
+pub mod fused;
 pub mod gguf;
+pub mod matvec;
 pub mod model;
 pub mod ops;
 pub mod params;

@@ -199,6 +199,21 @@ impl Q4Matrix {
         }
     }
 
+    /// y = W·x for one activation row, into `y` (rows long): the decode
+    /// step's form, with no output allocation.
+    pub fn matvec(&self, x: &[f32], y: &mut [f32]) {
+        let a = quantize_act(x, self.groups);
+        let row_bytes = self.row_bytes();
+        let chunk = 64;
+        y.par_chunks_mut(chunk)
+            .zip(self.data.par_chunks(chunk * row_bytes))
+            .for_each(|(ys, w)| {
+                for (y, row) in ys.iter_mut().zip(w.chunks_exact(row_bytes)) {
+                    *y = dot(row, &a);
+                }
+            });
+    }
+
     /// y = W·x for each row of `xs` ((m, cols) row-major) → (m, rows).
     pub fn matmul(&self, xs: &[f32], m: usize) -> Vec<f32> {
         let acts: Vec<ActQ8> = xs
@@ -453,9 +468,12 @@ mod tests {
                     }
                 }
             }
-            // A batch gives each row's answer alone.
+            // A batch gives each row's answer alone, and so does matvec.
             let one = q.matmul(&x[cols..2 * cols], 1);
             assert_eq!(one, y[q.rows..2 * q.rows]);
+            let mut mv = vec![0.0; q.rows];
+            q.matvec(&x[cols..2 * cols], &mut mv);
+            assert_eq!(mv, one);
         }
         assert!(Q4Matrix::quantize(&data(10, 0), 1, 10).is_none());
     }
