@@ -87,6 +87,10 @@ fn lin_matvec(lin: &Lin, x: &[f32], y: &mut [f32]) -> Result<()> {
             q.matvec(x, y);
             Ok(())
         }
+        Lin::Q8(q) => {
+            q.matvec(x, y);
+            Ok(())
+        }
         Lin::Quant(_) | Lin::QuantRows(_) => {
             let xt = Tensor::from_slice(x, (1, x.len()), &Device::Cpu)?;
             let out: Vec<f32> = lin.forward(&xt)?.flatten_all()?.to_vec1()?;

@@ -9,6 +9,7 @@ pub mod model;
 pub mod ops;
 pub mod params;
 pub mod q4;
+pub mod q8;
 
 pub use config::{Family, ModelConfig, shape, shapes};
 pub use model::{Cache, Model, WeightFormat};

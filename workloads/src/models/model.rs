@@ -130,6 +130,12 @@ pub(crate) fn lin(t: Tensor, format: WeightFormat) -> Result<Lin> {
             return Ok(Lin::Q4(Arc::new(m)));
         }
     }
+    if q == GgmlDType::Q8_0 && t.device().is_cpu() && cols.is_multiple_of(super::q4::BLOCK) {
+        let data: Vec<f32> = t.flatten_all()?.to_vec1()?;
+        if let Some(m) = super::q8::Q8Matrix::quantize(&data, rows, cols) {
+            return Ok(Lin::Q8(Arc::new(m)));
+        }
+    }
     let parts = candle_core::utils::get_num_threads().min(rows / 32).max(1);
     let quantize = |t: &Tensor| -> Result<Arc<QMatMul>> {
         Ok(Arc::new(QMatMul::from_qtensor(QTensor::quantize(t, q)?)?))
