@@ -101,7 +101,7 @@ pub fn prepare(
     if *depth > 0 {
         let d = Tensor::from_vec(depth_tokens.clone(), (*batch, *depth), &device)
             .map_err(e("upload context"))?;
-        m.forward(&d, Some(&mut depth_cache))
+        m.forward_last(&d, Some(&mut depth_cache))
             .map_err(e("prefill context"))?;
     }
     let prompt_t = Tensor::from_vec(prompt_tokens.clone(), (*batch, *prompt), &device)
@@ -148,7 +148,7 @@ impl Decode {
         let mut cache = self.depth_cache.clone();
         let mut tokens: Vec<Vec<u32>> = vec![vec![]; self.batch];
         let t0 = Instant::now();
-        let logits = self.model.forward(&self.prompt, Some(&mut cache))?;
+        let logits = self.model.forward_last(&self.prompt, Some(&mut cache))?;
         let mut next = greedy(&logits)?; // (B, 1)
         let host: Vec<Vec<u32>> = next.to_vec2()?; // also waits for the device
         // The fused step's cache is filled from candle's before the clock
@@ -183,7 +183,7 @@ impl Decode {
         }
         for _ in 0..self.gen_tokens {
             let ts = Instant::now();
-            let logits = self.model.forward(&next, Some(&mut cache))?;
+            let logits = self.model.forward_last(&next, Some(&mut cache))?;
             next = greedy(&logits)?;
             let host: Vec<Vec<u32>> = next.to_vec2()?;
             itl.push(ts.elapsed().as_secs_f64());
