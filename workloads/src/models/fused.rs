@@ -13,7 +13,7 @@
 use candle_core::{CpuStorage, DType, Device, Result, Storage, Tensor};
 use rayon::prelude::*;
 
-use super::matvec::{Weights, matvec};
+use super::matvec::{Weights, dot, matvec};
 use super::model::{Attn, Cache, Ffn, LayerCache, Model};
 use super::ops::Lin;
 
@@ -102,7 +102,7 @@ fn lin_matvec(lin: &Lin, x: &[f32], y: &mut [f32]) -> Result<()> {
 
 /// RMSNorm in f32: x / sqrt(mean(x²) + eps) · w.
 fn rms_norm(x: &[f32], w: &[f32], eps: f64, out: &mut [f32]) {
-    let ms = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+    let ms = dot(x, x) / x.len() as f32;
     let inv = 1.0 / (ms + eps as f32).sqrt();
     for ((o, v), g) in out.iter_mut().zip(x).zip(w) {
         *o = v * inv * g;
@@ -129,7 +129,7 @@ fn attend_head(q: &[f32], k: &[f32], v: &[f32], scale: f32, scores: &mut [f32], 
     let hd = q.len();
     let mut max = f32::NEG_INFINITY;
     for (s, kr) in scores.iter_mut().zip(k.chunks_exact(hd)) {
-        *s = q.iter().zip(kr).map(|(a, b)| a * b).sum::<f32>() * scale;
+        *s = dot(q, kr) * scale;
         max = max.max(*s);
     }
     let mut sum = 0.0;

@@ -99,6 +99,12 @@ pub fn matvec_on(p: Path, w: Weights, cols: usize, x: &[f32], y: &mut [f32]) {
     });
 }
 
+/// Σ a[i]·b[i] in f32 on the widest path: the attention's q·k and the
+/// norms' sums of squares (a plain iterator sum is one serial add chain).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    dot_f32(path(), a, b)
+}
+
 fn dot_f16(p: Path, w: &[f16], x: &[f32]) -> f32 {
     match p {
         // SAFETY: a SIMD path is only chosen (or tested) where detected.
@@ -311,6 +317,18 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn dot_is_the_f32_row_kernel() {
+        for n in [0, 5, 64, 100] {
+            let (a, b) = (data(n, 1), data(n, 2));
+            let want: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+            assert!(
+                (dot(&a, &b) as f64 - want).abs() < 1e-5 * (n as f64 + 1.0),
+                "{n}"
+            );
         }
     }
 
