@@ -6,6 +6,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::limits;
 
+mod ab;
+mod history;
+pub use ab::AbArgs;
+pub use history::*;
+
 /// capbench: fixed, versioned ML workloads on CPU, CUDA, Metal and wgpu,
 /// measured honestly — verified against a CPU reference before timing, one
 /// process per case, medians with confidence intervals, raw samples kept.
@@ -67,6 +72,13 @@ pub enum Command {
     /// Save and list baselines for the regression gate.
     #[command(subcommand)]
     Baseline(BaselineCommand),
+    /// Interleaved A/B of two builds (binaries or git revisions): worker
+    /// processes alternate in pairs, compared pair by pair so drift cancels.
+    /// Exit 1 if any case regressed beyond the threshold, 2 on bad input.
+    Ab(AbArgs),
+    /// The run history: add, list, prune, analyze (change points).
+    #[command(subcommand)]
+    History(HistoryCommand),
     /// Write a synthetic dense model as a GGUF file (llama.cpp tensor names
     /// and `llama.*` metadata), so other tools run the exact same weights;
     /// `capbench run --model FILE.gguf` decodes it (or any llama-family GGUF).
@@ -257,7 +269,9 @@ pub struct ReportArgs {
     pub out: Option<PathBuf>,
 
     /// Formats to write, comma-separated: md (report.md), html (index.html),
-    /// csv (cases.csv), json (report.json). Figures are always drawn.
+    /// csv (cases.csv), json (report.json); for dashboards also bmf
+    /// (bmf.json, Bencher) and gab (gab-bigger.json, gab-smaller.json,
+    /// github-action-benchmark). Figures are always drawn.
     #[arg(long, value_name = "LIST", value_enum, value_delimiter = ',',
           default_values_t = crate::report::Format::ALL)]
     pub format: Vec<crate::report::Format>,
@@ -330,6 +344,11 @@ pub struct CheckArgs {
     /// Output format: text (terminal), md (GitHub summary), json.
     #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
     pub format: CheckFormat,
+
+    /// Also write the verdicts as JUnit XML to FILE, one test case per
+    /// claim; refuted and cannot-tell claims fail (as the exit code does).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -385,6 +404,11 @@ pub struct CompareArgs {
     /// Exit 1 also when a case is incomparable (missing, failed, mismatched).
     #[arg(long)]
     pub fail_on_incomparable: bool,
+
+    /// Also write the verdicts as JUnit XML to FILE, one test case per case,
+    /// failed exactly where the exit code is 1 (for CI test reports).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

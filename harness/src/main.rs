@@ -26,6 +26,8 @@ fn main() -> ExitCode {
         Command::Check(a) => commands::check::run(a),
         Command::Merge(a) => commands::merge::run(&a),
         Command::Baseline(c) => commands::baseline::run(c),
+        Command::Ab(a) => commands::ab::run(&a),
+        Command::History(c) => commands::history::run(c),
         Command::ExportGguf(a) => commands::export_gguf::run(&a),
         Command::Worker(a) => capbench::worker::run(&a.job, &a.result).map(|_| ExitCode::SUCCESS),
     };

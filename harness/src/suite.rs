@@ -83,6 +83,56 @@ struct SuiteFile {
     /// fewer samples for multi-second quality runs.
     #[serde(default, rename = "override")]
     overrides: Vec<OverrideFile>,
+    /// `[backend.NAME]`: backends run by another program (docs/worker-protocol.md).
+    #[serde(default, rename = "backend")]
+    external: std::collections::BTreeMap<String, Spanned<ExternalBackendFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExternalBackendFile {
+    command: Vec<String>,
+    #[serde(default)]
+    workloads: Vec<String>,
+}
+
+/// A backend whose workers are another program speaking the worker protocol
+/// (docs/worker-protocol.md): PyTorch, or anything a user wires in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExternalBackend {
+    pub name: String,
+    /// Program and leading arguments; capbench appends `--job J --result R`
+    /// (or `--probe`). `{builtin}` stands for the folder where capbench
+    /// writes the worker scripts it ships (`workers/` in the source tree).
+    pub command: Vec<String>,
+    /// Workload globs the program runs (empty: every workload; the worker
+    /// answers `unsupported` for what it lacks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workloads: Vec<String>,
+}
+
+/// The external backends every build knows without a suite saying so.
+/// `CAPBENCH_PYTHON` names the interpreter of the PyTorch worker.
+pub fn built_in_external() -> Vec<ExternalBackend> {
+    let python = std::env::var("CAPBENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    vec![ExternalBackend {
+        name: "torch".into(),
+        command: vec![python, "{builtin}/torch_worker.py".into()],
+        workloads: vec!["train-step/*".into(), "decode/*".into()],
+    }]
+}
+
+/// Names an external backend may not take: capbench's own backends.
+const RESERVED_BACKENDS: &[&str] = &["cpu", "cuda", "metal", "wgpu"];
+
+impl ExternalBackend {
+    pub fn runs(&self, workload: &str) -> bool {
+        self.workloads.is_empty()
+            || self
+                .workloads
+                .iter()
+                .any(|g| glob::Pattern::new(g).is_ok_and(|p| p.matches(workload)))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,6 +157,9 @@ pub struct Suite {
     pub sampling: Sampling,
     /// (workload glob, sampling) pairs; the first matching glob applies.
     pub overrides: Vec<(glob::Pattern, Sampling)>,
+    /// `[backend.NAME]` tables, then the built-in ones the suite does not
+    /// redefine.
+    pub external: Vec<ExternalBackend>,
 }
 
 impl Suite {
@@ -117,6 +170,11 @@ impl Suite {
             .find(|(g, _)| g.matches(workload))
             .map(|(_, s)| s)
             .unwrap_or(&self.sampling)
+    }
+
+    /// The external backend of that name, if it is one.
+    pub fn external(&self, name: &str) -> Option<&ExternalBackend> {
+        self.external.iter().find(|e| e.name == name)
     }
 }
 
@@ -180,11 +238,16 @@ pub fn parse(text: &str, path: &Path, source: &str) -> Result<Suite> {
             "add at least one, e.g. workloads = [\"kernel/gemm-f32-256\"]",
         ));
     }
+    let external = external_backends(&file, text, path)?;
     let backends = match &file.backends {
         None => None,
         Some(list) => {
             let mut out = Vec::new();
             for b in list {
+                if external.iter().any(|e| &e.name == b.get_ref()) {
+                    out.push(b.get_ref().clone());
+                    continue;
+                }
                 capbench_workloads::Backend::parse(b.get_ref()).map_err(|e| {
                     HarnessError::bad_input(path, at(b), e.to_string(), "fix the backend name")
                 })?;
@@ -247,7 +310,62 @@ pub fn parse(text: &str, path: &Path, source: &str) -> Result<Suite> {
         threads: file.threads,
         sampling: file.sampling,
         overrides,
+        external,
     })
+}
+
+/// The suite's `[backend.NAME]` tables, checked, then the built-in external
+/// backends it does not redefine.
+fn external_backends(file: &SuiteFile, text: &str, path: &Path) -> Result<Vec<ExternalBackend>> {
+    let mut out = Vec::new();
+    for (name, table) in &file.external {
+        let (l, c) = line_col(text, table.span().start);
+        let at = format!("[backend.{name}] (line {l}, column {c})");
+        let bad = |m: String, fix: &str| HarnessError::bad_input(path, &at, m, fix);
+        let base = name.split(':').next().unwrap_or_default();
+        if RESERVED_BACKENDS.contains(&base) {
+            return Err(bad(
+                format!("'{name}' is one of capbench's own backends"),
+                "give the external backend another name, e.g. [backend.torch]",
+            ));
+        }
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "-_:".contains(ch))
+        {
+            return Err(bad(
+                format!("'{name}' is not a backend name"),
+                "use letters, digits, '-', '_' and ':' only",
+            ));
+        }
+        let t = table.get_ref();
+        if t.command.is_empty() || t.command[0].is_empty() {
+            return Err(bad(
+                "`command` is empty".into(),
+                "name the program and its arguments, e.g. command = [\"python3\", \"workers/torch_worker.py\"]",
+            ));
+        }
+        for g in &t.workloads {
+            glob::Pattern::new(g).map_err(|e| {
+                bad(
+                    format!("workloads: '{g}' is not a valid glob: {e}"),
+                    "fix the pattern, e.g. \"decode/*\"",
+                )
+            })?;
+        }
+        out.push(ExternalBackend {
+            name: name.clone(),
+            command: t.command.clone(),
+            workloads: t.workloads.clone(),
+        });
+    }
+    for b in built_in_external() {
+        if !out.iter().any(|e| e.name == b.name) {
+            out.push(b);
+        }
+    }
+    Ok(out)
 }
 
 /// Resolves `--suite`: a built-in name, or a path to a TOML file.

@@ -43,6 +43,20 @@ pub struct WorkerJob {
     /// Caps to apply before anything is prepared.
     #[serde(default)]
     pub caps: crate::results::CapsRecord,
+    /// The worker protocol's version (docs/worker-protocol.md); 0 in jobs
+    /// written before it was versioned.
+    #[serde(default)]
+    pub protocol_version: u32,
+    /// External workers: the bound their verification must meet, and the
+    /// figure it bounds (`scaled_max_diff` or `mean_kl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance_on: Option<String>,
+    /// External workers: files capbench wrote for them (weights, data,
+    /// reference outputs), by role.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub inputs: std::collections::BTreeMap<String, std::path::PathBuf>,
 }
 
 /// The line a worker prints before it exits when capbench's own files fail
@@ -588,6 +602,10 @@ mod tests {
             corpus: None,
             model: None,
             caps: Default::default(),
+            protocol_version: 1,
+            tolerance: None,
+            tolerance_on: None,
+            inputs: Default::default(),
         }
     }
 

@@ -83,15 +83,27 @@ fn check_gives_measured_and_projected_verdicts_with_evidence() {
 
     let claims = tmp.path().join("claims.toml");
     write(&claims, CLAIMS);
+    let junit = tmp.path().join("ci/check.xml");
     let (code, out, err) = check(&[
         claims.to_str().unwrap(),
         "--results",
         dir.to_str().unwrap(),
         "--format",
         "json",
+        "--junit",
+        junit.to_str().unwrap(),
     ]);
     // Not every claim is supported: exit 1.
     assert_eq!(code, 1, "{out}\n{err}");
+    // JUnit: one test case per claim; the refuted one fails, as the exit
+    // code does.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<testcase ").count(), 3, "{xml}");
+    assert_eq!(xml.matches("<failure ").count(), 1, "{xml}");
+    assert!(
+        xml.contains("name=\"impossible-here\">\n      <failure type=\"refuted\""),
+        "{xml}"
+    );
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let verdict = |id: &str| {
         v["claims"]

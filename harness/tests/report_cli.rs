@@ -1,13 +1,12 @@
 //! `capbench report` and `run --report` on the real binary: the report
 //! folder's files, formats, bad input (exit 2), and the HTML page rendered
-//! in headless Chromium without console errors (skipped, with a note, where
-//! Chromium is not installed).
+//! in headless Chromium (tests/browser; skipped, with a note, where
+//! Chromium is not installed and CI does not require it).
 
+mod browser;
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 use common::*;
 
@@ -80,7 +79,58 @@ fn run_with_report_then_report_in_chosen_formats() {
     assert!(!out.join("index.html").exists() && !out.join("report.md").exists());
     assert_eq!(std::fs::read_to_string(out.join("cases.csv")).unwrap(), csv);
 
-    headless_chromium_check(&rep.join("index.html"));
+    // Dashboard exports, from the same run.
+    let dash = tmp.path().join("dash");
+    run_ok(&[
+        "report",
+        dir.to_str().unwrap(),
+        "--out",
+        dash.to_str().unwrap(),
+        "--format",
+        "bmf,gab",
+    ]);
+    let bmf = read_json(&dash.join("bmf.json"));
+    let gemm = &bmf["kernel/gemm-f32-128@cpu"];
+    let g = &gemm["gflops_per_s"];
+    let v = g["value"].as_f64().unwrap();
+    assert!(
+        g["lower_value"].as_f64().unwrap() <= v && v <= g["upper_value"].as_f64().unwrap(),
+        "{bmf:#}"
+    );
+    assert!(gemm["latency"]["value"].as_f64().unwrap() > 0.0, "{bmf:#}");
+    let bigger = read_json(&dash.join("gab-bigger.json"));
+    assert_eq!(bigger[0]["name"], "kernel/gemm-f32-128@cpu", "{bigger:#}");
+    assert_eq!(bigger[0]["unit"], "GFLOP/s");
+    assert_eq!(bigger[0]["value"].as_f64(), Some(v));
+    let smaller = read_json(&dash.join("gab-smaller.json"));
+    assert_eq!(smaller[0]["unit"], "ms", "{smaller:#}");
+    assert!(
+        !dash.join("index.html").exists(),
+        "only the formats asked for"
+    );
+
+    // JUnit from compare: the run against itself, one passing test case.
+    let junit = tmp.path().join("junit.xml");
+    run_ok(&[
+        "compare",
+        dir.to_str().unwrap(),
+        dir.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("<testcase classname=\"capbench.compare\" name=\"kernel/gemm-f32-128@cpu\">"),
+        "{xml}"
+    );
+    assert!(xml.contains("tests=\"1\" failures=\"0\""), "{xml}");
+
+    // The sort script ran to its end, the figures are inline SVG (no <img>).
+    browser::check_page(
+        &rep.join("index.html"),
+        &["data-sortable=\"ready\"", "<svg"],
+        0,
+    );
 }
 
 #[test]
@@ -108,79 +158,4 @@ fn report_of_missing_or_damaged_runs_exits_2_naming_the_file() {
         !bad.join("report").exists(),
         "nothing written for bad input"
     );
-}
-
-fn chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        for dir in std::env::split_paths(&path) {
-            let p = dir.join(name);
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    None
-}
-
-/// Opens the page in headless Chromium: the DOM must show our script ran to
-/// its end, and Chromium's log must hold no console message (the page logs
-/// nothing, so any is an error).
-fn headless_chromium_check(page: &Path) {
-    let Some(bin) = chromium() else {
-        eprintln!(
-            "note: chromium not installed; skipping the headless HTML check (Debian: apt-get install chromium)"
-        );
-        return;
-    };
-    let profile = tempfile::tempdir().unwrap();
-    let mut child = Command::new(bin)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-quic",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("file://{}", page.canonicalize().unwrap().display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn chromium");
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(60) {
-            // Seen on a loaded 2-core machine with the whole suite running:
-            // Chromium itself stalls before loading anything. That says
-            // nothing about the page, so it is a skip with a note, not a pass.
-            let _ = child.kill();
-            eprintln!("note: headless chromium did not finish within 60 s; HTML check skipped");
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = child.wait_with_output().unwrap();
-    let dom = String::from_utf8_lossy(&out.stdout);
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        dom.contains("data-sortable=\"ready\""),
-        "the page's script did not run to its end\n{log}"
-    );
-    assert!(
-        dom.contains("<svg"),
-        "no inline figure in the rendered page"
-    );
-    let console: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught"))
-        .collect();
-    assert!(console.is_empty(), "console messages: {console:#?}");
 }

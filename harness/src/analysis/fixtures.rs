@@ -138,6 +138,7 @@ pub fn run(machine_id: &str, cases: Vec<CaseResult>) -> RunFile {
             cpus: None,
             wgpu_limits: None,
             profiles: vec![],
+            external_backends: vec![],
         },
         not_planned: vec![],
         totals: RunTotals {

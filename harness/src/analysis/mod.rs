@@ -6,12 +6,15 @@
 pub mod aggregate;
 pub mod calibration;
 pub mod ceilings;
+pub mod changepoint;
 pub mod compare;
 pub mod energy;
 pub mod fit;
 #[cfg(test)]
 pub mod fixtures;
+pub mod history;
 pub mod memory;
+pub mod paired;
 pub mod pareto;
 pub mod projection;
 pub mod roofline;

@@ -63,5 +63,8 @@ pub fn run(a: CheckArgs) -> Result<ExitCode, HarnessError> {
         CheckFormat::Json => report_mod::claims::json(&r),
     };
     println!("{text}");
+    if let Some(path) = &a.junit {
+        report_mod::junit::write(path, &report_mod::junit::check(&r))?;
+    }
     Ok(exit_ok(r.all_supported()))
 }

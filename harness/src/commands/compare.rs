@@ -58,6 +58,12 @@ pub fn run(a: &CompareArgs) -> Result<ExitCode, HarnessError> {
         CompareFormat::Json => report_compare::json(&c),
     };
     println!("{text}");
+    if let Some(path) = &a.junit {
+        crate::report::junit::write(
+            path,
+            &crate::report::junit::compare(&c, a.fail_on_incomparable),
+        )?;
+    }
     let incomparable = c.cases.iter().any(|x| x.verdict == Verdict::Incomparable);
     Ok(exit_ok(
         !(c.any_regressed() || (a.fail_on_incomparable && incomparable)),

@@ -83,7 +83,13 @@ pub fn run(a: &ListArgs) -> Result<ExitCode, HarnessError> {
             }
         }
         ListWhat::Backends => {
-            let all = probe_all();
+            let mut all = probe_all();
+            // External engines (docs/worker-protocol.md), probed here.
+            all.extend(
+                suite::built_in_external()
+                    .iter()
+                    .map(crate::runner::external::status),
+            );
             if a.json {
                 json(&all)
             } else {

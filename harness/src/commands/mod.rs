@@ -2,11 +2,13 @@
 //! library below and prints what they return. `main.rs` only dispatches.
 //! Exit codes: 0 ok, 1 a case or the harness failed, 2 bad input.
 
+pub mod ab;
 pub mod baseline;
 pub mod calibrate;
 pub mod check;
 pub mod compare;
 pub mod export_gguf;
+pub mod history;
 pub mod list;
 pub mod merge;
 pub mod probe;

@@ -5,7 +5,7 @@ use crate::analysis::compare::{CaseComparison, Comparison, Verdict};
 use crate::format::sig3;
 use crate::report::table::rows;
 
-fn icon(v: Verdict) -> &'static str {
+pub(super) fn icon(v: Verdict) -> &'static str {
     match v {
         Verdict::Regressed => "❌",
         Verdict::Inconclusive => "❔",
@@ -22,16 +22,16 @@ fn ratio_text(c: &CaseComparison) -> String {
     }
 }
 
-fn value(v: Option<f64>) -> String {
+pub(super) fn value(v: Option<f64>) -> String {
     v.map(sig3).unwrap_or_else(|| "—".into())
 }
 
-fn short(commit: &str) -> &str {
+pub(super) fn short(commit: &str) -> &str {
     &commit[..commit.len().min(10)]
 }
 
 /// Escapes `|` so a reason cannot break the Markdown table.
-fn md_cell(s: &str) -> String {
+pub(super) fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 

@@ -5,15 +5,20 @@
 //! ```text
 //! report/
 //!   index.html   report.md   cases.csv   report.json
+//!   bmf.json   gab-bigger.json   gab-smaller.json     (dashboards, on request)
 //!   plots/<figure>.svg  plots/<figure>.png
 //! ```
 
+pub mod ab;
+pub mod changes;
 pub mod claims;
 pub mod compare;
 pub mod export;
+pub mod junit;
 pub mod model;
 pub mod plots;
 pub mod table;
+pub mod trend;
 
 use std::path::{Path, PathBuf};
 
@@ -47,8 +52,7 @@ pub fn write_report(inputs: &[ReportInput], out: &Path, formats: &[Format]) -> R
         .iter()
         .flat_map(|f| f.files.iter().map(|p| out.join(p)))
         .collect();
-    for f in formats {
-        let ex = f.exporter();
+    for ex in formats.iter().flat_map(|f| f.exporters()) {
         let path = out.join(ex.file_name());
         write_atomic(&path, &ex.render(&report))?;
         files.push(path);

@@ -82,6 +82,10 @@ pub struct CaseRow {
     pub headline_value: Option<f64>,
     pub headline_ci95_low: Option<f64>,
     pub headline_ci95_high: Option<f64>,
+    /// Direction of the headline metric (the dashboard exports need it;
+    /// left out of report.json, whose schema predates it).
+    #[serde(skip)]
+    pub headline_higher_is_better: Option<bool>,
     pub ci_basis: Option<String>,
     pub processes_ok: usize,
     pub verification_scaled_max_diff: Option<f64>,
@@ -206,6 +210,7 @@ fn row(run: &RunFile, c: &CaseResult) -> CaseRow {
         headline_value: c.headline.as_ref().map(|h| h.value),
         headline_ci95_low: c.headline.as_ref().map(|h| h.ci95_low),
         headline_ci95_high: c.headline.as_ref().map(|h| h.ci95_high),
+        headline_higher_is_better: c.headline.as_ref().map(|h| h.higher_is_better),
         ci_basis: c.stats.as_ref().map(|s| s.ci_basis.clone()),
         processes_ok: c.stats.as_ref().map(|s| s.processes_ok).unwrap_or(0),
         verification_scaled_max_diff: c.verification.as_ref().map(|v| v.scaled_max_diff),

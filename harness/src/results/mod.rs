@@ -3,6 +3,7 @@
 
 mod ceiling;
 pub mod env;
+pub mod history;
 mod identity;
 pub mod invariants;
 pub mod io;
@@ -313,6 +314,10 @@ pub struct AppliedCaps {
     /// applied: <reason>`, observed, and whether they were restored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_compute: Option<crate::caps::gpu_compute::GpuComputeRecord>,
+    /// External backends: how each cap was enforced on a program capbench
+    /// does not run inside (docs/worker-protocol.md#caps).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enforced_by: Vec<String>,
 }
 
 /// One finished case: one line of cases.jsonl, one entry of run.json.
@@ -456,6 +461,10 @@ pub struct RunOptions {
     /// so a run folder is read without this binary's profile files.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<crate::profiles::Profile>,
+    /// The external backends this run's cases use, as defined when it was
+    /// planned (the command run), so `--resume` runs the same program.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_backends: Vec<crate::suite::ExternalBackend>,
 }
 
 /// Identifies a user's model file: results on different files are not

@@ -2,6 +2,7 @@
 //! timeout), appends every finished case to `cases.jsonl` before the next one
 //! starts, writes `run.json` at the end, and resumes interrupted runs.
 
+pub mod external;
 pub mod plan;
 pub mod spawn;
 
@@ -71,6 +72,9 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
     let total: usize = todo.iter().map(|c| sampling_of(c).repeat).sum();
     // Per backend: the executable its workers run, or why none can start.
     let mut worker_exes: HashMap<String, WorkerExe> = HashMap::new();
+    // The inputs of the workload whose cases run now (a plan keeps a
+    // workload's cases together): written once, deleted when it changes.
+    let mut engine_inputs: Option<(String, PathBuf, external::Inputs)> = None;
     let pb = progress_bar(show_progress, total as u64);
 
     for (n, case) in todo.iter().enumerate() {
@@ -88,9 +92,17 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
         let started_at = now_rfc3339();
         let t = Instant::now();
         let mut processes = Vec::with_capacity(repeat);
+        let external = plan
+            .options
+            .external_backends
+            .iter()
+            .find(|e| e.name == case.backend);
         let worker_exe = worker_exes
             .entry(case.backend.clone())
-            .or_insert_with(|| worker_exe(&exe, &case.backend))
+            .or_insert_with(|| match external {
+                Some(e) => external_launch(e, &work_dir.join(BUILTIN_WORKERS_DIR)),
+                None => worker_exe(&exe, &case.backend),
+            })
             .clone();
         // Nothing to start (no CUDA driver, …): the case is recorded with
         // the reason, as one process that never ran.
@@ -109,8 +121,47 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
                     worker: None,
                 });
                 pb.inc(repeat as u64);
-                (PathBuf::new(), 0)
+                (vec![], 0)
             }
+        };
+        let tolerance = external::tolerance_of(&spec);
+        // An external engine's inputs (weights, data, capbench's answer),
+        // written once per workload; a failure to write them is the case's.
+        let inputs = match external {
+            Some(_) => {
+                if engine_inputs
+                    .as_ref()
+                    .is_none_or(|(w, _, _)| *w != case.workload)
+                {
+                    if let Some((_, old, _)) = engine_inputs.take() {
+                        let _ = std::fs::remove_dir_all(old);
+                    }
+                    let d = work_dir.join(INPUTS_DIR).join(format!("case{n}"));
+                    let written = external::write_inputs(&spec, &d);
+                    engine_inputs = Some((case.workload.clone(), d, written));
+                }
+                engine_inputs.as_ref().expect("just set").2.clone()
+            }
+            None => Ok(Default::default()),
+        };
+        let (inputs, repeat) = match inputs {
+            Ok(i) => (i, repeat),
+            Err((status, detail)) if repeat > 0 => {
+                processes.push(crate::results::ProcessRecord {
+                    index: 0,
+                    status,
+                    status_detail: detail,
+                    exit: Default::default(),
+                    oom_requested_bytes: None,
+                    oom_cap_bytes: None,
+                    oom_in_use_bytes: None,
+                    oom_peak_bytes: None,
+                    worker: None,
+                });
+                pb.inc(repeat as u64);
+                (Default::default(), 0)
+            }
+            Err(_) => (Default::default(), 0),
         };
         for k in 0..repeat {
             let job = WorkerJob {
@@ -125,12 +176,22 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
                 corpus: plan.options.corpus.as_ref().map(|c| c.path.clone().into()),
                 model: plan.options.model.as_ref().map(|m| m.path.clone().into()),
                 caps: case.caps.clone(),
+                protocol_version: external::PROTOCOL_VERSION,
+                tolerance: external.map(|_| tolerance.0),
+                tolerance_on: external.map(|_| {
+                    match tolerance.1 {
+                        true => "mean_kl",
+                        false => "scaled_max_diff",
+                    }
+                    .to_string()
+                }),
+                inputs: inputs.clone(),
             };
             let job_path = work_dir.join(format!("case{n}-p{k}.job.json"));
             let result_path = work_dir.join(format!("case{n}-p{k}.result.json"));
             write_json_atomic(&job_path, &job)?;
             let rec = spawn::run_process(&spawn::SpawnSpec {
-                exe: &worker_exe,
+                command: &worker_exe,
                 job_path: job_path.clone(),
                 result_path: result_path.clone(),
                 threads: spawn::pool_threads(&case.caps),
@@ -138,6 +199,11 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
                 timeout: Duration::try_from_secs_f64(plan.options.case_timeout_s)
                     .unwrap_or(Duration::from_secs(600)),
                 index: k,
+                external: external.map(|_| spawn::ExternalSpawn {
+                    spec: &spec,
+                    caps: &case.caps,
+                    tolerance,
+                }),
             });
             let _ = std::fs::remove_file(&job_path);
             let _ = std::fs::remove_file(&result_path);
@@ -177,6 +243,8 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
         journal.append(&result)?;
     }
     pb.finish_and_clear();
+    let _ = std::fs::remove_dir_all(work_dir.join(BUILTIN_WORKERS_DIR));
+    let _ = std::fs::remove_dir_all(work_dir.join(INPUTS_DIR));
     let _ = std::fs::remove_dir(&work_dir);
 
     let mut env = env_start;
@@ -223,9 +291,23 @@ fn drop_harness_errors(
     })
 }
 
-/// The executable for a case's workers, or the status and reason it has
-/// without one.
-type WorkerExe = std::result::Result<PathBuf, (crate::results::Status, String)>;
+/// The program line for a case's workers (`--job J --result R` follow), or
+/// the status and reason it has without one.
+type WorkerExe = std::result::Result<Vec<std::ffi::OsString>, (crate::results::Status, String)>;
+
+/// Where a run writes the worker scripts capbench ships (`{builtin}`).
+const BUILTIN_WORKERS_DIR: &str = "workers";
+/// Where a run writes external engines' inputs, one workload at a time.
+const INPUTS_DIR: &str = "inputs";
+
+/// An external backend's program line, once `--probe` said it can run here.
+fn external_launch(e: &crate::suite::ExternalBackend, builtin: &Path) -> WorkerExe {
+    use crate::results::Status;
+    let cmd = external::command_line(e, builtin)
+        .map_err(|err| (Status::HarnessError, err.to_string()))?;
+    external::probe(e, &cmd)?;
+    Ok(cmd)
+}
 
 /// This binary for every backend but cuda; for cuda, the CUDA worker, once
 /// the driver has answered (see `gpu`): without a driver the case is
@@ -235,12 +317,12 @@ fn worker_exe(this: &Path, backend: &str) -> WorkerExe {
     use crate::results::Status;
     match capbench_workloads::Backend::parse(backend) {
         Ok(capbench_workloads::Backend::Cuda { ordinal }) => match cuda_ready(ordinal) {
-            Ok(w) => Ok(w.exe(this)),
+            Ok(w) => Ok(vec![w.exe(this).into(), "worker".into()]),
             Err(CudaUnready::Unavailable(m)) => Err((Status::Unavailable, m)),
             Err(CudaUnready::NotCompiled(m)) => Err((Status::Error, m)),
         },
         // The worker reports an unknown name in the case's record.
-        _ => Ok(this.to_path_buf()),
+        _ => Ok(vec![this.into(), "worker".into()]),
     }
 }
 

@@ -451,21 +451,45 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
         .collect::<Result<_>>()?;
     let flags = parse_cap_flags(req)?;
     let requested = req.backends.as_deref().or(suite.backends.as_deref());
-    let (backends, mut not_planned) = resolve_backends(requested)?;
+    let (requested, externals) = super::external::split_requested(requested, &suite)?;
+    let (backends, mut not_planned) = match requested.as_deref() {
+        Some([]) => (vec![], vec![]),
+        r => resolve_backends(r)?,
+    };
     let mut cases = Vec::new();
     for w in suite
         .workloads
         .iter()
         .filter(|w| matches_any(&globs, &w.name))
     {
-        for b in &backends {
-            match supports(w, b) {
-                Ok(()) => {
-                    for caps in cap_sets(&flags, threads, b) {
+        // Per backend: the cap sets its cases run under, or why none.
+        let mut targets: Vec<(String, std::result::Result<Vec<CapsRecord>, String>)> = backends
+            .iter()
+            .map(|b| {
+                let caps = supports(w, b).map(|()| cap_sets(&flags, threads, b));
+                (b.to_string(), caps)
+            })
+            .collect();
+        for e in &externals {
+            // An external program runs on the host: the host's caps.
+            let caps = match e.runs(&w.name) {
+                true => Ok(cap_sets(&flags, threads, &Backend::Cpu)),
+                false => Err(format!(
+                    "the {} worker runs only {}",
+                    e.name,
+                    e.workloads.join(", ")
+                )),
+            };
+            targets.push((e.name.clone(), caps));
+        }
+        for (b, caps) in targets {
+            match caps {
+                Ok(sets) => {
+                    for caps in sets {
                         cases.push(PlannedCase {
-                            id: case_id(&w.name, &b.to_string(), &caps),
+                            id: case_id(&w.name, &b, &caps),
                             workload: w.name.clone(),
-                            backend: b.to_string(),
+                            backend: b.clone(),
                             caps,
                             sampling: {
                                 let mut s = suite.sampling_for(&w.name).clone();
@@ -479,22 +503,20 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
                 }
                 Err(reason) => not_planned.push(NotPlanned {
                     workload: w.name.clone(),
-                    backend: b.to_string(),
+                    backend: b,
                     reason,
                 }),
             }
         }
     }
+    let mut backends: Vec<String> = backends.iter().map(|b| b.to_string()).collect();
+    backends.extend(externals.iter().map(|e| e.name.clone()));
     if cases.is_empty() {
         return Err(HarnessError::usage(format!(
             "nothing to run: suite '{}' has no workload matching {:?} on {}",
             suite.name,
             req.workload_globs,
-            backends
-                .iter()
-                .map(|b| b.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            backends.join(", ")
         )));
     }
     let started_at = now_rfc3339();
@@ -505,7 +527,7 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
         options: RunOptions {
             suite: suite.name,
             suite_source: suite.source,
-            backends: backends.iter().map(|b| b.to_string()).collect(),
+            backends,
             workload_filter: req.workload_globs.clone(),
             threads,
             case_timeout_s,
@@ -518,6 +540,7 @@ pub fn make_plan(req: &PlanRequest) -> Result<Plan> {
             cpus: flags.cpus.as_deref().map(crate::caps::cpu::format_cpu_list),
             wgpu_limits: flags.wgpu_limits,
             profiles: flags.profiles,
+            external_backends: externals,
         },
         cases,
         not_planned,

@@ -3,6 +3,7 @@
 //! `ProcessRecord`.
 
 use std::collections::VecDeque;
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -20,13 +21,25 @@ const STDERR_TAIL_LINES: usize = 20;
 const STDERR_LINE_MAX: usize = 400;
 
 pub struct SpawnSpec<'a> {
-    pub exe: &'a Path,
+    /// Program and leading arguments: `capbench worker`, or an external
+    /// backend's command; `--job J --result R` follow.
+    pub command: &'a [OsString],
     pub job_path: PathBuf,
     pub result_path: PathBuf,
     /// RAYON_NUM_THREADS for the worker (its rayon pool and candle's kernels).
     pub threads: Option<usize>,
     pub timeout: Duration,
     pub index: usize,
+    /// An external backend's worker (docs/worker-protocol.md).
+    pub external: Option<ExternalSpawn<'a>>,
+}
+
+/// What the parent does for an external worker that capbench's own worker
+/// does for itself: its caps, and the checks on its result.
+pub struct ExternalSpawn<'a> {
+    pub spec: &'a capbench_workloads::WorkloadSpec,
+    pub caps: &'a crate::results::CapsRecord,
+    pub tolerance: (f64, bool),
 }
 
 /// Threads a worker's pool gets: `--threads`, else one per `--cpus` CPU
@@ -41,11 +54,11 @@ pub fn pool_threads(caps: &crate::results::CapsRecord) -> Option<usize> {
     })
 }
 
-/// Spawns `capbench worker`, waits up to the timeout, and classifies the end.
+/// Spawns the worker, waits up to the timeout, and classifies the end.
 pub fn run_process(spec: &SpawnSpec<'_>) -> ProcessRecord {
     let _ = std::fs::remove_file(&spec.result_path);
-    let mut cmd = Command::new(spec.exe);
-    cmd.arg("worker")
+    let mut cmd = Command::new(&spec.command[0]);
+    cmd.args(&spec.command[1..])
         .arg("--job")
         .arg(&spec.job_path)
         .arg("--result")
@@ -62,14 +75,39 @@ pub fn run_process(spec: &SpawnSpec<'_>) -> ProcessRecord {
     // rayon instead (see `Lin::QuantRows`): on shared vCPUs the spinning
     // pool halved decode speed.
     cmd.env("CANDLE_NUM_THREADS", "1");
+    let mut mem_cap = None;
+    if let Some(x) = &spec.external {
+        if let Some(t) = spec.threads {
+            // The pools of PyTorch (OpenMP, MKL) and of Rust programs.
+            for var in ["OMP_NUM_THREADS", "MKL_NUM_THREADS"] {
+                cmd.env(var, t.to_string());
+            }
+        }
+        if let Some(cpus) = x
+            .caps
+            .cpus
+            .as_deref()
+            .and_then(|c| crate::caps::cpu::parse_cpu_list(c).ok())
+        {
+            super::external::pin_child(&mut cmd, &cpus);
+        }
+        mem_cap = x.caps.mem_cap_bytes;
+    }
+    let cpu_before = children_cpu_s();
     let started = Instant::now();
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
             return record(
                 spec.index,
-                Status::HarnessError,
-                format!("could not start worker {}: {e}", spec.exe.display()),
+                match spec.external {
+                    Some(_) => Status::Error,
+                    None => Status::HarnessError,
+                },
+                format!(
+                    "could not start worker {}: {e}",
+                    spec.command[0].to_string_lossy()
+                ),
                 ExitInfo::default(),
             );
         }
@@ -85,7 +123,23 @@ pub fn run_process(spec: &SpawnSpec<'_>) -> ProcessRecord {
     });
 
     let mut timed_out = false;
+    // External workers: resident set (now, peak) read from outside, and
+    // the size that passed the memory cap.
+    let mut rss_peak = None;
+    let mut over_cap = None;
     let status = loop {
+        if spec.external.is_some()
+            && let Some((now, peak)) = super::external::rss_of(child.id())
+        {
+            rss_peak = Some(peak);
+            if let Some(cap) = mem_cap
+                && now > cap
+            {
+                over_cap = Some((now, cap));
+                let _ = child.kill();
+                break child.wait().ok();
+            }
+        }
         match child.try_wait() {
             Ok(Some(s)) => break Some(s),
             Ok(None) if started.elapsed() >= spec.timeout => {
@@ -115,7 +169,59 @@ pub fn run_process(spec: &SpawnSpec<'_>) -> ProcessRecord {
             exit,
         );
     }
-    classify(spec.index, status, exit, &spec.result_path)
+    if let Some((rss, cap)) = over_cap {
+        let mut r = record(
+            spec.index,
+            Status::Oom,
+            format!(
+                "memory cap: the worker's resident set reached {}, more than the cap of {} (read by capbench every 10 ms; killed)",
+                human_bytes(rss),
+                human_bytes(cap)
+            ),
+            exit,
+        );
+        r.oom_in_use_bytes = Some(rss);
+        r.oom_cap_bytes = Some(cap);
+        return r;
+    }
+    let mut r = classify(
+        spec.index,
+        status,
+        exit,
+        &spec.result_path,
+        spec.external.as_ref(),
+    );
+    if let (Some(x), Some(w)) = (&spec.external, r.worker.as_mut()) {
+        let mut caps = super::external::applied_caps(x.caps, spec.threads);
+        if spec.threads.is_none() {
+            caps.threads_pool = w.threads_used;
+        }
+        w.caps_applied = Some(caps);
+        w.usage.peak_rss_bytes = rss_peak;
+        if let (Some(a), Some(b)) = (cpu_before, children_cpu_s()) {
+            w.usage.cpu_user_s = Some(b.0 - a.0);
+            w.usage.cpu_sys_s = Some(b.1 - a.1);
+        }
+    }
+    r
+}
+
+/// CPU time (user, system) of the children this process has waited for:
+/// the difference around one worker is that worker's (runs are sequential).
+#[cfg(unix)]
+fn children_cpu_s() -> Option<(f64, f64)> {
+    // SAFETY: getrusage only writes into the zeroed struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) } != 0 {
+        return None;
+    }
+    let secs = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 * 1e-6;
+    Some((secs(ru.ru_utime), secs(ru.ru_stime)))
+}
+
+#[cfg(not(unix))]
+fn children_cpu_s() -> Option<(f64, f64)> {
+    None
 }
 
 /// First and last lines of a stream, with a marker for what was skipped.
@@ -224,6 +330,7 @@ fn classify(
     status: Option<ExitStatus>,
     exit: ExitInfo,
     result: &Path,
+    external: Option<&ExternalSpawn<'_>>,
 ) -> ProcessRecord {
     let Some(status) = status else {
         return record(
@@ -296,6 +403,35 @@ fn classify(
         r.oom_requested_bytes = Some(bytes);
         return r;
     }
+    if status.success()
+        && let Some(x) = external
+    {
+        let read = std::fs::read_to_string(result)
+            .map_err(|e| format!("no readable result file ({e})"))
+            .and_then(|t| super::external::read_output(&t, x.spec, x.tolerance));
+        return match read {
+            Ok(w) => ProcessRecord {
+                index,
+                status: w.status,
+                status_detail: w.status_detail.clone(),
+                exit,
+                oom_requested_bytes: None,
+                oom_in_use_bytes: None,
+                oom_cap_bytes: None,
+                oom_peak_bytes: None,
+                worker: Some(w),
+            },
+            // Another program's answer: its own fault, not capbench's I/O.
+            Err(e) => record(
+                index,
+                Status::Error,
+                format!(
+                    "the worker exited 0 but its result breaks the worker protocol: {e} (docs/worker-protocol.md)"
+                ),
+                exit,
+            ),
+        };
+    }
     if status.success() {
         return match std::fs::read_to_string(result)
             .map_err(|e| e.to_string())
@@ -333,7 +469,11 @@ fn classify(
             Some(p) => format!("panicked: {p}"),
             None => "panicked (exit code 101)".to_string(),
         },
-        (None, Some(c)) => format!("exited with code {c}"),
+        (None, Some(c)) => match external.and_then(|_| exit.stderr_tail.last()) {
+            // An external worker's last word (a Python exception's line).
+            Some(last) => format!("exited with code {c}: {last}"),
+            None => format!("exited with code {c}"),
+        },
         (None, None) => "ended without exit code or signal".to_string(),
     };
     record(index, Status::Crashed, detail, exit)

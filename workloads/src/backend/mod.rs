@@ -2,6 +2,7 @@
 //! engine with its WGSL ops. The identity types live in `crate::device`.
 
 pub mod candle;
+pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 #[cfg(not(feature = "cuda"))]

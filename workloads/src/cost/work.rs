@@ -187,6 +187,31 @@ fn moe_dispatch_bytes(cfg: &ModelConfig, batch: usize, seq: usize, act: f64) -> 
         .sum()
 }
 
+/// Bytes of the CPU training executor's buffers (backend/cpu/train.rs):
+/// every activation it keeps, the backward's scratch and the logits.
+fn executor_buffer_bytes(cfg: &ModelConfig, b: usize, t: usize) -> f64 {
+    let (c, n, hd) = (cfg.d_model, b * t, cfg.head_dim);
+    let layers: usize = (0..cfg.n_layers)
+        .map(|l| {
+            let ld = cfg.layer(l);
+            let (q, kv) = (ld.n_heads * hd, ld.n_kv_heads * hd);
+            let acts = n * (4 * c + 2 * q + 2 * kv + 3 * ld.ffn + 2) + b * ld.n_heads * t * t;
+            let scratch = b * t * (q + 2 * kv) + b * ld.n_kv_heads * t * t;
+            acts + scratch
+        })
+        .sum();
+    let max = |f: &dyn Fn(usize) -> usize| (0..cfg.n_layers).map(f).max().unwrap_or(0);
+    let heads = max(&|l| cfg.layer(l).n_heads);
+    let kv = max(&|l| cfg.layer(l).n_kv_heads);
+    let ffn = max(&|l| cfg.layer(l).ffn);
+    let shared = (cfg.n_layers + 1) * n * c // the residual stream per layer
+        + n * (c + 1) + n * cfg.vocab // final norm, logits
+        + b * heads * t * hd // attention output per head
+        + n * (2 * c + ffn + 2 * heads * hd + 2 * kv * hd) // backward buffers
+        + t * hd; // RoPE tables
+    4.0 * (layers + shared) as f64
+}
+
 /// Token-proportional activation bytes the graph keeps for `tokens` tokens
 /// of `seq` (B·T) in dtype bytes `act`, plus the score tensors.
 fn graph_activation_bytes(cfg: &ModelConfig, batch: usize, seq: usize, act: f64) -> f64 {
@@ -324,8 +349,17 @@ pub fn memory_need_bytes(spec: &WorkloadSpec) -> Option<f64> {
             batch,
             seq,
         } => {
-            let (cfg, _, _, step) = train_step_bytes(model, *dtype, *batch, *seq)?;
-            Some(step + train_slabs(&cfg, batch * seq))
+            let (cfg, p, _, step) = train_step_bytes(model, *dtype, *batch, *seq)?;
+            let slabs = train_slabs(&cfg, batch * seq);
+            if *dtype == DType::F32 && cfg.mla.is_none() && cfg.moe.is_none() {
+                // capbench's CPU executor (backend/cpu): f32 weights,
+                // gradients and two moments (16 B/param) and its buffers;
+                // while preparing, candle's initial weights (4 B/param)
+                // are alive beside them, while stepping the GEMM slabs.
+                let bufs = executor_buffer_bytes(&cfg, *batch, *seq);
+                return Some((p * 20.0).max(p * 16.0 + slabs) + bufs);
+            }
+            Some(step + slabs)
         }
         Params::TrainQuality {
             model,

@@ -3,6 +3,7 @@
 //! engine's in its `wgpu` module. The registry, above, picks one per spec.
 
 pub mod decode;
+pub mod engine_inputs;
 pub mod kernels;
 pub mod quality;
 pub mod train;

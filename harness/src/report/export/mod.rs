@@ -1,7 +1,10 @@
 //! Exporters: one module per format behind one trait (as hyperfine does),
 //! each a pure function of the `Report` to the text of one file.
 
+mod bench;
+mod bmf;
 mod csv;
+mod gab;
 mod html;
 mod json;
 mod markdown;
@@ -28,17 +31,35 @@ pub enum Format {
     Csv,
     /// Canonical JSON of the whole report (report.json).
     Json,
+    /// Bencher Metric Format for `bencher run --adapter json` (bmf.json).
+    Bmf,
+    /// github-action-benchmark's customBiggerIsBetter (gab-bigger.json)
+    /// and customSmallerIsBetter (gab-smaller.json).
+    Gab,
 }
 
 impl Format {
+    /// What `report` writes unless told otherwise.
     pub const ALL: [Format; 4] = [Format::Md, Format::Html, Format::Csv, Format::Json];
+    /// Every format, the dashboard exports included.
+    pub const EVERY: [Format; 6] = [
+        Format::Md,
+        Format::Html,
+        Format::Csv,
+        Format::Json,
+        Format::Bmf,
+        Format::Gab,
+    ];
 
-    pub fn exporter(self) -> Box<dyn Exporter> {
+    /// The exporters of the format, one per file it writes.
+    pub fn exporters(self) -> Vec<Box<dyn Exporter>> {
         match self {
-            Format::Md => Box::new(markdown::Markdown),
-            Format::Html => Box::new(html::Html),
-            Format::Csv => Box::new(csv::Csv),
-            Format::Json => Box::new(json::Json),
+            Format::Md => vec![Box::new(markdown::Markdown)],
+            Format::Html => vec![Box::new(html::Html)],
+            Format::Csv => vec![Box::new(csv::Csv)],
+            Format::Json => vec![Box::new(json::Json)],
+            Format::Bmf => vec![Box::new(bmf::Bmf)],
+            Format::Gab => vec![Box::new(gab::GabBigger), Box::new(gab::GabSmaller)],
         }
     }
 }
@@ -53,11 +74,7 @@ pub(crate) fn headline_text(r: &crate::report::model::CaseRow) -> String {
         r.headline_ci95_high,
     ) {
         (Some(m), Some(v), Some(lo), Some(hi)) => {
-            let unit = match m.as_str() {
-                "gflops_per_s" => "GFLOP/s",
-                "tokens_per_s" => "tokens/s",
-                other => other,
-            };
+            let unit = bench::unit_of(m);
             format!("{} {unit} [{}, {}]", sig3(v), sig3(lo), sig3(hi))
         }
         _ => "—".into(),

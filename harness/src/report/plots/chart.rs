@@ -70,6 +70,12 @@ pub struct Axis {
     pub log: bool,
     /// Categorical axis: value i is labelled `categories[i]`.
     pub categories: Vec<String>,
+    /// Ordinal axis, left to right or bottom up: integer i is labelled
+    /// `ticks[i]` (commits of a trend).
+    pub ticks: Vec<String>,
+    /// A linear axis starts at zero (honest for bar-like comparisons); a
+    /// trend zooms to its data instead.
+    pub from_zero: bool,
 }
 
 impl Axis {
@@ -78,6 +84,21 @@ impl Axis {
             label: label.into(),
             log: false,
             categories: vec![],
+            ticks: vec![],
+            from_zero: true,
+        }
+    }
+    pub fn ordinal(label: impl Into<String>, ticks: Vec<String>) -> Axis {
+        Axis {
+            ticks,
+            ..Axis::linear(label)
+        }
+    }
+    /// A linear axis fitted to the data rather than starting at zero.
+    pub fn zoomed(label: impl Into<String>) -> Axis {
+        Axis {
+            from_zero: false,
+            ..Axis::linear(label)
         }
     }
     pub fn log(label: impl Into<String>) -> Axis {
@@ -94,6 +115,26 @@ impl Axis {
     }
 }
 
+/// A shaded band between `low` and `high` over x (a CI over commits).
+#[derive(Debug, Clone)]
+pub struct Band {
+    pub name: String,
+    /// Index into `PALETTE`.
+    pub color: usize,
+    /// (x, low, high), in x order.
+    pub points: Vec<(f64, f64, f64)>,
+}
+
+/// A vertical marker across the plot at `x`, labelled at the top (a change
+/// point).
+#[derive(Debug, Clone)]
+pub struct Mark {
+    pub x: f64,
+    pub label: String,
+    /// Index into `PALETTE`.
+    pub color: usize,
+}
+
 #[derive(Debug, Clone)]
 pub struct Chart {
     pub title: String,
@@ -102,12 +143,20 @@ pub struct Chart {
     pub x: Axis,
     pub y: Axis,
     pub series: Vec<Series>,
+    /// Drawn under the series.
+    pub bands: Vec<Band>,
+    pub marks: Vec<Mark>,
 }
 
 impl Chart {
     /// Names of the series that appear in the legend.
     pub fn series_names(&self) -> Vec<String> {
-        self.series.iter().map(|s| s.name.clone()).collect()
+        let bands = self.bands.iter().map(|b| b.name.clone());
+        self.series
+            .iter()
+            .map(|s| s.name.clone())
+            .chain(bands)
+            .collect()
     }
 }
 

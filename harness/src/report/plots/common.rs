@@ -44,6 +44,8 @@ impl Planned {
                 x,
                 y,
                 series,
+                bands: vec![],
+                marks: vec![],
             }),
             note,
         }

@@ -13,6 +13,19 @@ use crate::format::sig3;
 pub const WIDTH_PX: u32 = 1000;
 pub const HEIGHT_PX: u32 = 600;
 
+/// Legend entry of the vertical marks.
+const MARK_LEGEND: &str = "change point";
+
+/// Every name the legend shows: series, bands, and the marks' entry.
+fn legend_names(chart: &Chart) -> Vec<&str> {
+    let mut names: Vec<&str> = chart.series.iter().map(|s| s.name.as_str()).collect();
+    names.extend(chart.bands.iter().map(|b| b.name.as_str()));
+    if !chart.marks.is_empty() {
+        names.push(MARK_LEGEND);
+    }
+    names
+}
+
 type DrawResult = Result<(), String>;
 
 fn err<E: std::fmt::Display>(e: E) -> String {
@@ -94,6 +107,9 @@ fn range(a: &Axis, values: &[f64]) -> (f64, f64) {
     if !a.categories.is_empty() {
         return (-0.6, a.categories.len() as f64 - 0.4);
     }
+    if !a.ticks.is_empty() {
+        return (-0.5, a.ticks.len() as f64 - 0.5);
+    }
     let vs: Vec<f64> = values
         .iter()
         .filter(|v| plottable(**v, a.log))
@@ -106,6 +122,11 @@ fn range(a: &Axis, values: &[f64]) -> (f64, f64) {
     }
     if a.log {
         let pad = ((hi - lo) * 0.08).max(0.15);
+        (lo - pad, hi + pad)
+    } else if !a.from_zero {
+        let pad = ((hi - lo) * 0.1)
+            .max(hi.abs().max(lo.abs()) * 0.02)
+            .max(1e-12);
         (lo - pad, hi + pad)
     } else {
         // Linear quantities here are non-negative: start at zero so bar-like
@@ -125,6 +146,13 @@ fn tick_label(a: &Axis, v: f64) -> String {
         }
         return a.categories[(n - 1.0 - i) as usize].clone();
     }
+    if !a.ticks.is_empty() {
+        let i = v.round();
+        if (v - i).abs() > 1e-6 || i < 0.0 || i >= a.ticks.len() as f64 {
+            return String::new();
+        }
+        return a.ticks[i as usize].clone();
+    }
     if a.log {
         log_tick(v)
     } else if v == 0.0 {
@@ -139,6 +167,9 @@ fn tick_label(a: &Axis, v: f64) -> String {
 fn label_count(a: &Axis, lo: f64, hi: f64) -> usize {
     if !a.categories.is_empty() {
         a.categories.len() + 1
+    } else if !a.ticks.is_empty() {
+        // Short commit hashes: about a dozen fit side by side.
+        a.ticks.len().clamp(2, 12)
     } else if a.log {
         ((hi - lo).ceil() as usize + 1).clamp(3, 10)
     } else {
@@ -146,20 +177,22 @@ fn label_count(a: &Axis, lo: f64, hi: f64) -> usize {
     }
 }
 
-/// Splits the source label at " · " into lines that fit `width_px`.
-fn wrap<DB: DrawingBackend>(
+/// Joins `parts` with `sep` into as few lines as fit `width_px` (a part
+/// wider than that alone gets a line of its own).
+fn greedy<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
-    text: &str,
+    parts: &[&str],
+    sep: &str,
     style: &TextStyle,
     width_px: u32,
 ) -> Result<Vec<String>, String> {
     let mut lines: Vec<String> = vec![];
     let mut cur = String::new();
-    for part in text.split(" · ") {
+    for part in parts {
         let candidate = if cur.is_empty() {
             part.to_string()
         } else {
-            format!("{cur} · {part}")
+            format!("{cur}{sep}{part}")
         };
         let fits = area.estimate_text_size(&candidate, style).map_err(err)?.0 <= width_px;
         if fits || cur.is_empty() {
@@ -171,6 +204,27 @@ fn wrap<DB: DrawingBackend>(
     }
     if !cur.is_empty() {
         lines.push(cur);
+    }
+    Ok(lines)
+}
+
+/// Splits the source label at " · " into lines that fit `width_px`; a
+/// piece still too wide (a long sentence) is broken between words.
+fn wrap<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    text: &str,
+    style: &TextStyle,
+    width_px: u32,
+) -> Result<Vec<String>, String> {
+    let parts: Vec<&str> = text.split(" · ").collect();
+    let mut lines = vec![];
+    for line in greedy(area, &parts, " · ", style, width_px)? {
+        if area.estimate_text_size(&line, style).map_err(err)?.0 <= width_px {
+            lines.push(line);
+        } else {
+            let words: Vec<&str> = line.split(' ').collect();
+            lines.extend(greedy(area, &words, " ", style, width_px)?);
+        }
     }
     Ok(lines)
 }
@@ -189,10 +243,9 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) ->
     }
 
     let legend_font: TextStyle = (FAMILY, 14).into_font().into();
-    let legend_w = chart
-        .series
+    let legend_w = legend_names(chart)
         .iter()
-        .map(|s| root.estimate_text_size(&s.name, &legend_font).map(|d| d.0))
+        .map(|n| root.estimate_text_size(n, &legend_font).map(|d| d.0))
         .collect::<Result<Vec<u32>, _>>()
         .map_err(err)?
         .into_iter()
@@ -233,6 +286,12 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) ->
             }
         }
     }
+    for b in &chart.bands {
+        for &(x, lo, hi) in &b.points {
+            xs.push(x);
+            ys.extend([lo, hi]);
+        }
+    }
     let (x0, x1) = range(&chart.x, &xs);
     let (y0, y1) = range(&chart.y, &ys);
 
@@ -261,6 +320,23 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) ->
 
     let on_x = |v: f64| plottable(v, chart.x.log).then(|| to_axis(&chart.x, v));
     let on_y = |v: f64| plottable(v, chart.y.log).then(|| to_axis(&chart.y, v));
+    for b in &chart.bands {
+        let pts: Vec<(f64, f64, f64)> = b
+            .points
+            .iter()
+            .filter_map(|&(x, lo, hi)| Some((on_x(x)?, on_y(lo)?, on_y(hi)?)))
+            .collect();
+        let outline: Vec<(f64, f64)> = pts
+            .iter()
+            .map(|p| (p.0, p.2))
+            .chain(pts.iter().rev().map(|p| (p.0, p.1)))
+            .collect();
+        if outline.len() >= 3 {
+            let fill = color(b.color).mix(0.2).filled();
+            cc.draw_series(std::iter::once(Polygon::new(outline, fill)))
+                .map_err(err)?;
+        }
+    }
     for s in &chart.series {
         let c = color(s.color);
         let whisker = ShapeStyle::from(&c).stroke_width(2);
@@ -313,8 +389,52 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) ->
         }
     }
 
-    // Legend: one row per series, marker (or line sample) then its name.
+    // Change points across the plot, labels staggered over three rows so
+    // neighbours do not overprint.
+    let mark_font = (FAMILY, 13).into_font();
+    for (i, m) in chart.marks.iter().enumerate() {
+        let Some(x) = on_x(m.x) else { continue };
+        let c = color(m.color);
+        cc.draw_series(DashedLineSeries::new(
+            vec![(x, y0), (x, y1)],
+            6,
+            4,
+            c.stroke_width(2),
+        ))
+        .map_err(err)?;
+        let y = y1 - (y1 - y0) * (0.03 + 0.06 * (i % 3) as f64);
+        // A few pixels right of the line, so the label's first glyph (a
+        // sign) is not drawn over by the dashes.
+        let label = EmptyElement::at((x, y))
+            + Text::new(m.label.clone(), (5, 0), mark_font.clone().color(&c));
+        cc.draw_series(std::iter::once(label)).map_err(err)?;
+    }
+
+    // Legend: one row per series, marker (or line sample) then its name;
+    // then the bands (a swatch) and the change points (a dashed line).
     let row_h = 22;
+    for (i, b) in chart.bands.iter().enumerate() {
+        let y = 60 + (chart.series.len() + i) as i32 * row_h;
+        let fill = color(b.color).mix(0.2).filled();
+        legend
+            .draw(&Rectangle::new([(4, y - 6), (28, y + 6)], fill))
+            .map_err(err)?;
+        legend
+            .draw_text(&b.name, &legend_font, (34, y - 8))
+            .map_err(err)?;
+    }
+    if let Some(m) = chart.marks.first() {
+        let y = 60 + (chart.series.len() + chart.bands.len()) as i32 * row_h;
+        legend
+            .draw(&PathElement::new(
+                vec![(16, y - 8), (16, y + 8)],
+                color(m.color).stroke_width(2),
+            ))
+            .map_err(err)?;
+        legend
+            .draw_text(MARK_LEGEND, &legend_font, (34, y - 8))
+            .map_err(err)?;
+    }
     for (i, s) in chart.series.iter().enumerate() {
         let y = 60 + i as i32 * row_h;
         let c = color(s.color);

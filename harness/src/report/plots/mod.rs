@@ -43,8 +43,8 @@ pub fn plan(inputs: &[ReportInput]) -> Vec<Planned> {
     builders.iter().flat_map(|b| b(inputs)).collect()
 }
 
-/// Renders `chart` to SVG text and PNG bytes written under `dir`.
-fn render(chart: &chart::Chart, dir: &Path, id: &str) -> Result<String> {
+/// Renders `chart` to `dir/<id>.svg` and `dir/<id>.png`; returns the SVG text.
+pub(crate) fn render_chart(chart: &chart::Chart, dir: &Path, id: &str) -> Result<String> {
     let size = (draw::WIDTH_PX, draw::HEIGHT_PX);
     let mut svg = String::new();
     {
@@ -116,7 +116,7 @@ pub fn render_all(inputs: &[ReportInput], out: &Path) -> Result<Vec<FigureEntry>
     for p in planned {
         let entry = match (&p.chart, font) {
             (Ok(chart), Ok(_)) => {
-                let svg = render(chart, &dir, &p.id)?;
+                let svg = render_chart(chart, &dir, &p.id)?;
                 FigureEntry {
                     id: p.id.clone(),
                     title: p.title,

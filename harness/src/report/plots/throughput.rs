@@ -109,5 +109,7 @@ fn chart(inputs: &[ReportInput], metric: &str) -> Chart {
         x,
         y: Axis::categories("workload", workloads),
         series,
+        bands: vec![],
+        marks: vec![],
     }
 }

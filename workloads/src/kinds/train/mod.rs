@@ -13,6 +13,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
+use crate::backend::cpu::kernels::AdamW;
+use crate::backend::cpu::train::Trainer;
 use crate::backend::{Backend, candle as cb};
 use crate::data::MarkovCorpus;
 use crate::error::{Result, cerr};
@@ -20,7 +22,7 @@ use crate::models::ops::cross_entropy;
 use crate::models::{Model, ModelConfig, Params, WeightFormat, init};
 use crate::spec::{DType, TrainParams, WorkloadSpec};
 use crate::verify::Verification;
-use grad_check::{GradientCheck, f64_reference};
+use grad_check::{GradientCheck, NamedGrads, f64_reference};
 
 /// AdamW hyper-parameters (Loshchilov & Hutter 2019), GPT-style values.
 pub const LR: f64 = 1e-3;
@@ -29,6 +31,17 @@ const BETA2: f64 = 0.95;
 const EPS: f64 = 1e-8;
 const WEIGHT_DECAY: f64 = 0.1;
 
+/// What runs the step. The CPU executor is ours (f32, GQA families);
+/// candle's autograd serves the rest (CUDA, Metal, bf16, MLA/MoE) and is
+/// the f64 reference of verification on every path.
+enum Engine {
+    Candle {
+        params: Params,
+        moments: Vec<(Tensor, Tensor)>,
+    },
+    Cpu(Box<Trainer>),
+}
+
 pub struct TrainStep {
     backend: Backend,
     device: Device,
@@ -36,8 +49,7 @@ pub struct TrainStep {
     /// Compute dtype; master weights and optimizer state stay f32.
     dtype: CDType,
     seed: u64,
-    params: Params,
-    moments: Vec<(Tensor, Tensor)>,
+    engine: Engine,
     step: usize,
     inputs: Tensor,  // (B, T) u32
     targets: Tensor, // (B·T) u32
@@ -52,11 +64,23 @@ pub fn prepare(
     p: &TrainParams,
     backend: &Backend,
 ) -> Result<Box<dyn PreparedWorkload>> {
-    Ok(Box::new(prepare_step(spec, p, backend)?))
+    Ok(Box::new(prepare_on(spec, p, backend, true)?))
 }
 
-/// The train step as a concrete type (the quality workload verifies with it).
+/// The train step as a concrete type on candle (the quality workload
+/// verifies with it; its memory model counts candle's step).
 pub fn prepare_step(spec: &WorkloadSpec, p: &TrainParams, backend: &Backend) -> Result<TrainStep> {
+    prepare_on(spec, p, backend, false)
+}
+
+/// `executor`: run on capbench's CPU executor where it applies (CPU, f32,
+/// a GQA family; `cost::work::memory_need_bytes` predicts the same choice).
+fn prepare_on(
+    spec: &WorkloadSpec,
+    p: &TrainParams,
+    backend: &Backend,
+    executor: bool,
+) -> Result<TrainStep> {
     let TrainParams {
         model,
         dtype,
@@ -67,7 +91,29 @@ pub fn prepare_step(spec: &WorkloadSpec, p: &TrainParams, backend: &Backend) -> 
     let device = cb::device(backend)?;
     let e = |op| cerr(backend, op);
     let params = init(&cfg, spec.seed, &device, CDType::F32).map_err(e("init weights"))?;
-    let moments = zero_moments(&params).map_err(e("optimizer state"))?;
+    let dtype = match dtype {
+        DType::Bf16 => CDType::BF16,
+        _ => CDType::F32,
+    };
+    let engine = if executor
+        && *backend == Backend::Cpu
+        && dtype == CDType::F32
+        && Trainer::supports(&cfg)
+    {
+        let mut host = std::collections::HashMap::new();
+        for (name, var) in &params.vars {
+            let v: Vec<f32> = var
+                .as_tensor()
+                .flatten_all()
+                .and_then(|t| t.to_vec1())
+                .map_err(e("init weights"))?;
+            host.insert(name.clone(), v);
+        }
+        Engine::Cpu(Box::new(Trainer::new(&cfg, *batch, *seq, host)))
+    } else {
+        let moments = zero_moments(&params).map_err(e("optimizer state"))?;
+        Engine::Candle { params, moments }
+    };
     let corpus = MarkovCorpus::for_vocab(cfg.vocab, spec.seed);
     let host_batch = corpus.batch(
         *batch,
@@ -81,14 +127,10 @@ pub fn prepare_step(spec: &WorkloadSpec, p: &TrainParams, backend: &Backend) -> 
     Ok(TrainStep {
         backend: *backend,
         device,
-        dtype: match dtype {
-            DType::Bf16 => CDType::BF16,
-            _ => CDType::F32,
-        },
+        dtype,
         seed: spec.seed,
         cfg,
-        params,
-        moments,
+        engine,
         step: 0,
         inputs,
         targets,
@@ -159,23 +201,40 @@ pub fn adamw(
 }
 
 impl TrainStep {
-    /// This step's loss and gradients: `verify` checks them, `run_iter`
-    /// applies them.
-    fn loss_and_grads(&self) -> candle_core::Result<(f64, GradStore)> {
-        loss_and_grads(
-            &self.cfg,
-            &self.params,
-            self.dtype,
-            &self.inputs,
-            &self.targets,
-        )
+    /// This step's loss and every parameter's gradient by name, in f64
+    /// (`None`: none was produced) — what verification compares.
+    fn named_grads(&mut self) -> candle_core::Result<(f64, NamedGrads)> {
+        match &mut self.engine {
+            Engine::Cpu(tr) => {
+                let loss = tr.loss_and_grads(&self.host_batch.0, &self.host_batch.1);
+                let grads = tr.names.iter().zip(&tr.grads);
+                let named = grads
+                    .map(|(n, g)| (n.clone(), Some(g.iter().map(|x| *x as f64).collect())))
+                    .collect();
+                Ok((loss, named))
+            }
+            Engine::Candle { params, .. } => {
+                let (loss, grads) =
+                    loss_and_grads(&self.cfg, params, self.dtype, &self.inputs, &self.targets)?;
+                let mut named = vec![];
+                for (name, var) in &params.vars {
+                    let g = grads
+                        .get(var.as_tensor())
+                        .map(|g| g.to_dtype(CDType::F64)?.flatten_all()?.to_vec1())
+                        .transpose()?;
+                    named.push((name.clone(), g));
+                }
+                Ok((loss, named))
+            }
+        }
     }
 }
 
 impl PreparedWorkload for TrainStep {
     fn verify(&mut self) -> Result<Verification> {
-        let e = |op| cerr(&self.backend, op);
-        let (loss, grads) = self.loss_and_grads().map_err(e("train step"))?;
+        let backend = self.backend;
+        let e = |op| cerr(&backend, op);
+        let (loss, grads) = self.named_grads().map_err(e("train step"))?;
         // The reference: the same weights, batch and math in f64 on the CPU.
         let (ref_loss, ref_grads) = f64_reference(
             &self.cfg,
@@ -185,38 +244,56 @@ impl PreparedWorkload for TrainStep {
         )
         .map_err(e("reference step"))?;
         let mut check = GradientCheck::default();
-        for ((name, var), (_, rg)) in self.params.vars.iter().zip(&ref_grads) {
-            let g: Option<Vec<f64>> = grads
-                .get(var.as_tensor())
-                .map(|g| {
-                    g.to_dtype(CDType::F64)
-                        .and_then(|x| x.flatten_all())
-                        .and_then(|x| x.to_vec1())
-                })
-                .transpose()
-                .map_err(e("download gradient"))?;
-            check.add(name, g.as_deref(), rg.as_deref());
+        for (name, rg) in &ref_grads {
+            let g = grads
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, g)| g.as_deref());
+            check.add(name, g, rg.as_deref());
         }
         let tols = if self.dtype == CDType::BF16 {
             (0.15, 0.02)
         } else {
             (1e-3, 1e-5)
         };
-        Ok(check.verification(
+        let mut v = check.verification(
             loss,
             ref_loss,
             tols,
             "CPU f64 forward + backward of the same weights and batch",
-        ))
+        );
+        if matches!(self.engine, Engine::Cpu(_)) {
+            v.note.push_str("; step by capbench's CPU executor");
+        }
+        Ok(v)
     }
 
     fn run_iter(&mut self) -> Result<IterReport> {
         let backend = self.backend;
         let e = |op| cerr(&backend, op);
-        let (loss, grads) = self.loss_and_grads().map_err(e("train step"))?;
         self.step += 1;
-        adamw(&self.params, &mut self.moments, self.step, LR, &grads).map_err(e("AdamW update"))?;
-        cb::synchronize(&self.backend, &self.device)?;
+        let loss = match &mut self.engine {
+            Engine::Cpu(tr) => {
+                let loss = tr.loss_and_grads(&self.host_batch.0, &self.host_batch.1);
+                tr.adamw(AdamW {
+                    lr: LR as f32,
+                    beta1: BETA1 as f32,
+                    beta2: BETA2 as f32,
+                    eps: EPS as f32,
+                    weight_decay: WEIGHT_DECAY as f32,
+                    t: self.step as i32,
+                });
+                loss
+            }
+            Engine::Candle { params, moments } => {
+                let (loss, grads) =
+                    loss_and_grads(&self.cfg, params, self.dtype, &self.inputs, &self.targets)
+                        .map_err(e("train step"))?;
+                adamw(params, moments, self.step, LR, &grads).map_err(e("AdamW update"))?;
+                cb::synchronize(&self.backend, &self.device)?;
+                loss
+            }
+        };
         Ok(IterReport {
             timed_s: None,
             extras: vec![("loss", loss)],
@@ -242,6 +319,24 @@ mod tests {
             assert!(v.passed, "{fam}: {v:?}");
             let losses: Vec<f64> = (0..8).map(|_| w.run_iter().unwrap().extras[0].1).collect();
             assert!(losses[7] < losses[0], "{fam}: {losses:?}");
+        }
+    }
+
+    /// The GQA families train on capbench's CPU executor in f32; MLA/MoE
+    /// and bf16 stay on candle. Either way verification is the same check.
+    #[test]
+    fn the_cpu_executor_runs_the_gqa_families_in_f32() {
+        for (name, ours) in [
+            ("train-step/dense-tiny/f32", true),
+            ("train-step/openelm-tiny/f32", true),
+            ("train-step/moe-mla-tiny/f32", false),
+            ("train-step/dense-tiny/bf16", false),
+        ] {
+            let spec = WorkloadSpec::parse(name).unwrap();
+            let mut w = crate::registry::prepare(&spec, &Backend::Cpu).unwrap();
+            let v = w.verify().unwrap();
+            assert!(v.passed, "{name}: {v:?}");
+            assert_eq!(v.note.contains("capbench's CPU executor"), ours, "{name}");
         }
     }
 
