@@ -135,7 +135,9 @@ pub const STREAM_VERSION: u32 = 1;
 pub const READ_VERSION: u32 = 1;
 pub const ATTENTION_VERSION: u32 = 1;
 pub const TRAIN_VERSION: u32 = 1;
-pub const DECODE_VERSION: u32 = 1;
+/// 2: one sequence of a dense GQA model decodes on the CPU through the
+/// fused f32 step (`models::fused`): f16/bf16 activations stay in f32.
+pub const DECODE_VERSION: u32 = 2;
 pub const QUALITY_VERSION: u32 = 1;
 /// Held-out sequences a train-quality run's eval loss is measured on.
 pub const EVAL_SEQUENCES: usize = 16;

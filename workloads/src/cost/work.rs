@@ -241,34 +241,9 @@ fn graph_activation_bytes(cfg: &ModelConfig, batch: usize, seq: usize, act: f64)
 /// each row padded to groups of 16 blocks of 32 (288 bytes a group: 16·16
 /// nibble bytes + 16 f16 scales), so a 64-wide row takes a whole group.
 /// MLA and MoE layers are counted by the same rule over their matrices.
-/// The repacked copies candle's CPU q8_0 matmul keeps beside the blocks:
-/// every linear weight (the embedding is not one), split into the row
-/// blocks `model::lin` makes, each repacked or not by `route`'s tile rule.
-/// MoE: every routed expert is counted, as a prompt and the verification
-/// pass reach most of them.
-fn q8_0_repack_bytes(cfg: &ModelConfig, route: super::memory::QuantRoute) -> f64 {
-    let threads = super::memory::gemm_pool_threads() as usize;
-    crate::models::params::param_specs(cfg)
-        .iter()
-        .filter(|s| s.shape.len() == 2 && s.name != "embed")
-        .map(|s| {
-            let (rows, cols) = (s.shape[0], s.shape[1]);
-            let parts = if rows * cols < crate::models::ops::SPLIT_MIN_ELEMS {
-                1
-            } else {
-                threads.min(rows / 32).max(1)
-            };
-            let step = rows.div_ceil(parts);
-            (0..rows)
-                .step_by(step)
-                .map(|r| route.q8_0_repack_bytes(step.min(rows - r), cols))
-                .sum::<f64>()
-        })
-        .sum()
-}
-
-fn q4_weight_bytes(cfg: &ModelConfig) -> f64 {
-    let row = |cols: usize| cols.div_ceil(512) as f64 * 288.0;
+/// q8_0 (`models::q8`) pads the same way, 544 bytes a group (16·32 + 32).
+fn q4_weight_bytes(cfg: &ModelConfig, group_bytes: f64) -> f64 {
+    let row = |cols: usize| cols.div_ceil(512) as f64 * group_bytes;
     let lin = |cols: usize, rows: usize| rows as f64 * row(cols);
     let d = cfg.d_model;
     let layers: f64 = (0..cfg.n_layers)
@@ -418,32 +393,26 @@ pub fn memory_need_bytes(spec: &WorkloadSpec) -> Option<f64> {
                 WeightFmt::Q8_0 | WeightFmt::Q4_0 => 4.0,
                 f => act_bytes(*f),
             };
-            let weights = if *format == WeightFmt::Q4_0 {
-                q4_weight_bytes(&cfg)
-            } else {
-                (cfg.param_count() as f64 - embed) * format.bytes_per_weight()
+            let weights = match format {
+                WeightFmt::Q4_0 => q4_weight_bytes(&cfg, 288.0),
+                WeightFmt::Q8_0 => q4_weight_bytes(&cfg, 544.0),
+                _ => (cfg.param_count() as f64 - embed) * format.bytes_per_weight(),
             } + embed * embed_bytes;
             // The largest linear weight: the LM head (untied) or an FFN matrix.
             let largest = (0..cfg.n_layers)
                 .map(|l| (cfg.layer(l).ffn * cfg.d_model) as f64)
                 .fold(if cfg.tied_embeddings { 0.0 } else { embed }, f64::max);
             // f32 copies of it alive while it is converted: the generated
-            // tensor, plus for q8_0 one row block's host copy at a time
-            // (half of it at 2 threads) and for q4_0 a whole host copy.
+            // tensor, plus for q8_0 and q4_0 a whole host copy.
             let copies = match format {
                 WeightFmt::F32 => 0.0,
                 WeightFmt::F16 | WeightFmt::Bf16 => 1.0,
-                WeightFmt::Q8_0 => 1.5,
-                WeightFmt::Q4_0 => 2.0,
+                WeightFmt::Q8_0 | WeightFmt::Q4_0 => 2.0,
             };
             let preparing = weights + largest * 4.0 * copies;
-            // q8_0 on the CPU: candle repacks each weight on its first
-            // product and keeps both copies (host-dependent, see QuantRoute).
-            let repack = if *format == WeightFmt::Q8_0 {
-                q8_0_repack_bytes(&cfg, super::memory::QuantRoute::of_this_cpu())
-            } else {
-                0.0
-            };
+            // q8_0 on the CPU runs on `models::q8`, not candle's QMatMul:
+            // no repacked second copy.
+            let repack = 0.0;
             let a = act_bytes(*format);
             let widest_ffn = (0..cfg.n_layers)
                 .map(|l| {

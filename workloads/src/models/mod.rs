@@ -2,11 +2,14 @@
 //! differentiable ops, and the transformer itself.
 
 pub mod config;
+pub mod fused;
 pub mod gguf;
+pub mod matvec;
 pub mod model;
 pub mod ops;
 pub mod params;
 pub mod q4;
+pub mod q8;
 
 pub use config::{Family, ModelConfig, shape, shapes};
 pub use model::{Cache, Model, WeightFormat};

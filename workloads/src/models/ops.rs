@@ -18,6 +18,22 @@ pub enum Lin {
     QuantRows(Vec<std::sync::Arc<QMatMul>>),
     /// q4_0 on the CPU through capbench's own kernel (see `models::q4`).
     Q4(std::sync::Arc<super::q4::Q4Matrix>),
+    /// q8_0 on the CPU through capbench's own kernel (see `models::q8`).
+    Q8(std::sync::Arc<super::q8::Q8Matrix>),
+}
+
+/// x (…, cols) → (…, rows) through a host kernel of (m, cols) f32 rows.
+fn host_matmul(
+    x: &Tensor,
+    rows: usize,
+    cols: usize,
+    f: impl FnOnce(&[f32], usize) -> Vec<f32>,
+) -> Result<Tensor> {
+    let mut dims = x.dims().to_vec();
+    let m = x.elem_count() / cols;
+    let xs: Vec<f32> = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+    *dims.last_mut().expect("x has a last dim") = rows;
+    Tensor::from_vec(f(&xs, m), dims, x.device())
 }
 
 /// Weights below this many elements are not split: the fork/join would
@@ -38,22 +54,15 @@ impl Lin {
                     .collect::<Result<Vec<_>>>()?;
                 Tensor::cat(&outs, D::Minus1)
             }
-            Lin::Q4(q) => {
-                let dims = x.dims().to_vec();
-                let m = x.elem_count() / q.cols;
-                let xs: Vec<f32> = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-                let y = q.matmul(&xs, m);
-                let mut out_dims = dims;
-                *out_dims.last_mut().expect("x has a last dim") = q.rows;
-                Tensor::from_vec(y, out_dims, x.device())
-            }
+            Lin::Q4(q) => host_matmul(x, q.rows, q.cols, |xs, m| q.matmul(xs, m)),
+            Lin::Q8(q) => host_matmul(x, q.rows, q.cols, |xs, m| q.matmul(xs, m)),
         }
     }
 
     pub fn dense(&self) -> Option<&Tensor> {
         match self {
             Lin::Dense(w) => Some(w),
-            Lin::Quant(_) | Lin::QuantRows(_) | Lin::Q4(_) => None,
+            Lin::Quant(_) | Lin::QuantRows(_) | Lin::Q4(_) | Lin::Q8(_) => None,
         }
     }
 }

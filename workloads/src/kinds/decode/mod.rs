@@ -19,6 +19,7 @@ use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
 use crate::backend::{Backend, DeviceRecord, candle as cb};
 use crate::data::MarkovCorpus;
 use crate::error::{Result, WorkloadError, cerr};
+use crate::models::fused::FusedDecoder;
 use crate::models::gguf::{GgufFile, weight_format};
 use crate::models::{Cache, Model, ModelConfig};
 use crate::spec::{DecodeParams, GGUF_MODEL, WeightFmt, WorkloadSpec};
@@ -32,6 +33,9 @@ pub struct Decode {
     /// `decode/gguf/…`: the file the model and its reference come from.
     file: Option<GgufFile>,
     model: Model,
+    /// One sequence of a dense GQA model on the CPU decodes through the
+    /// fused step (`models::fused`); the prompt still runs on candle.
+    fused: Option<FusedDecoder>,
     /// Cache after the `depth` context tokens (cloned per iteration).
     depth_cache: Cache,
     depth_tokens: Vec<u32>,  // (B·depth)
@@ -97,13 +101,21 @@ pub fn prepare(
     if *depth > 0 {
         let d = Tensor::from_vec(depth_tokens.clone(), (*batch, *depth), &device)
             .map_err(e("upload context"))?;
-        m.forward(&d, Some(&mut depth_cache))
+        m.forward_last(&d, Some(&mut depth_cache))
             .map_err(e("prefill context"))?;
     }
     let prompt_t = Tensor::from_vec(prompt_tokens.clone(), (*batch, *prompt), &device)
         .map_err(e("upload prompt"))?;
     cb::synchronize(backend, &device)?;
+    // CAPBENCH_FUSED_DECODE=0 keeps candle's step, to compare the two on
+    // one machine (development only, as CAPBENCH_Q4_KERNEL).
+    let fused = if *batch == 1 && std::env::var("CAPBENCH_FUSED_DECODE").as_deref() != Ok("0") {
+        FusedDecoder::new(&m).map_err(e("prepare fused decode"))?
+    } else {
+        None
+    };
     Ok(Box::new(Decode {
+        fused,
         backend: *backend,
         cfg,
         seed: spec.seed,
@@ -136,9 +148,17 @@ impl Decode {
         let mut cache = self.depth_cache.clone();
         let mut tokens: Vec<Vec<u32>> = vec![vec![]; self.batch];
         let t0 = Instant::now();
-        let logits = self.model.forward(&self.prompt, Some(&mut cache))?;
+        let logits = self.model.forward_last(&self.prompt, Some(&mut cache))?;
         let mut next = greedy(&logits)?; // (B, 1)
         let host: Vec<Vec<u32>> = next.to_vec2()?; // also waits for the device
+        // The fused step's cache is filled from candle's before the clock
+        // stops: the prompt's cost includes handing its cache over.
+        let fused = match &self.fused {
+            Some(f) if self.gen_tokens > 0 => {
+                Some((f, f.start(&cache, cache.len + self.gen_tokens)?))
+            }
+            _ => None,
+        };
         let prefill_s = t0.elapsed().as_secs_f64();
         if let Some(k) = keep.as_mut() {
             k.push(last_rows(&logits)?);
@@ -147,9 +167,23 @@ impl Decode {
             tokens[b].push(row[0]);
         }
         let mut itl = Vec::with_capacity(self.gen_tokens);
+        if let Some((f, mut st)) = fused {
+            let mut tok = host[0][0];
+            for _ in 0..self.gen_tokens {
+                let ts = Instant::now();
+                f.step(&mut st, tok)?;
+                tok = argmax(&st.logits) as u32;
+                itl.push(ts.elapsed().as_secs_f64());
+                if let Some(k) = keep.as_mut() {
+                    k.push(vec![st.logits.clone()]);
+                }
+                tokens[0].push(tok);
+            }
+            return Ok((prefill_s, itl, tokens));
+        }
         for _ in 0..self.gen_tokens {
             let ts = Instant::now();
-            let logits = self.model.forward(&next, Some(&mut cache))?;
+            let logits = self.model.forward_last(&next, Some(&mut cache))?;
             next = greedy(&logits)?;
             let host: Vec<Vec<u32>> = next.to_vec2()?;
             itl.push(ts.elapsed().as_secs_f64());
@@ -386,6 +420,22 @@ mod tests {
             for fmt in ["f32", "bf16", "q8_0", "q4_0"] {
                 let spec =
                     WorkloadSpec::parse(&format!("decode/{fam}-tiny/{fmt}/p8g4b2d4")).unwrap();
+                let mut w = prepare_on_cpu(&spec, None).unwrap();
+                let v = w.verify().unwrap();
+                assert!(v.passed, "{fam} {fmt}: {v:?}");
+                let r = w.run_iter().unwrap();
+                assert_eq!(r.extras.iter().filter(|(k, _)| *k == "itl_s").count(), 4);
+            }
+        }
+    }
+
+    /// One sequence of a dense GQA model decodes through the fused step:
+    /// every format still verifies against the f32 reference.
+    #[test]
+    fn single_sequences_verify_in_every_format() {
+        for fam in ["dense", "openelm"] {
+            for fmt in ["f32", "f16", "bf16", "q8_0", "q4_0"] {
+                let spec = WorkloadSpec::parse(&format!("decode/{fam}-tiny/{fmt}/p8g4d4")).unwrap();
                 let mut w = prepare_on_cpu(&spec, None).unwrap();
                 let v = w.verify().unwrap();
                 assert!(v.passed, "{fam} {fmt}: {v:?}");

@@ -56,6 +56,16 @@ impl TensorSource for GgufSource<'_> {
                     })?;
                 Ok(Lin::Q4(Arc::new(m)))
             }
+            WeightFormat::Q8_0 | WeightFormat::Q4_0
+                if q.dtype() == GgmlDType::Q8_0 && self.device.is_cpu() =>
+            {
+                let (rows, cols) = q.shape().dims2()?;
+                let m = crate::models::q8::Q8Matrix::from_ggml_bytes(&q.data()?, rows, cols)
+                    .ok_or_else(|| {
+                        candle_core::Error::Msg(format!("{name}: q8_0 data of the wrong size"))
+                    })?;
+                Ok(Lin::Q8(Arc::new(m)))
+            }
             WeightFormat::Q8_0 | WeightFormat::Q4_0 if !float => {
                 Ok(Lin::Quant(Arc::new(QMatMul::from_qtensor(q)?)))
             }

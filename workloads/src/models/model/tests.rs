@@ -167,3 +167,29 @@ fn weights_are_seeded() {
     assert_eq!(v(a.clone()), v(b));
     assert_ne!(v(a), v(c));
 }
+
+/// The last position's logits alone are the full pass's last row, and the
+/// cache advances the same.
+#[test]
+fn forward_last_is_the_last_row_of_forward() {
+    let dev = Device::Cpu;
+    for name in ["dense-tiny", "moe-mla-tiny"] {
+        let cfg = shape(name).unwrap();
+        let m = Model::generated(&cfg, 3, &dev, WeightFormat::Q4_0).unwrap();
+        let toks = tokens(&dev, 2, 5, cfg.vocab);
+        let (mut c1, mut c2) = (Cache::new(cfg.n_layers), Cache::new(cfg.n_layers));
+        let full = m.forward(&toks, Some(&mut c1)).unwrap();
+        let last = m.forward_last(&toks, Some(&mut c2)).unwrap();
+        assert_eq!(last.dims(), &[2, 1, cfg.vocab]);
+        let want: Vec<Vec<f32>> = full
+            .narrow(1, 4, 1)
+            .unwrap()
+            .squeeze(1)
+            .unwrap()
+            .to_vec2()
+            .unwrap();
+        let got: Vec<Vec<f32>> = last.squeeze(1).unwrap().to_vec2().unwrap();
+        assert_eq!(want, got, "{name}");
+        assert_eq!((c1.len, c2.len), (5, 5));
+    }
+}
