@@ -41,12 +41,17 @@ def sh(cmd, **kw):
                           stdout=subprocess.PIPE, **kw).stdout
 
 
+# Versions the peers report about themselves while running.
+PEER_VERSIONS = {}
+
+
 def llama_bench(bench, model, threads, prompt, gen, reps):
     out = sh([bench, "-m", model, "-t", threads, "-p", prompt, "-n", gen,
               "-r", reps, "-o", "json"], stderr=subprocess.DEVNULL)
     rows = json.loads(out)
     if len(rows) != 1:
         raise SystemExit(f"llama-bench: expected one result row, got {len(rows)}")
+    PEER_VERSIONS["llama_cpp_build_commit"] = rows[0].get("build_commit", "?")
     return rows[0]["avg_ts"], rows[0]
 
 
@@ -109,6 +114,10 @@ def fingerprint(args):
         print(f"warning: load average {load[0]:.1f} on {os.cpu_count()} CPUs; "
               "ratios against llama.cpp need a quiet machine", file=sys.stderr)
     fp["capbench"] = sh([args.capbench, "--version"]).strip()
+    # torch's version as imported; llama.cpp's build commit is taken from
+    # llama-bench's first result row (PEER_VERSIONS).
+    if args.python:
+        fp["torch"] = sh([args.python, "-c", "import torch; print(torch.__version__)"]).strip()
     try:
         fp["capbench_commit"] = sh(["git", "rev-parse", "--short", "HEAD"]).strip()
     except (subprocess.CalledProcessError, FileNotFoundError):
@@ -187,6 +196,7 @@ def main():
                                              dt, 8)[0],
                        lambda r: capbench(args.capbench, f"train-step/dense-small/{dt}",
                                           args.threads, 2, out / "runs" / f"train-{dt}-{r}")[0])
+    results["fingerprint"].update(PEER_VERSIONS)
     results["wall_s"] = round(time.time() - t0, 1)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     write_table(out, results)
