@@ -156,17 +156,7 @@ impl Measurer<'_> {
         let (worker_exe, repeat) = match worker_exe {
             Ok(p) => (p, repeat),
             Err((status, detail)) => {
-                processes.push(crate::results::ProcessRecord {
-                    index: 0,
-                    status,
-                    status_detail: detail,
-                    exit: Default::default(),
-                    oom_requested_bytes: None,
-                    oom_cap_bytes: None,
-                    oom_in_use_bytes: None,
-                    oom_peak_bytes: None,
-                    worker: None,
-                });
+                processes.push(spawn::record(0, status, detail, Default::default()));
                 pb.inc(repeat as u64);
                 (vec![], 0)
             }
@@ -195,17 +185,7 @@ impl Measurer<'_> {
         let (inputs, repeat) = match inputs {
             Ok(i) => (i, repeat),
             Err((status, detail)) if repeat > 0 => {
-                processes.push(crate::results::ProcessRecord {
-                    index: 0,
-                    status,
-                    status_detail: detail,
-                    exit: Default::default(),
-                    oom_requested_bytes: None,
-                    oom_cap_bytes: None,
-                    oom_in_use_bytes: None,
-                    oom_peak_bytes: None,
-                    worker: None,
-                });
+                processes.push(spawn::record(0, status, detail, Default::default()));
                 pb.inc(repeat as u64);
                 (Default::default(), 0)
             }

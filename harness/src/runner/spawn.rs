@@ -256,7 +256,15 @@ impl StderrKeep {
     }
 }
 
-fn record(index: usize, status: Status, detail: String, exit: ExitInfo) -> ProcessRecord {
+/// A process's record with no OOM figures and no worker report: one that
+/// failed to start or ended without a result (also the runner's record of a
+/// case that could not start at all).
+pub(super) fn record(
+    index: usize,
+    status: Status,
+    detail: String,
+    exit: ExitInfo,
+) -> ProcessRecord {
     ProcessRecord {
         index,
         status,
