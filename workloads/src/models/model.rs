@@ -335,7 +335,11 @@ impl Model {
         from: usize,
     ) -> Result<Vec<Vec<f32>>> {
         let src = Generated::new(cfg, seed, &Device::Cpu);
-        Model::streamed_reference_logits_from(cfg, &src, tokens, from)
+        let ahead = DrawnAhead {
+            src: &src,
+            ready: std::sync::Mutex::new(std::collections::HashMap::new()),
+        };
+        streamed_logits(cfg, &ahead, tokens, from, &|l| ahead.draw(l))
     }
 
     /// As `streamed_reference_logits`, from any CPU tensor source (a GGUF
@@ -346,36 +350,7 @@ impl Model {
         tokens: &[u32],
         from: usize,
     ) -> Result<Vec<Vec<f32>>> {
-        let dev = src.device().clone();
-        let fmt = WeightFormat::Float(DType::F32);
-        let t = tokens.len();
-        let shell = Model {
-            cfg: cfg.clone(),
-            embed: src.get("embed")?,
-            layers: vec![],
-            final_norm: src.get("final_norm")?,
-            lm_head: None,
-            dtype: DType::F32,
-            device: dev.clone(),
-        };
-        let ids = Tensor::from_vec(tokens.to_vec(), t, &dev)?;
-        let mut x = shell.embed.index_select(&ids, 0)?.unsqueeze(0)?; // (1, T, C)
-        let mask = causal_mask(t, t, DType::F32, &dev)?;
-        for l in 0..cfg.n_layers {
-            let layer = build_layer(cfg, l, fmt, src)?;
-            x = shell.apply_layer(&layer, &x, 0, &mask, None)?;
-        }
-        let x = rms_norm(
-            &x.narrow(1, from, t - from)?,
-            &shell.final_norm,
-            cfg.norm_eps,
-        )?;
-        let logits = if cfg.tied_embeddings {
-            x.broadcast_matmul(&shell.embed.t()?)?
-        } else {
-            src.lin("lm_head", fmt)?.forward(&x)?
-        };
-        logits.squeeze(0)?.to_vec2()
+        streamed_logits(cfg, src, tokens, from, &|_| Ok(()))
     }
 
     /// One transformer block: x + attn(norm(x)), then + ffn(norm(·)).
@@ -611,6 +586,92 @@ impl Model {
                 out.reshape((b, t, c))
             }
         }
+    }
+}
+
+/// The streamed f32 forward of `streamed_reference_logits_from`;
+/// `before_layer(l)` runs before layer `l` is built (to draw it ahead).
+fn streamed_logits(
+    cfg: &ModelConfig,
+    src: &dyn TensorSource,
+    tokens: &[u32],
+    from: usize,
+    before_layer: &dyn Fn(usize) -> Result<()>,
+) -> Result<Vec<Vec<f32>>> {
+    let dev = src.device().clone();
+    let fmt = WeightFormat::Float(DType::F32);
+    let t = tokens.len();
+    let shell = Model {
+        cfg: cfg.clone(),
+        embed: src.get("embed")?,
+        layers: vec![],
+        final_norm: src.get("final_norm")?,
+        lm_head: None,
+        dtype: DType::F32,
+        device: dev.clone(),
+    };
+    let ids = Tensor::from_vec(tokens.to_vec(), t, &dev)?;
+    let mut x = shell.embed.index_select(&ids, 0)?.unsqueeze(0)?; // (1, T, C)
+    let mask = causal_mask(t, t, DType::F32, &dev)?;
+    for l in 0..cfg.n_layers {
+        before_layer(l)?;
+        let layer = build_layer(cfg, l, fmt, src)?;
+        x = shell.apply_layer(&layer, &x, 0, &mask, None)?;
+    }
+    let x = rms_norm(
+        &x.narrow(1, from, t - from)?,
+        &shell.final_norm,
+        cfg.norm_eps,
+    )?;
+    let logits = if cfg.tied_embeddings {
+        x.broadcast_matmul(&shell.embed.t()?)?
+    } else {
+        src.lin("lm_head", fmt)?.forward(&x)?
+    };
+    logits.squeeze(0)?.to_vec2()
+}
+
+/// `Generated` with one layer's tensors drawn ahead, in parallel: the
+/// reference of a 7B model otherwise spends most of its time drawing
+/// weights one tensor after another on one core. Same streams, same values.
+struct DrawnAhead<'a> {
+    src: &'a Generated,
+    ready: std::sync::Mutex<std::collections::HashMap<String, Tensor>>,
+}
+
+impl DrawnAhead<'_> {
+    fn draw(&self, l: usize) -> Result<()> {
+        use rayon::prelude::*;
+        let prefix = format!("layers.{l}.");
+        let specs: Vec<&ParamSpec> = self
+            .src
+            .specs
+            .values()
+            .filter(|s| s.name.starts_with(&prefix))
+            .collect();
+        let drawn = specs
+            .par_iter()
+            .map(|s| -> Result<(String, Tensor)> {
+                Ok((
+                    s.name.clone(),
+                    generate(s, self.src.seed, &self.src.device, DType::F32)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        *self.ready.lock().expect("lock") = drawn.into_iter().collect();
+        Ok(())
+    }
+}
+
+impl TensorSource for DrawnAhead<'_> {
+    fn get(&self, name: &str) -> Result<Tensor> {
+        match self.ready.lock().expect("lock").remove(name) {
+            Some(t) => Ok(t),
+            None => self.src.get(name),
+        }
+    }
+    fn device(&self) -> &Device {
+        &self.src.device
     }
 }
 
