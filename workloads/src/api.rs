@@ -1,7 +1,7 @@
 //! The interface the harness's worker drives: prepare once, verify against the
 //! CPU reference, then time `run_iter` (which returns with the device idle).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceRecord;
 use crate::error::{Result, WorkloadError};
@@ -68,12 +68,44 @@ pub trait PreparedWorkload {
     /// Test-only knob for the regression gate's trials: make every iteration
     /// do `fraction` more work of the same kind (never used by normal runs;
     /// recorded in the result when used).
+    /// The weights the workload runs, hashed (model workloads built through
+    /// the model cache); `None` for workloads without weights to prove.
+    fn weights(&self) -> Option<WeightsRecord> {
+        None
+    }
     fn inject_extra_work(&mut self, fraction: f64) -> Result<()> {
         Err(WorkloadError::Unsupported {
             workload: "this workload".into(),
             backend: self.device().backend,
             reason: format!("cannot inject {fraction} extra work"),
         })
+    }
+}
+
+/// Which weights a worker process built its model from. The harness
+/// verifies a case once and lets a later process of the case skip
+/// verification only when its `sha256` equals the verified one's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeightsRecord {
+    /// SHA-256 (hex) of the model cache manifest's tensor lines — each
+    /// tensor's name, stored type, shape and the SHA-256 of the bytes the
+    /// model was built from. `None`: the weights were not hashed.
+    pub sha256: Option<String>,
+    /// `hit` (loaded from the cache), `built` (drawn from the seed and
+    /// cached), `rebuilt` (the entry was stale or damaged), `uncached`.
+    pub cache: String,
+    /// The cache file, and what was wrong with an entry that was rebuilt
+    /// (or why the cache could not be used).
+    pub detail: String,
+}
+
+impl WeightsRecord {
+    pub fn hashed(sha256: String, cache: &str, detail: String) -> WeightsRecord {
+        WeightsRecord {
+            sha256: Some(sha256),
+            cache: cache.into(),
+            detail,
+        }
     }
 }
 
@@ -84,6 +116,9 @@ pub struct PrepareOptions {
     pub corpus_text: Option<String>,
     /// `--model FILE.gguf` for `decode/gguf/…` and `prefill/gguf/…`.
     pub model_file: Option<std::path::PathBuf>,
+    /// The folder synthetic models are cached in between the worker
+    /// processes of a run (`models::cache`); `None`: built in memory.
+    pub model_cache: Option<std::path::PathBuf>,
     /// `--device-mem-cap`: device bytes our wgpu engine may hold (CUDA/Metal
     /// device caps are not applied here).
     pub device_mem_cap_bytes: Option<u64>,

@@ -14,7 +14,7 @@ pub mod registry;
 pub mod spec;
 pub mod verify;
 
-pub use api::{IterReport, PrepareOptions, PreparedWorkload, WorkPerIter};
+pub use api::{IterReport, PrepareOptions, PreparedWorkload, WeightsRecord, WorkPerIter};
 pub use device::{Backend, BackendStatus, WgpuApi, WgpuSelector};
 pub use error::WorkloadError;
 pub use registry::{catalog, prepare, prepare_with};

@@ -80,7 +80,7 @@ pub fn prepare_with(
         Typed::Read(bytes) => kernels::read::prepare(spec, bytes),
         Typed::Attention(seq) => kernels::attention::prepare(spec, seq, backend),
         Typed::Train(p) => train::prepare(spec, &p, backend),
-        Typed::Decode(p) => decode::prepare(spec, &p, backend, opts.model_file.as_deref()),
+        Typed::Decode(p) => decode::prepare(spec, &p, backend, opts),
         Typed::Quality(p) => quality::prepare(spec, &p, backend, opts.corpus_text.as_deref()),
     }
 }

@@ -1,6 +1,7 @@
 //! The model families, written once: configuration and shapes, the
 //! differentiable ops, and the transformer itself.
 
+pub mod cache;
 pub mod config;
 pub mod fused;
 pub mod gguf;

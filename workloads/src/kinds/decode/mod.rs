@@ -8,17 +8,17 @@
 #[cfg(feature = "wgpu")]
 pub mod wgpu;
 
-use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{D, DType as CDType, Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
+use crate::api::{IterReport, PrepareOptions, PreparedWorkload, WeightsRecord, WorkPerIter};
 use crate::backend::{Backend, DeviceRecord, candle as cb};
 use crate::data::MarkovCorpus;
 use crate::error::{Result, WorkloadError, cerr};
+use crate::models::cache::{self, CacheKey};
 use crate::models::fused::FusedDecoder;
 use crate::models::gguf::{GgufFile, weight_format};
 use crate::models::{Cache, Model, ModelConfig};
@@ -33,6 +33,8 @@ pub struct Decode {
     /// `decode/gguf/…`: the file the model and its reference come from.
     file: Option<GgufFile>,
     model: Model,
+    /// The synthetic model's weights as the cache hashed them.
+    weights: Option<WeightsRecord>,
     /// One sequence of a dense GQA model on the CPU decodes through the
     /// fused step (`models::fused`); the prompt still runs on candle.
     fused: Option<FusedDecoder>,
@@ -46,18 +48,21 @@ pub struct Decode {
     work: WorkPerIter,
 }
 
-/// Prepares a decode or prefill workload; `model_file` is `--model`, needed
-/// by (and only by) `decode/gguf/…`.
+/// Prepares a decode or prefill workload; `opts.model_file` is `--model`,
+/// needed by (and only by) `decode/gguf/…`; a synthetic model comes from
+/// the model cache in `opts.model_cache` when one is given.
 pub fn prepare(
     spec: &WorkloadSpec,
     p: &DecodeParams,
     backend: &Backend,
-    model_file: Option<&Path>,
+    opts: &PrepareOptions,
 ) -> Result<Box<dyn PreparedWorkload>> {
+    let model_file = opts.model_file.as_deref();
     let (model, format) = (&p.model, &p.format);
     let (prompt, gen_tokens, batch, depth) = (&p.prompt, &p.gen_tokens, &p.batch, &p.depth);
     let device = cb::device(backend)?;
     let e = |op| cerr(backend, op);
+    let mut weights = None;
     let (cfg, m, file, work) = if model == GGUF_MODEL {
         let path = model_file.ok_or_else(|| WorkloadError::Unsupported {
             workload: spec.name.clone(),
@@ -83,9 +88,29 @@ pub fn prepare(
         (f.cfg.clone(), m, Some(f), work)
     } else {
         let cfg = crate::models::shape(model).expect("validated model name");
-        // Tensor by tensor: a 7B model in q4_0 never exists in f32 at once.
-        let m = Model::generated(&cfg, spec.seed, &device, weight_format(*format))
-            .map_err(e("build model"))?;
+        let key = cache_key(spec).expect("a synthetic decode model");
+        let cached = opts
+            .model_cache
+            .as_deref()
+            .map(|dir| cache::load_or_build(&key, dir, &device));
+        let m = match cached {
+            Some(Ok((m, w))) => {
+                weights = Some(w);
+                m
+            }
+            other => {
+                if let Some(Err(why)) = other {
+                    weights = Some(WeightsRecord {
+                        sha256: None,
+                        cache: "uncached".into(),
+                        detail: why,
+                    });
+                }
+                // Tensor by tensor: a 7B model in q4_0 never exists in f32 at once.
+                Model::generated(&cfg, spec.seed, &device, weight_format(*format))
+                    .map_err(e("build model"))?
+            }
+        };
         (cfg, m, None, crate::cost::work::of(spec))
     };
     let corpus = MarkovCorpus::for_vocab(cfg.vocab, spec.seed);
@@ -115,6 +140,7 @@ pub fn prepare(
         None
     };
     Ok(Box::new(Decode {
+        weights,
         fused,
         backend: *backend,
         cfg,
@@ -130,6 +156,20 @@ pub fn prepare(
         gen_tokens: *gen_tokens,
         work,
     }))
+}
+
+/// The model cache entry a decode or prefill case of a synthetic model
+/// loads (`None` for other workloads and for `decode/gguf/…`).
+pub fn cache_key(spec: &WorkloadSpec) -> Option<CacheKey> {
+    let crate::spec::Typed::Decode(p) = spec.params.typed() else {
+        return None;
+    };
+    Some(CacheKey {
+        cfg: crate::models::shape(&p.model)?,
+        seed: spec.seed,
+        format: p.format,
+        workload_version: spec.version,
+    })
 }
 
 /// Greedy next tokens from the last position: logits (B, T, V) → (B, 1).
@@ -358,6 +398,10 @@ impl PreparedWorkload for Decode {
     fn timer(&self) -> &'static str {
         "wall_clock_after_host_readback"
     }
+
+    fn weights(&self) -> Option<WeightsRecord> {
+        self.weights.clone()
+    }
 }
 
 /// One decode iteration's report: time to first token and prefill rate from
@@ -389,6 +433,8 @@ pub(crate) fn iter_report(
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     fn prepare_on_cpu(
@@ -443,6 +489,49 @@ mod tests {
                 assert_eq!(r.extras.iter().filter(|(k, _)| *k == "itl_s").count(), 4);
             }
         }
+    }
+
+    /// Through the model cache: the first prepare builds the entry, the
+    /// next loads it; both verify, with the same weights hash.
+    #[test]
+    fn cached_models_verify_and_hash_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = WorkloadSpec::parse("decode/dense-tiny/q4_0/p8g4").unwrap();
+        let opts = crate::PrepareOptions {
+            model_cache: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        };
+        let mut hashes = vec![];
+        for want in ["built", "hit"] {
+            let mut w = crate::registry::prepare_with(&spec, &Backend::Cpu, &opts).unwrap();
+            let rec = w.weights().unwrap();
+            assert_eq!(rec.cache, want, "{rec:?}");
+            hashes.push(rec.sha256.unwrap());
+            assert!(w.verify().unwrap().passed);
+        }
+        assert_eq!(hashes[0], hashes[1]);
+        // Without a cache the model is built in memory and not hashed.
+        let w = prepare_on_cpu(&spec, None).unwrap();
+        assert!(w.weights().is_none());
+    }
+
+    /// A cache entry that holds other weights than its key's (its hashes
+    /// consistent, so it loads) fails verification: the reference is drawn
+    /// from the seed and never reads the cache.
+    #[test]
+    fn verification_fails_a_cached_model_of_other_weights() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = WorkloadSpec::parse("decode/dense-tiny/q8_0/p8g4").unwrap();
+        let key = cache_key(&spec).unwrap();
+        cache::write_entry(&key, spec.seed + 1, dir.path()).unwrap();
+        let opts = crate::PrepareOptions {
+            model_cache: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        };
+        let mut w = crate::registry::prepare_with(&spec, &Backend::Cpu, &opts).unwrap();
+        assert_eq!(w.weights().unwrap().cache, "hit");
+        let v = w.verify().unwrap();
+        assert!(!v.passed, "{v:?}");
     }
 
     /// `decode/gguf/…` on an exported file: verifies against the file's f32
