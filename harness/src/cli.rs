@@ -236,6 +236,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "")]
     pub resume: Option<PathBuf>,
 
+    /// Cache the synthetic models of decode and prefill cases in DIR
+    /// (created; nothing is written outside it): each model is drawn from
+    /// its seed once, stored with SHA-256 hashes, and loaded by every later
+    /// worker process and run that names DIR; an entry that is stale or
+    /// damaged is rebuilt. A 7B q4_0 model takes 4 GB. Default: the run
+    /// folder's .work/models/, deleted when the run ends.
+    #[arg(long, value_name = "DIR")]
+    pub model_cache: Option<PathBuf>,
+
     /// Test-only: make every GEMM iteration do this fraction more work
     /// (gate trials); recorded in the results.
     #[arg(long, hide = true, value_name = "FRACTION")]
@@ -332,6 +341,15 @@ pub struct CheckArgs {
     /// With --run: the run folder to write (default: results/local/<time>).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+
+    /// Cache the synthetic models of decode and prefill cases in DIR
+    /// (created; nothing is written outside it): each model is drawn from
+    /// its seed once, stored with SHA-256 hashes, and loaded by every later
+    /// worker process and run that names DIR; an entry that is stale or
+    /// damaged is rebuilt. A 7B q4_0 model takes 4 GB. Default: the run
+    /// folder's .work/models/, deleted when the run ends.
+    #[arg(long, value_name = "DIR")]
+    pub model_cache: Option<PathBuf>,
 
     /// Relative error assumed for every projection on top of its source's
     /// CI. The default is the smallest multiple of 5 % at which every band

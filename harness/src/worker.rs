@@ -57,6 +57,22 @@ pub struct WorkerJob {
     /// reference outputs), by role.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub inputs: std::collections::BTreeMap<String, std::path::PathBuf>,
+    /// capbench's own workers: the folder synthetic models are cached in
+    /// (built once, loaded by every later process of the run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_cache: Option<std::path::PathBuf>,
+    /// An earlier process of this case passed verification with these
+    /// weights: a process that built its model from the same weights (same
+    /// hash) is not verified again; other weights are an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_weights: Option<VerifiedWeights>,
+}
+
+/// The weights an earlier process of the case verified.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifiedWeights {
+    pub process: usize,
+    pub sha256: String,
 }
 
 /// The line a worker prints before it exits when capbench's own files fail
@@ -272,6 +288,8 @@ fn blank(status: Status, detail: String) -> WorkerOutput {
         caps_applied: None,
         oom: None,
         device_memory: None,
+        weights: None,
+        verified_by_process: None,
     }
 }
 
@@ -363,6 +381,7 @@ fn measure_case(job: &WorkerJob) -> WorkerOutput {
             None => None,
         },
         model_file: job.model.clone(),
+        model_cache: job.model_cache.clone(),
         device_mem_cap_bytes: job.caps.device_mem_cap_bytes,
         wgpu_limits: job.caps.wgpu_limits.clone(),
         device_memory: Some(device_memory.clone()),
@@ -388,20 +407,51 @@ fn measure_case(job: &WorkerJob) -> WorkerOutput {
     }
     out.timer = w.timer().to_string();
     out.work_per_iter = Some(w.work().into());
+    out.weights = w.weights();
+    let sha = out.weights.as_ref().and_then(|w| w.sha256.as_deref());
+    match (&job.verified_weights, sha) {
+        (Some(v), Some(sha)) if v.sha256 == sha => {
+            // Process `v.process` verified these very weights: same bytes,
+            // same code, same answer; the time goes to measuring instead.
+            out.verified_by_process = Some(v.process);
+        }
+        (Some(v), Some(sha)) => {
+            out.status = Status::Error;
+            out.status_detail = format!(
+                "weights sha256 {sha} differ from {}, the weights process {} verified; not timed",
+                v.sha256, v.process
+            );
+            return out;
+        }
+        // Weights that could not be hashed are verified here.
+        _ => {}
+    }
 
     // Verification is capbench's own bookkeeping (an f32 reference the
     // target would never hold), so the memory cap is lifted while it runs:
     // the cap governs what the workload needs — prepare, warm-up, timing.
     let cap = alloc::cap_bytes();
-    alloc::set_cap(None);
-    rss::pause(true);
-    let t = Instant::now();
-    let verification = w.verify();
-    out.verify_s = t.elapsed().as_secs_f64();
-    let verify_peak = phase_peak();
-    rss::release_freed_memory();
-    alloc::set_cap(cap);
-    rss::pause(false);
+    let verification = match out.verified_by_process {
+        Some(_) => None,
+        None => {
+            alloc::set_cap(None);
+            rss::pause(true);
+            let t = Instant::now();
+            let v = w.verify();
+            out.verify_s = t.elapsed().as_secs_f64();
+            Some(v)
+        }
+    };
+    let verify_peak = match verification {
+        Some(_) => {
+            let p = phase_peak();
+            rss::release_freed_memory();
+            alloc::set_cap(cap);
+            rss::pause(false);
+            p
+        }
+        None => 0,
+    };
     let finish = |out: &mut WorkerOutput, run_peak: u64| {
         out.usage = process_usage();
         out.memory = memory_record().map(|m| MemoryRecord {
@@ -413,14 +463,15 @@ fn measure_case(job: &WorkerJob) -> WorkerOutput {
         });
     };
     match verification {
-        Err(e) => {
+        None => {}
+        Some(Err(e)) => {
             out.status = status_of(&e);
             out.status_detail = format!("verification could not run: {e}");
             out.oom = oom_of(&e);
             finish(&mut out, 0);
             return out;
         }
-        Ok(v) if !v.passed => {
+        Some(Ok(v)) if !v.passed => {
             out.status = Status::FailedVerification;
             out.status_detail = format!(
                 "output differs from the reference: scaled max diff {:.3e} > tolerance {:.1e} (max abs {:.3e}, {} non-finite)",
@@ -430,7 +481,7 @@ fn measure_case(job: &WorkerJob) -> WorkerOutput {
             finish(&mut out, 0);
             return out;
         }
-        Ok(v) => out.verification = Some(v),
+        Some(Ok(v)) => out.verification = Some(v),
     }
 
     // Chosen after prepare: the device decides which sources apply (wgpu on
@@ -577,67 +628,4 @@ fn sample(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn job(workload: &str) -> WorkerJob {
-        WorkerJob {
-            case_id: "t".into(),
-            workload: workload.into(),
-            workload_version: WorkloadSpec::parse(workload)
-                .map(|s| s.version)
-                .unwrap_or(1),
-            backend: "cpu".into(),
-            sampling: Sampling {
-                repeat: 1,
-                warmup_iters: 1,
-                min_samples: 5,
-                max_samples: 40,
-                max_time_s: 0.2,
-                target_ci_rel: 0.5,
-            },
-            process_index: 0,
-            parent_pid: 0,
-            inject_slowdown: None,
-            corpus: None,
-            model: None,
-            caps: Default::default(),
-            protocol_version: 1,
-            tolerance: None,
-            tolerance_on: None,
-            inputs: Default::default(),
-        }
-    }
-
-    #[test]
-    fn measures_a_gemm_within_the_sample_bounds() {
-        let out = measure(&job("kernel/gemm-f32-32"));
-        assert_eq!(out.status, Status::Ok, "{}", out.status_detail);
-        assert!(out.verification.as_ref().unwrap().passed);
-        let n = out.samples_wall_s.len();
-        assert!((5..=40).contains(&n), "{n}");
-        assert!(out.samples_wall_s.iter().all(|s| *s > 0.0));
-        assert!(["ci_target", "time_budget", "max_samples"].contains(&out.stop_reason.as_str()));
-        assert_eq!(out.within_wall_s.unwrap().n, n);
-        // This machine may or may not have RAPL; some source must cover it.
-        let e = out.energy.unwrap();
-        let m = e.measurement.expect("an energy figure");
-        assert!(m.energy_j > 0.0 && m.iters == n, "{m:?}");
-        assert!(e.sources_tried.iter().any(|s| s.name == "rapl"));
-    }
-
-    #[test]
-    fn wrong_answer_is_not_timed() {
-        let out = measure(&job("fault/wrong"));
-        assert_eq!(out.status, Status::FailedVerification);
-        assert!(out.samples_wall_s.is_empty());
-        assert!(out.status_detail.contains("differs from the reference"));
-    }
-
-    #[test]
-    fn version_mismatch_is_an_error() {
-        let mut j = job("kernel/gemm-f32-8");
-        j.workload_version = 99;
-        assert_eq!(measure(&j).status, Status::Error);
-    }
-}
+mod tests;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::results::{
     CaseEnergy, CaseResult, CaseStats, Headline, PlannedCase, ProcessRecord, SCHEMA_VERSION,
-    Status, WorkloadRecord,
+    Status, WorkerOutput, WorkloadRecord,
 };
 use crate::stats;
 
@@ -18,6 +18,46 @@ pub fn case_status(processes: &[ProcessRecord]) -> (Status, String) {
         ),
         None => (Status::Ok, String::new()),
     }
+}
+
+/// The weights hash the case's successful processes ran, checked: all that
+/// hashed their weights ran the same ones, and a process that skipped
+/// verification names one that passed it on those very weights. `Err`
+/// says which processes disagree.
+pub fn case_weights(processes: &[ProcessRecord]) -> Result<Option<String>, String> {
+    let sha = |w: &WorkerOutput| w.weights.as_ref().and_then(|x| x.sha256.clone());
+    let mut first: Option<(usize, String)> = None;
+    for p in processes.iter().filter(|p| p.status == Status::Ok) {
+        let Some(w) = p.worker.as_ref() else { continue };
+        if let Some(by) = w.verified_by_process {
+            let voucher = processes
+                .iter()
+                .find(|q| q.index == by)
+                .and_then(|q| q.worker.as_ref());
+            let vouched = voucher.is_some_and(|v| {
+                v.verification.as_ref().is_some_and(|x| x.passed)
+                    && sha(v).is_some()
+                    && sha(v) == sha(w)
+            });
+            if !vouched {
+                return Err(format!(
+                    "process {} was not verified: process {by}, whose verification it relied on, did not pass one on the same weights",
+                    p.index
+                ));
+            }
+        }
+        match (sha(w), &first) {
+            (Some(h), None) => first = Some((p.index, h)),
+            (Some(h), Some((j, f))) if h != *f => {
+                return Err(format!(
+                    "process {} ran weights sha256 {h}, process {j} ran {f}: the processes did not time the same model",
+                    p.index
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(first.map(|(_, h)| h))
 }
 
 /// Between-process statistics of the per-iteration wall time. With ≥ 2
@@ -90,8 +130,14 @@ pub fn case_result(
     started_at: String,
     elapsed_s: f64,
 ) -> CaseResult {
-    let (status, status_detail) = case_status(&processes);
-    let stats = case_stats(&processes);
+    let (mut status, mut status_detail) = case_status(&processes);
+    let weights = case_weights(&processes);
+    if let (Err(why), Status::Ok) = (&weights, status) {
+        status = Status::Error;
+        status_detail = why.clone();
+    }
+    // Samples of processes that may have timed different models make no figure.
+    let stats = weights.is_ok().then(|| case_stats(&processes)).flatten();
     let first_worker = processes.iter().find_map(|p| p.worker.as_ref());
     let device = first_worker.and_then(|w| w.device.clone());
     // The verification that decided the status: a failed one if any.
@@ -114,6 +160,9 @@ pub fn case_result(
     };
     let mut metrics = BTreeMap::new();
     let mut tags = BTreeMap::new();
+    if let Ok(Some(sha)) = weights {
+        tags.insert("weights_sha256".to_string(), sha);
+    }
     metrics.insert("flops_per_iter".to_string(), flops);
     metrics.insert("bytes_per_iter".to_string(), bytes);
     let mut headline = None;
@@ -363,6 +412,69 @@ mod tests {
         // Without worker energy there is no figure — and no 0 J metric.
         assert!(c.energy.unwrap().figure.is_none());
         assert!(!c.metrics.contains_key("energy_j_per_iter"));
+    }
+
+    /// Process `i` with weights `sha`, verified itself (`by` None, passed)
+    /// or relying on process `by`.
+    fn hashed(i: usize, sha: &str, by: Option<usize>) -> ProcessRecord {
+        let mut p = proc(i, Status::Ok, vec![0.1, 0.11]);
+        let w = p.worker.as_mut().unwrap();
+        w.weights = Some(capbench_workloads::WeightsRecord::hashed(
+            sha.into(),
+            "hit",
+            "f".into(),
+        ));
+        w.verified_by_process = by;
+        if by.is_none() {
+            w.verification = Some(capbench_workloads::Verification {
+                passed: true,
+                reference: "f32".into(),
+                elements_checked: 1,
+                max_abs_diff: 0.0,
+                max_rel_diff: 0.0,
+                scaled_max_diff: 0.0,
+                tolerance: 0.1,
+                nan_or_inf: 0,
+                mean_kl: None,
+                top1_agreement: None,
+                note: String::new(),
+            });
+        }
+        p
+    }
+
+    #[test]
+    fn processes_that_ran_other_weights_make_an_error_not_a_figure() {
+        let spec = capbench_workloads::WorkloadSpec::parse("decode/dense-tiny/q4_0").unwrap();
+        let planned = planned(&spec);
+        let same = vec![hashed(0, "aa", None), hashed(1, "aa", Some(0))];
+        let c = case_result(&planned, &spec, same, "now".into(), 1.0);
+        assert_eq!(c.status, Status::Ok, "{}", c.status_detail);
+        assert_eq!(c.tags["weights_sha256"], "aa");
+        let other = vec![hashed(0, "aa", None), hashed(1, "bb", None)];
+        let c = case_result(&planned, &spec, other, "now".into(), 1.0);
+        assert_eq!(c.status, Status::Error);
+        assert!(c.status_detail.contains("sha256 bb"), "{}", c.status_detail);
+        assert!(c.headline.is_none() && !c.tags.contains_key("weights_sha256"));
+        // Relying on a process that verified other weights, or none.
+        let wrong_voucher = vec![hashed(0, "aa", None), hashed(1, "bb", Some(0))];
+        let c = case_result(&planned, &spec, wrong_voucher, "now".into(), 1.0);
+        assert_eq!(c.status, Status::Error);
+        assert!(
+            c.status_detail.contains("process 1 was not verified"),
+            "{}",
+            c.status_detail
+        );
+        let mut unverified = hashed(0, "aa", None);
+        unverified.worker.as_mut().unwrap().verification = None;
+        let c = case_result(
+            &planned,
+            &spec,
+            vec![unverified, hashed(1, "aa", Some(0))],
+            "now".into(),
+            1.0,
+        );
+        assert_eq!(c.status, Status::Error, "{}", c.status_detail);
     }
 
     #[test]

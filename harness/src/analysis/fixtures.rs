@@ -73,6 +73,8 @@ pub fn process(index: usize, status: Status, samples: Vec<f64>) -> ProcessRecord
             oom: None,
             energy: None,
             device_memory: None,
+            weights: None,
+            verified_by_process: None,
         }),
     }
 }

@@ -37,12 +37,13 @@ pub fn run(a: CheckArgs) -> Result<ExitCode, HarnessError> {
                 backends: a.backend,
                 ..Default::default()
             };
-            let outcome = runner::run(
+            let outcome = runner::run_with(
                 RunTarget::Fresh {
                     request: Box::new(request),
                     out: Some(dir),
                 },
                 true,
+                a.model_cache,
             )?;
             eprintln!("results: {}", outcome.dir.display());
             runs.push(SourcedRun {

@@ -36,7 +36,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode, HarnessError> {
             out: a.out,
         },
     };
-    let outcome = runner::run(target, !a.quiet && !a.json)?;
+    let outcome = runner::run_with(target, !a.quiet && !a.json, a.model_cache)?;
     let summary = table::summary(&outcome.run);
     let dir: PathBuf = outcome.dir.clone();
     if a.json {

@@ -121,6 +121,14 @@ pub struct WorkerOutput {
     /// and how it was enforced, the peak and how it was measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_memory: Option<DeviceMemoryRecord>,
+    /// The weights the process built its model from, hashed (synthetic
+    /// models through the model cache).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<capbench_workloads::WeightsRecord>,
+    /// Set when this process did not verify: the process of the case whose
+    /// passed verification covers it (same `weights.sha256`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_by_process: Option<usize>,
 }
 
 /// The numbers of an allocation refused under a cap.

@@ -392,6 +392,8 @@ pub fn read_output(
         caps_applied: None,
         oom: None,
         device_memory: None,
+        weights: None,
+        verified_by_process: None,
     })
 }
 

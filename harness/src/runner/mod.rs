@@ -42,6 +42,16 @@ pub enum RunTarget {
 }
 
 pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
+    run_with(target, show_progress, None)
+}
+
+/// As `run`; `model_cache` is the folder synthetic models are cached in
+/// (kept), else the run folder's `.work/models/` (deleted at the end).
+pub fn run_with(
+    target: RunTarget,
+    show_progress: bool,
+    model_cache: Option<PathBuf>,
+) -> Result<RunOutcome> {
     let (dir, plan) = match target {
         RunTarget::Fresh { request, out } => {
             let plan = plan::make_plan(&request)?;
@@ -76,9 +86,11 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
         // Per backend: the executable its workers run, or why none can start.
         worker_exes: HashMap::new(),
         engine_inputs: None,
+        model_cache: ModelCache::new(model_cache, &work_dir),
         pb: progress_bar(show_progress, total as u64),
     };
     for (n, case) in todo.iter().enumerate() {
+        m.model_cache.keep_only(&todo[n..]);
         let result = m.measure(n, case)?;
         journal.append(&result)?;
     }
@@ -87,6 +99,7 @@ pub fn run(target: RunTarget, show_progress: bool) -> Result<RunOutcome> {
     pb.finish_and_clear();
     let _ = std::fs::remove_dir_all(work_dir.join(BUILTIN_WORKERS_DIR));
     let _ = std::fs::remove_dir_all(work_dir.join(INPUTS_DIR));
+    let _ = std::fs::remove_dir_all(work_dir.join(MODELS_DIR));
     let _ = std::fs::remove_dir(&work_dir);
 
     let mut env = env_start;
@@ -116,6 +129,7 @@ struct Measurer<'a> {
     /// The inputs of the workload whose cases run now (a plan keeps a
     /// workload's cases together): written once, deleted when it changes.
     engine_inputs: Option<(String, PathBuf, external::Inputs)>,
+    model_cache: ModelCache,
     pb: ProgressBar,
 }
 
@@ -191,6 +205,9 @@ impl Measurer<'_> {
             }
             Err(_) => (Default::default(), 0),
         };
+        // The first process that passes verification vouches for the
+        // weights it ran; later ones with the same weights hash skip it.
+        let mut verified: Option<crate::worker::VerifiedWeights> = None;
         for k in 0..repeat {
             let job = WorkerJob {
                 case_id: case.id.clone(),
@@ -214,6 +231,8 @@ impl Measurer<'_> {
                     .to_string()
                 }),
                 inputs: inputs.clone(),
+                model_cache: external.is_none().then(|| self.model_cache.dir.clone()),
+                verified_weights: verified.clone(),
             };
             let job_path = self.work_dir.join(format!("case{n}-p{k}.job.json"));
             let result_path = self.work_dir.join(format!("case{n}-p{k}.result.json"));
@@ -237,6 +256,9 @@ impl Measurer<'_> {
             let _ = std::fs::remove_file(&result_path);
             pb.inc(1);
             let failed = rec.status != crate::results::Status::Ok;
+            if verified.is_none() && !failed {
+                verified = verified_weights(&rec);
+            }
             processes.push(rec);
             // A case that fails deterministically fails again; don't pay
             // its timeout `repeat` times.
@@ -269,6 +291,61 @@ impl Measurer<'_> {
             ));
         }
         Ok(result)
+    }
+}
+
+/// The weights a process verified, when it hashed them and passed.
+fn verified_weights(rec: &crate::results::ProcessRecord) -> Option<crate::worker::VerifiedWeights> {
+    let w = rec.worker.as_ref()?;
+    w.verification.as_ref().filter(|v| v.passed)?;
+    Some(crate::worker::VerifiedWeights {
+        process: rec.index,
+        sha256: w.weights.as_ref()?.sha256.clone()?,
+    })
+}
+
+/// Where the workers cache synthetic models: a folder the user named (kept
+/// whole), or the run's own scratch folder, which holds only the models
+/// the cases still to run need (a 7B model is gigabytes).
+struct ModelCache {
+    dir: PathBuf,
+    owned: bool,
+}
+
+impl ModelCache {
+    fn new(named: Option<PathBuf>, work_dir: &Path) -> ModelCache {
+        match named {
+            Some(dir) => ModelCache { dir, owned: false },
+            None => ModelCache {
+                dir: work_dir.join(MODELS_DIR),
+                owned: true,
+            },
+        }
+    }
+
+    /// Deletes the run's own entries that none of `cases` will load.
+    fn keep_only(&self, cases: &[&PlannedCase]) {
+        if !self.owned {
+            return;
+        }
+        let needed: HashSet<String> = cases
+            .iter()
+            .filter_map(|c| WorkloadSpec::parse(&c.workload).ok())
+            .filter_map(|s| capbench_workloads::kinds::decode::cache_key(&s))
+            .map(|k| k.stem())
+            .collect();
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if !needed
+                .iter()
+                .any(|stem| name.starts_with(&format!("{stem}.")))
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 }
 
@@ -358,6 +435,8 @@ type WorkerExe = std::result::Result<Vec<std::ffi::OsString>, (crate::results::S
 const BUILTIN_WORKERS_DIR: &str = "workers";
 /// Where a run writes external engines' inputs, one workload at a time.
 const INPUTS_DIR: &str = "inputs";
+/// Where a run caches synthetic models when the user named no folder.
+const MODELS_DIR: &str = "models";
 
 /// An external backend's program line, once `--probe` said it can run here.
 fn external_launch(e: &crate::suite::ExternalBackend, builtin: &Path) -> WorkerExe {
