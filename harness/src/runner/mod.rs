@@ -527,3 +527,56 @@ fn progress_bar(show: bool, len: u64) -> ProgressBar {
     );
     pb
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(workload: &str) -> PlannedCase {
+        PlannedCase {
+            id: format!("{workload}@cpu"),
+            workload: workload.into(),
+            backend: "cpu".into(),
+            caps: Default::default(),
+            sampling: None,
+        }
+    }
+
+    /// The run's own cache keeps the entries the remaining cases load;
+    /// a folder the user named is never pruned.
+    #[test]
+    fn the_runs_own_cache_keeps_only_what_is_still_needed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let own = ModelCache::new(None, tmp.path());
+        std::fs::create_dir_all(&own.dir).unwrap();
+        let stem = |w: &str| {
+            let spec = WorkloadSpec::parse(w).unwrap();
+            capbench_workloads::kinds::decode::cache_key(&spec)
+                .unwrap()
+                .stem()
+        };
+        let (a, b) = (
+            stem("decode/dense-tiny/q4_0"),
+            stem("decode/dense-tiny/f32"),
+        );
+        for f in [
+            format!("{a}.gguf"),
+            format!("{a}.sha256"),
+            format!("{b}.gguf"),
+        ] {
+            std::fs::write(own.dir.join(f), "x").unwrap();
+        }
+        // prefill/… of the same model loads the same entry.
+        let rest = [case("prefill/dense-tiny/q4_0"), case("kernel/gemm-f32-8")];
+        own.keep_only(&rest.iter().collect::<Vec<_>>());
+        let mut left: Vec<String> = std::fs::read_dir(&own.dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [format!("{a}.gguf"), format!("{a}.sha256")]);
+        let named = ModelCache::new(Some(own.dir.clone()), tmp.path());
+        named.keep_only(&[]);
+        assert_eq!(std::fs::read_dir(&own.dir).unwrap().count(), 2);
+    }
+}
