@@ -44,12 +44,43 @@ pub fn workloads(set: &ClaimSet, runs: &[SourcedRun]) -> (Vec<String>, Vec<Strin
     (todo, skipped)
 }
 
-/// A suite file running `workloads` with the quick suite's sampling (and
-/// its lighter sampling for multi-second quality runs).
+/// Decode or prefill of a model this large takes seconds an iteration
+/// (llama-2-7b q4_0 on a 2-core VM: ~8 s for p64g32); the quick suite's
+/// 3 × (2 + 10) iterations of it alone would take minutes.
+const LARGE_MODEL_PARAMS: usize = 1_000_000_000;
+
+/// Whether `name` decodes or prefills a synthetic model of at least
+/// `LARGE_MODEL_PARAMS` parameters.
+fn large_model(name: &str) -> bool {
+    use capbench_workloads::spec::Typed;
+    let Ok(spec) = capbench_workloads::WorkloadSpec::parse(name) else {
+        return false;
+    };
+    let Typed::Decode(p) = spec.params.typed() else {
+        return false;
+    };
+    capbench_workloads::models::shape(&p.model)
+        .is_some_and(|c| c.param_count() >= LARGE_MODEL_PARAMS)
+}
+
+/// A suite file running `workloads` with the quick suite's sampling, and a
+/// lighter sampling for multi-second iterations: quality runs, and decode
+/// of large models (two processes of three samples: still a between-process
+/// interval, wider — a verdict it cannot settle says `cannot tell`).
 pub fn suite_toml(workloads: &[String]) -> String {
     let list = workloads
         .iter()
         .map(|w| format!("    \"{w}\",\n"))
+        .collect::<String>();
+    let large = workloads
+        .iter()
+        .filter(|w| large_model(w))
+        .map(|w| {
+            format!(
+                "\n[[override]]\nworkloads = \"{w}\"\n\
+                 sampling = {{ repeat = 2, warmup_iters = 1, min_samples = 3, max_time_s = 0.5, target_ci_rel = 0.02 }}\n"
+            )
+        })
         .collect::<String>();
     format!(
         "# Written by `capbench check --run`: what the claims needed and the results lacked.\n\
@@ -58,7 +89,7 @@ pub fn suite_toml(workloads: &[String]) -> String {
          workloads = [\n{list}]\n\n\
          [sampling]\nrepeat = 3\nwarmup_iters = 2\nmin_samples = 10\nmax_time_s = 0.5\ntarget_ci_rel = 0.02\n\n\
          [[override]]\nworkloads = \"train-quality/*\"\n\
-         sampling = {{ repeat = 2, warmup_iters = 0, min_samples = 2, max_time_s = 0.1, target_ci_rel = 0.05 }}\n"
+         sampling = {{ repeat = 2, warmup_iters = 0, min_samples = 2, max_time_s = 0.1, target_ci_rel = 0.05 }}\n{large}"
     )
 }
 
@@ -71,5 +102,18 @@ mod tests {
         let text = suite_toml(&["decode/dense-tiny/f32".into(), "kernel/stream-16M".into()]);
         let s = crate::suite::parse(&text, std::path::Path::new("s.toml"), "t").unwrap();
         assert_eq!(s.workloads.len(), 2);
+    }
+
+    #[test]
+    fn large_models_get_the_lighter_sampling() {
+        let names = [
+            "decode/llama-2-7b/q4_0".to_string(),
+            "decode/dense-small/q4_0".to_string(),
+        ];
+        let text = suite_toml(&names);
+        let s = crate::suite::parse(&text, std::path::Path::new("s.toml"), "t").unwrap();
+        let big = s.sampling_for("decode/llama-2-7b/q4_0");
+        assert_eq!((big.repeat, big.warmup_iters, big.min_samples), (2, 1, 3));
+        assert_eq!(s.sampling_for("decode/dense-small/q4_0").min_samples, 10);
     }
 }
