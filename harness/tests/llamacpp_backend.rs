@@ -117,3 +117,61 @@ fn llamacpp_without_the_feature_says_how_to_build_it() {
     let text = String::from_utf8_lossy(&list.stdout);
     assert!(text.contains("llamacpp"), "{text}");
 }
+
+/// llama.cpp allocates and maps the model outside Rust's allocator: the
+/// resident-set watch still ends a case over `--mem-cap` as `oom`.
+#[cfg(feature = "llamacpp")]
+#[test]
+fn the_memory_cap_holds_llama_cpp_to_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("small-f32.gguf");
+    let export = capbench()
+        .args([
+            "export-gguf",
+            "--model",
+            "dense-small",
+            "--format",
+            "f32",
+            "--out",
+        ])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(export.status.success(), "{}", stderr(&export));
+    let suite = tmp.path().join("s.toml");
+    write(
+        &suite,
+        r#"name = "capped"
+workloads = ["decode/gguf/f32/p8g4"]
+[sampling]
+repeat = 1
+warmup_iters = 1
+min_samples = 3
+max_samples = 3
+max_time_s = 0.01
+target_ci_rel = 0.5
+"#,
+    );
+    let dir = tmp.path().join("run");
+    let out = capbench()
+        .args(["run", "--quiet", "--threads", "1", "--backend", "llamacpp"])
+        .args(["--mem-cap", "48MiB,1GiB", "--suite"])
+        .arg(&suite)
+        .arg("--model")
+        .arg(&model)
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let run = read_json(&dir.join("run.json"));
+    let cases = run["cases"].as_array().unwrap();
+    let status = |cap: &str| {
+        cases
+            .iter()
+            .find(|c| c["id"].as_str().unwrap().contains(cap))
+            .unwrap_or_else(|| panic!("no case under {cap}: {}", stderr(&out)))["status"]
+            .clone()
+    };
+    assert_eq!(status("mem=48MiB"), "oom", "{}", stderr(&out));
+    assert_eq!(status("mem=1GiB"), "ok", "{}", stderr(&out));
+}
