@@ -5,7 +5,9 @@
 //! than one engine.
 
 use super::chart::{Axis, Point};
-use super::common::{Planned, dodge, index_of, measured_series, ok_cases, run_suffix, value_axis};
+use super::common::{
+    Planned, dodge, index_of, measured_series, ok_cases, several_machines, value_axis,
+};
 use crate::analysis::projection::engine_of;
 use crate::report::model::ReportInput;
 
@@ -25,7 +27,14 @@ pub fn plan(inputs: &[ReportInput]) -> Vec<Planned> {
                 .is_some_and(|h| TOKEN_RATES.contains(&h.metric.as_str()))
         })
         .map(|it| {
-            let engine = format!("{}{}", engine_of(it.case), run_suffix(inputs, &it));
+            // Runs of one machine merge per engine (a decode run and a
+            // training run are one comparison); machines stay apart.
+            let host = if several_machines(inputs) {
+                format!(" @ {}", it.input.run.env.hostname)
+            } else {
+                String::new()
+            };
+            let engine = format!("{}{host}", engine_of(it.case));
             (it, engine)
         })
         .collect();
@@ -134,6 +143,19 @@ mod tests {
         assert_eq!(names, vec!["capbench", "llamacpp"], "{names:?}");
         assert!(chart.series.iter().all(|s| s.points.len() == 2));
         assert!(chart.source.contains("verified"));
+    }
+
+    /// A decode run and a training run of one machine are one comparison:
+    /// one series per engine, not per run.
+    #[test]
+    fn runs_of_one_machine_merge_per_engine() {
+        let mut two = inputs(&["cpu", "llamacpp"]);
+        let mut second = inputs(&["cpu", "torch"]).remove(0);
+        second.run.run_id = "second".into();
+        two.push(second);
+        let p = plan(&two);
+        let names = p[0].chart.as_ref().expect("drawn").series_names();
+        assert_eq!(names, vec!["capbench", "llamacpp", "torch"], "{names:?}");
     }
 
     #[test]
