@@ -118,7 +118,9 @@ pub struct PlanArgs {
     pub suite: Option<String>,
 
     /// Backends, comma-separated: cpu, cuda[:N], metal[:N], wgpu,
-    /// wgpu:vulkan|metal|dx12|gl, wgpu:N. Default: every usable backend.
+    /// wgpu:vulkan|metal|dx12|gl, wgpu:N, llamacpp[:cuda|vulkan|metal]
+    /// (built with --features llamacpp), torch or a suite's [backend.NAME].
+    /// Default: every usable backend of capbench's own engines.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub backend: Option<Vec<String>>,
 
