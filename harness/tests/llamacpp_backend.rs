@@ -122,7 +122,7 @@ fn llamacpp_without_the_feature_says_how_to_build_it() {
 /// resident-set watch still ends a case over `--mem-cap` as `oom`.
 #[cfg(feature = "llamacpp")]
 #[test]
-fn the_memory_cap_holds_llama_cpp_to_it() {
+fn llamacpp_is_held_to_the_memory_cap() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("small-f32.gguf");
     let export = capbench()
