@@ -190,6 +190,17 @@ pub fn unit_of(metric: &str) -> String {
     }
 }
 
+/// Offsets every series' points inside their category rows (`dodge`), so
+/// dots of different series on one row do not cover each other.
+pub fn dodge_rows(series: &mut [Series]) {
+    let n = series.len();
+    for (k, s) in series.iter_mut().enumerate() {
+        for p in &mut s.points {
+            p.y += dodge(k, n);
+        }
+    }
+}
+
 /// Vertical offset of series `k` of `n` inside one category row, so dots
 /// of different series on one workload do not cover each other.
 pub fn dodge(k: usize, n: usize) -> f64 {

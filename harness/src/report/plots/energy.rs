@@ -4,7 +4,7 @@
 
 use super::chart::{Axis, Marker, Point, Series};
 use super::common::{
-    Planned, backend_label, dodge, index_of, ok_cases, runs_text, series_index, value_axis,
+    Planned, backend_label, dodge_rows, index_of, ok_cases, runs_text, series_index, value_axis,
 };
 use crate::report::model::{ReportInput, energy_source, keys};
 
@@ -53,12 +53,7 @@ pub fn plan(inputs: &[ReportInput]) -> Vec<Planned> {
                 .points
                 .push(Point::at(it.case.metrics[*key], row as f64));
         }
-        let ns = series.len();
-        for (k, s) in series.iter_mut().enumerate() {
-            for p in &mut s.points {
-                p.y += dodge(k, ns);
-            }
-        }
+        dodge_rows(&mut series);
         let values: Vec<f64> = series
             .iter()
             .flat_map(|s| s.points.iter().map(|p| p.x))

@@ -6,7 +6,7 @@
 
 use super::chart::{Axis, Point};
 use super::common::{
-    Planned, dodge, index_of, measured_series, ok_cases, several_machines, value_axis,
+    Planned, dodge_rows, index_of, measured_series, ok_cases, several_machines, value_axis,
 };
 use crate::analysis::projection::engine_of;
 use crate::report::model::ReportInput;
@@ -76,12 +76,7 @@ pub fn plan(inputs: &[ReportInput]) -> Vec<Planned> {
             y_err: None,
         });
     }
-    let n = series.len();
-    for (k, s) in series.iter_mut().enumerate() {
-        for p in &mut s.points {
-            p.y += dodge(k, n);
-        }
-    }
+    dodge_rows(&mut series);
     let x = value_axis(
         "tokens/s (prefill rows: prompt tokens/s)",
         series.iter().flat_map(|s| s.points.iter().map(|p| p.x)),

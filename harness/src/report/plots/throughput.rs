@@ -3,8 +3,8 @@
 
 use super::chart::{Axis, Chart, Point, Series};
 use super::common::{
-    Planned, backend_label, dodge, index_of, is_measured, measured_series, ok_cases, runs_text,
-    unit_of, value_axis,
+    Planned, backend_label, dodge_rows, index_of, is_measured, measured_series, ok_cases,
+    runs_text, unit_of, value_axis,
 };
 use crate::report::model::ReportInput;
 
@@ -78,12 +78,7 @@ fn chart(inputs: &[ReportInput], metric: &str) -> Chart {
             y_err: None,
         });
     }
-    let n = series.len();
-    for (k, s) in series.iter_mut().enumerate() {
-        for p in &mut s.points {
-            p.y += dodge(k, n);
-        }
-    }
+    dodge_rows(&mut series);
     let values = series
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.x))
