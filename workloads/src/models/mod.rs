@@ -10,6 +10,7 @@ pub mod ops;
 pub mod params;
 pub mod q4;
 pub mod q8;
+mod qgemm;
 
 pub use config::{Family, ModelConfig, shape, shapes};
 pub use model::{Cache, Model, WeightFormat};
