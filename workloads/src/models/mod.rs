@@ -2,6 +2,7 @@
 //! differentiable ops, and the transformer itself.
 
 pub mod config;
+mod fgemm;
 pub mod fused;
 pub mod gguf;
 pub mod matvec;
