@@ -67,6 +67,10 @@ pub enum WorkloadError {
 
     #[error("wgpu error during {op}: {message}")]
     Wgpu { op: &'static str, message: String },
+
+    /// llama.cpp (the `llamacpp` backend) failed at run time.
+    #[error("llama.cpp error during {op}: {message}")]
+    LlamaCpp { op: &'static str, message: String },
 }
 
 impl WorkloadError {

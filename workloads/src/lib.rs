@@ -15,7 +15,7 @@ pub mod spec;
 pub mod verify;
 
 pub use api::{IterReport, PrepareOptions, PreparedWorkload, WorkPerIter};
-pub use device::{Backend, BackendStatus, WgpuApi, WgpuSelector};
+pub use device::{Backend, BackendStatus, LlamaOffload, WgpuApi, WgpuSelector};
 pub use error::WorkloadError;
 pub use registry::{catalog, prepare, prepare_with};
 pub use spec::{DType, WorkloadSpec};

@@ -12,6 +12,18 @@ use crate::spec::{DType, Params, Typed, WorkloadSpec};
 /// Checks, without touching a device, whether this workload runs on this
 /// backend. `Err` carries the reason shown in the plan.
 pub fn supports(spec: &WorkloadSpec, backend: &Backend) -> std::result::Result<(), String> {
+    if let Backend::LlamaCpp(_) = backend {
+        return match spec.params.typed() {
+            #[cfg(feature = "llamacpp")]
+            Typed::Decode(p) => decode::llamacpp::supports(&p),
+            // Without the feature `prepare_with` refuses the backend first.
+            #[cfg(not(feature = "llamacpp"))]
+            Typed::Decode(_) => Ok(()),
+            _ => Err(
+                "llama.cpp runs decode/… and prefill/… (it has no training or kernels here)".into(),
+            ),
+        };
+    }
     match (&spec.params, backend) {
         (Params::Gemm { dtype, .. }, Backend::Wgpu(_)) if *dtype != DType::F32 => Err(format!(
             "{} GEMM on wgpu is not implemented yet (f32 only)",
@@ -71,6 +83,10 @@ pub fn prepare_with(
     }
     if let Some(cap) = opts.device_mem_cap_bytes {
         crate::backend::apply_device_mem_cap(backend, cap)?;
+    }
+    #[cfg(feature = "llamacpp")]
+    if let (Backend::LlamaCpp(offload), Typed::Decode(p)) = (*backend, spec.params.typed()) {
+        return decode::llamacpp::prepare(spec, &p, offload, opts.model_file.as_deref());
     }
     // The one match on the kinds: each gets its own parameters.
     match spec.params.typed() {
@@ -195,7 +211,7 @@ pub fn catalog() -> Vec<CatalogEntry> {
             pattern: "decode/<model>/<f32|f16|bf16|q8_0|q4_0>[/p<P>g<G>b<B>d<D>]",
             kind: "decode",
             version: crate::spec::DECODE_VERSION,
-            backends: "cpu, cuda, metal, wgpu (wgpu: weights stored in the format, computed in f32)",
+            backends: "cpu, cuda, metal, wgpu (wgpu: weights stored in the format, computed in f32); llamacpp: dense models",
             description: "P-token prompt after D cached tokens, then G greedy tokens with the KV cache, batch B; verified against the CPU f32 model (KL, top-1, max logit diff); tokens/s, TTFT, inter-token latency",
             example: "decode/dense-tiny/q8_0/p16g16",
             harness_test: false,
@@ -204,7 +220,7 @@ pub fn catalog() -> Vec<CatalogEntry> {
             pattern: "prefill/<model>/<format>[/p<P>b<B>d<D>]",
             kind: "prefill",
             version: crate::spec::DECODE_VERSION,
-            backends: "cpu, cuda, metal, wgpu (wgpu: weights stored in the format, computed in f32)",
+            backends: "cpu, cuda, metal, wgpu (wgpu: weights stored in the format, computed in f32); llamacpp: dense models",
             description: "the prompt phase alone: prefill tokens/s and time to first token",
             example: "prefill/llama-3.2-1b/q4_0/p128",
             harness_test: false,
@@ -213,7 +229,7 @@ pub fn catalog() -> Vec<CatalogEntry> {
             pattern: "decode/gguf/<format as stored>[/p<P>g<G>b<B>d<D>] (and prefill/gguf/…)",
             kind: "decode",
             version: crate::spec::DECODE_VERSION,
-            backends: "cpu, cuda, metal",
+            backends: "cpu, cuda, metal, llamacpp",
             description: "decode on your llama-family GGUF file (--model FILE.gguf; planned for you), quantized tensors as stored; verified against the file's weights dequantized to f32 on the CPU; same metrics as decode/<model>",
             example: "decode/gguf/q4_0",
             harness_test: false,

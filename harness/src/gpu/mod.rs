@@ -155,5 +155,6 @@ pub fn probe_all() -> Vec<BackendStatus> {
         cuda_status(),
         candle::probe(Backend::Metal { ordinal: 0 }),
         capbench_workloads::backend::wgpu::probe(),
+        capbench_workloads::backend::llamacpp::probe(),
     ]
 }

@@ -147,6 +147,8 @@ pub fn check_backend(b: &Backend) -> BackendCheck {
                 Backend::Wgpu(sel) => wgpu::check_usable(*sel)
                     .map(|_| ())
                     .map_err(|e| e.to_string()),
+                Backend::LlamaCpp(o) => capbench_workloads::backend::llamacpp::check_usable(*o)
+                    .map_err(|e| e.to_string()),
                 _ => candle::device(other).map(|_| ()).map_err(|e| e.to_string()),
             };
             match usable {

@@ -19,6 +19,11 @@ pub fn device(backend: &Backend) -> Result<Device> {
             backend: name,
             reason: "wgpu runs on capbench's WGSL engine, not candle".into(),
         }),
+        Backend::LlamaCpp(_) => Err(WorkloadError::Unsupported {
+            workload: "candle device".into(),
+            backend: name,
+            reason: "llamacpp runs on llama.cpp, not candle".into(),
+        }),
     }
 }
 

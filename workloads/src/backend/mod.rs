@@ -8,6 +8,11 @@ pub mod cuda;
 #[cfg(not(feature = "cuda"))]
 #[path = "cuda_stub.rs"]
 pub mod cuda;
+#[cfg(feature = "llamacpp")]
+pub mod llamacpp;
+#[cfg(not(feature = "llamacpp"))]
+#[path = "llamacpp_stub.rs"]
+pub mod llamacpp;
 #[cfg(all(feature = "metal", target_os = "macos"))]
 pub mod metal;
 #[cfg(not(all(feature = "metal", target_os = "macos")))]
@@ -21,7 +26,7 @@ pub mod wgpu;
 
 pub use crate::device::caps as device_caps;
 pub use crate::device::{
-    Backend, BackendStatus, DeviceMemoryRecord, DeviceRecord, WgpuApi, WgpuSelector,
+    Backend, BackendStatus, DeviceMemoryRecord, DeviceRecord, LlamaOffload, WgpuApi, WgpuSelector,
 };
 use crate::error::{Result, WorkloadError};
 
@@ -69,6 +74,7 @@ pub fn probe_all() -> Vec<BackendStatus> {
     out.push(candle::probe(Backend::Cuda { ordinal: 0 }));
     out.push(candle::probe(Backend::Metal { ordinal: 0 }));
     out.push(wgpu::probe());
+    out.push(llamacpp::probe());
     out
 }
 

@@ -45,24 +45,54 @@ pub enum WgpuSelector {
     Index(usize),
 }
 
+/// Where llama.cpp (the `llamacpp` engine backend) runs the model: on the
+/// host CPU, or with every layer offloaded to one of its GPU backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LlamaOffload {
+    Cpu,
+    Cuda,
+    Vulkan,
+    Metal,
+}
+
+impl LlamaOffload {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LlamaOffload::Cpu => "cpu",
+            LlamaOffload::Cuda => "cuda",
+            LlamaOffload::Vulkan => "vulkan",
+            LlamaOffload::Metal => "metal",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Cpu,
-    Cuda { ordinal: usize },
-    Metal { ordinal: usize },
+    Cuda {
+        ordinal: usize,
+    },
+    Metal {
+        ordinal: usize,
+    },
     Wgpu(WgpuSelector),
+    /// llama.cpp through the `llama-cpp-2` crate, inside the worker.
+    LlamaCpp(LlamaOffload),
 }
 
 impl Backend {
     /// Parses `cpu`, `cuda`, `cuda:N`, `metal`, `metal:N`, `wgpu`,
-    /// `wgpu:vulkan|metal|dx12|gl`, `wgpu:N`.
+    /// `wgpu:vulkan|metal|dx12|gl`, `wgpu:N`, `llamacpp`,
+    /// `llamacpp:cuda|vulkan|metal`.
     pub fn parse(s: &str) -> Result<Backend> {
         let s = s.trim();
-        let unknown = || WorkloadError::UnknownName {
+        let unknown = || {
+            WorkloadError::UnknownName {
             what: "backend",
             name: s.to_string(),
-            hint: "expected cpu, cuda[:N], metal[:N], wgpu, wgpu:vulkan|metal|dx12|gl or wgpu:N"
+            hint: "expected cpu, cuda[:N], metal[:N], wgpu, wgpu:vulkan|metal|dx12|gl, wgpu:N, llamacpp or llamacpp:cuda|vulkan|metal"
                 .to_string(),
+        }
         };
         let (head, tail) = match s.split_once(':') {
             Some((h, t)) => (h, Some(t)),
@@ -90,17 +120,26 @@ impl Backend {
                 Some("gl") => WgpuSelector::Api(WgpuApi::Gl),
                 Some(n) => WgpuSelector::Index(n.parse().map_err(|_| unknown())?),
             })),
+            "llamacpp" => Ok(Backend::LlamaCpp(match tail {
+                None => LlamaOffload::Cpu,
+                Some("cuda") => LlamaOffload::Cuda,
+                Some("vulkan") => LlamaOffload::Vulkan,
+                Some("metal") => LlamaOffload::Metal,
+                Some(_) => return Err(unknown()),
+            })),
             _ => Err(unknown()),
         }
     }
 
-    /// Family name without the device selector: `cpu`, `cuda`, `metal`, `wgpu`.
+    /// Family name without the device selector: `cpu`, `cuda`, `metal`,
+    /// `wgpu`, `llamacpp`.
     pub fn family(&self) -> &'static str {
         match self {
             Backend::Cpu => "cpu",
             Backend::Cuda { .. } => "cuda",
             Backend::Metal { .. } => "metal",
             Backend::Wgpu(_) => "wgpu",
+            Backend::LlamaCpp(_) => "llamacpp",
         }
     }
 
@@ -108,6 +147,10 @@ impl Backend {
     pub fn feature(&self) -> Option<&'static str> {
         match self {
             Backend::Cpu => None,
+            Backend::LlamaCpp(LlamaOffload::Cpu) => Some("llamacpp"),
+            Backend::LlamaCpp(LlamaOffload::Cuda) => Some("llamacpp-cuda"),
+            Backend::LlamaCpp(LlamaOffload::Vulkan) => Some("llamacpp-vulkan"),
+            Backend::LlamaCpp(LlamaOffload::Metal) => Some("llamacpp-metal"),
             other => Some(other.family()),
         }
     }
@@ -119,6 +162,10 @@ impl Backend {
             // candle's Metal device exists on macOS only.
             Backend::Metal { .. } => cfg!(all(feature = "metal", target_os = "macos")),
             Backend::Wgpu(_) => cfg!(feature = "wgpu"),
+            Backend::LlamaCpp(LlamaOffload::Cpu) => cfg!(feature = "llamacpp"),
+            Backend::LlamaCpp(LlamaOffload::Cuda) => cfg!(feature = "llamacpp-cuda"),
+            Backend::LlamaCpp(LlamaOffload::Vulkan) => cfg!(feature = "llamacpp-vulkan"),
+            Backend::LlamaCpp(LlamaOffload::Metal) => cfg!(feature = "llamacpp-metal"),
         }
     }
 
@@ -133,9 +180,10 @@ impl Backend {
         })
     }
 
-    /// Whether candle runs this backend (as opposed to our WGSL engine).
+    /// Whether candle runs this backend (as opposed to our WGSL engine or
+    /// llama.cpp).
     pub fn is_candle(&self) -> bool {
-        !matches!(self, Backend::Wgpu(_))
+        !matches!(self, Backend::Wgpu(_) | Backend::LlamaCpp(_))
     }
 }
 
@@ -150,6 +198,8 @@ impl fmt::Display for Backend {
             Backend::Wgpu(WgpuSelector::Best) => write!(f, "wgpu"),
             Backend::Wgpu(WgpuSelector::Api(api)) => write!(f, "wgpu:{}", api.as_str()),
             Backend::Wgpu(WgpuSelector::Index(i)) => write!(f, "wgpu:{i}"),
+            Backend::LlamaCpp(LlamaOffload::Cpu) => write!(f, "llamacpp"),
+            Backend::LlamaCpp(o) => write!(f, "llamacpp:{}", o.as_str()),
         }
     }
 }
@@ -232,11 +282,15 @@ mod tests {
             "wgpu:vulkan",
             "wgpu:gl",
             "wgpu:2",
+            "llamacpp",
+            "llamacpp:cuda",
+            "llamacpp:vulkan",
+            "llamacpp:metal",
         ] {
             assert_eq!(Backend::parse(s).unwrap().to_string(), s);
         }
         assert_eq!(Backend::parse("cuda:0").unwrap().to_string(), "cuda");
-        for bad in ["gpu", "cpu:1", "wgpu:opengl", "cuda:x", ""] {
+        for bad in ["gpu", "cpu:1", "wgpu:opengl", "cuda:x", "llamacpp:rocm", ""] {
             assert!(Backend::parse(bad).is_err(), "{bad}");
         }
     }

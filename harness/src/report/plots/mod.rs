@@ -7,6 +7,7 @@ pub mod chart;
 mod common;
 pub mod draw;
 mod energy;
+mod engines;
 pub mod font;
 mod latency;
 mod memcap;
@@ -31,8 +32,9 @@ type Builder = fn(&[ReportInput]) -> Vec<Planned>;
 
 /// Every figure the report knows, in report order.
 pub fn plan(inputs: &[ReportInput]) -> Vec<Planned> {
-    let builders: [Builder; 7] = [
+    let builders: [Builder; 8] = [
         throughput::plan,
+        engines::plan,
         latency::plan,
         energy::plan,
         pareto::plan,

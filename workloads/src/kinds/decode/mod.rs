@@ -5,6 +5,8 @@
 //! `decode/gguf/<format>` runs the same on a user's GGUF file (`--model`),
 //! verified against that file's weights dequantized to f32 on the CPU.
 
+#[cfg(feature = "llamacpp")]
+pub mod llamacpp;
 #[cfg(feature = "wgpu")]
 pub mod wgpu;
 
@@ -88,15 +90,7 @@ pub fn prepare(
             .map_err(e("build model"))?;
         (cfg, m, None, crate::cost::work::of(spec))
     };
-    let corpus = MarkovCorpus::for_vocab(cfg.vocab, spec.seed);
-    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed ^ 0xDEC0);
-    let mut depth_tokens = Vec::new();
-    let mut prompt_tokens = Vec::new();
-    for _ in 0..*batch {
-        let s = corpus.sample(depth + prompt, &mut rng);
-        depth_tokens.extend_from_slice(&s[..*depth]);
-        prompt_tokens.extend_from_slice(&s[*depth..]);
-    }
+    let (depth_tokens, prompt_tokens) = sample_tokens(&cfg, spec.seed, *batch, *depth, *prompt);
     let mut depth_cache = Cache::new(cfg.n_layers);
     if *depth > 0 {
         let d = Tensor::from_vec(depth_tokens.clone(), (*batch, *depth), &device)
@@ -130,6 +124,27 @@ pub fn prepare(
         gen_tokens: *gen_tokens,
         work,
     }))
+}
+
+/// The context and prompt tokens of every sequence, (B·depth) and (B·P),
+/// from the workload's seeded corpus: the same on every engine.
+pub(crate) fn sample_tokens(
+    cfg: &ModelConfig,
+    seed: u64,
+    batch: usize,
+    depth: usize,
+    prompt: usize,
+) -> (Vec<u32>, Vec<u32>) {
+    let corpus = MarkovCorpus::for_vocab(cfg.vocab, seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xDEC0);
+    let mut depth_tokens = Vec::new();
+    let mut prompt_tokens = Vec::new();
+    for _ in 0..batch {
+        let s = corpus.sample(depth + prompt, &mut rng);
+        depth_tokens.extend_from_slice(&s[..depth]);
+        prompt_tokens.extend_from_slice(&s[depth..]);
+    }
+    (depth_tokens, prompt_tokens)
 }
 
 /// Greedy next tokens from the last position: logits (B, T, V) → (B, 1).
@@ -275,11 +290,31 @@ fn kl_bound(f: WeightFmt) -> f64 {
     }
 }
 
-impl PreparedWorkload for Decode {
-    fn verify(&mut self) -> Result<Verification> {
-        let e = |op| cerr(&self.backend, op);
-        let mut rows = Vec::new();
-        let (_, _, tokens) = self.generate(Some(&mut rows)).map_err(e("generate"))?;
+/// What a decode case's logits are checked against, whatever engine ran
+/// them: the CPU f32 model (or the GGUF file's weights dequantized to f32),
+/// teacher-forced on the same tokens.
+pub(crate) struct Reference<'a> {
+    pub backend: &'a Backend,
+    pub cfg: &'a ModelConfig,
+    pub seed: u64,
+    pub format: WeightFmt,
+    pub file: Option<&'a GgufFile>,
+    pub depth_tokens: &'a [u32],
+    pub prompt_tokens: &'a [u32],
+    pub batch: usize,
+    pub gen_tokens: usize,
+}
+
+impl Reference<'_> {
+    /// Judges `rows` (per step, per sequence: the last-position logits of
+    /// the prompt, then of each generated step) given the generated
+    /// `tokens`, with the per-format tolerances.
+    pub(crate) fn check(
+        &self,
+        rows: &[Vec<Vec<f32>>],
+        tokens: &[Vec<u32>],
+    ) -> Result<Verification> {
+        let e = |op| cerr(self.backend, op);
         // Reference: the CPU f32 model, teacher-forced on the same tokens,
         // one layer in memory at a time (so it works for any shape).
         let (p_len, d_len) = (
@@ -300,7 +335,7 @@ impl PreparedWorkload for Decode {
                     &seq,
                     from,
                 ),
-                None => Model::streamed_reference_logits(&self.cfg, self.seed, &seq, from),
+                None => Model::streamed_reference_logits(self.cfg, self.seed, &seq, from),
             }
             .map_err(e("reference forward"))?;
             for (step, r) in rows.iter().enumerate() {
@@ -348,6 +383,27 @@ impl PreparedWorkload for Decode {
                 }
             ),
         })
+    }
+}
+
+impl PreparedWorkload for Decode {
+    fn verify(&mut self) -> Result<Verification> {
+        let mut rows = Vec::new();
+        let (_, _, tokens) = self
+            .generate(Some(&mut rows))
+            .map_err(cerr(&self.backend, "generate"))?;
+        Reference {
+            backend: &self.backend,
+            cfg: &self.cfg,
+            seed: self.seed,
+            format: self.format,
+            file: self.file.as_ref(),
+            depth_tokens: &self.depth_tokens,
+            prompt_tokens: &self.prompt_tokens,
+            batch: self.batch,
+            gen_tokens: self.gen_tokens,
+        }
+        .check(&rows, &tokens)
     }
 
     fn run_iter(&mut self) -> Result<IterReport> {

@@ -1,0 +1,167 @@
+//! llama.cpp as an engine backend (`llamacpp`, `llamacpp:cuda|vulkan|metal`)
+//! through the `llama-cpp-2` crate: the process-wide llama.cpp backend, how
+//! a model file is opened on it, and its description for the result file.
+//! The decode/prefill workload on it lives in `kinds/decode/llamacpp.rs`.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::model::params::LlamaModelParams;
+
+use super::{Backend, BackendStatus, DeviceRecord};
+use crate::device::LlamaOffload;
+use crate::error::{Result, WorkloadError};
+
+/// llama.cpp's backend may be initialised once per process; every case of
+/// the process shares it.
+static BACKEND: OnceLock<std::result::Result<LlamaBackend, String>> = OnceLock::new();
+
+fn unavailable(offload: LlamaOffload, reason: String) -> WorkloadError {
+    WorkloadError::Unsupported {
+        workload: "llama.cpp".into(),
+        backend: Backend::LlamaCpp(offload).to_string(),
+        reason,
+    }
+}
+
+/// The process's llama.cpp backend, its log silenced: llama.cpp writes
+/// hundreds of lines per model to stderr, which would bury the worker's own
+/// messages; errors still reach the case through the API's results.
+pub fn backend(offload: LlamaOffload) -> Result<&'static LlamaBackend> {
+    Backend::LlamaCpp(offload).ensure_compiled()?;
+    let b = BACKEND.get_or_init(|| {
+        llama_cpp_2::send_logs_to_tracing(
+            llama_cpp_2::LogOptions::default().with_logs_enabled(false),
+        );
+        LlamaBackend::init().map_err(|e| e.to_string())
+    });
+    b.as_ref()
+        .map_err(|e| unavailable(offload, format!("llama.cpp did not initialise: {e}")))
+}
+
+/// `Ok` when cases on `offload` can run here (llama.cpp initialises; a GPU
+/// offload has a GPU backend with a device).
+pub fn check_usable(offload: LlamaOffload) -> Result<()> {
+    let b = backend(offload)?;
+    if offload != LlamaOffload::Cpu && !b.supports_gpu_offload() {
+        return Err(no_gpu(offload));
+    }
+    Ok(())
+}
+
+fn no_gpu(offload: LlamaOffload) -> WorkloadError {
+    unavailable(
+        offload,
+        "this llama.cpp build has no GPU device here (no driver, or built without the GPU backend)"
+            .into(),
+    )
+}
+
+/// Opens a GGUF file on `offload`: every layer on the GPU for the GPU
+/// offloads, none for `llamacpp` (the host CPU).
+pub fn open_model(offload: LlamaOffload, path: &Path) -> Result<LlamaModel> {
+    check_usable(offload)?;
+    let b = backend(offload)?;
+    let layers = if offload == LlamaOffload::Cpu {
+        0
+    } else {
+        u32::MAX
+    };
+    let params = LlamaModelParams::default().with_n_gpu_layers(layers);
+    LlamaModel::load_from_file(b, path, &params).map_err(|e| WorkloadError::LlamaCpp {
+        op: "load the model",
+        message: format!("{}: {e}", path.display()),
+    })
+}
+
+/// The SIMD and library features llama.cpp was compiled with
+/// (`llama_print_system_info`), e.g. `CPU : SSE3 = 1 | AVX2 = 1 | …`.
+pub fn system_info() -> String {
+    // SAFETY: returns a pointer to a static, NUL-terminated buffer that
+    // llama.cpp owns; it is copied before any other llama.cpp call.
+    unsafe {
+        let p = llama_cpp_sys_2::llama_print_system_info();
+        if p.is_null() {
+            return String::new();
+        }
+        std::ffi::CStr::from_ptr(p)
+            .to_string_lossy()
+            .trim()
+            .to_string()
+    }
+}
+
+/// Whether llama.cpp's CPU kernels were compiled with AVX2 on a host that
+/// has it: a build without it would run several times slower than a
+/// user's own llama.cpp, and the record must say so.
+fn simd_note(info: &str) -> Option<String> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && !info.contains("AVX2 = 1") {
+        return Some(
+            "llama.cpp was compiled without AVX2 on a host that has it (build with the repository's .cargo/config.toml, which passes -march=native): its figures understate llama.cpp".into(),
+        );
+    }
+    let _ = info;
+    None
+}
+
+/// The device a llamacpp case ran on, with llama.cpp's compile features.
+pub fn record(offload: LlamaOffload, threads: usize) -> DeviceRecord {
+    let info = system_info();
+    let mut details = vec![
+        format!("threads={threads}"),
+        format!("offload={}", offload.as_str()),
+        format!("system_info={info}"),
+    ];
+    details.extend(simd_note(&info).map(|n| format!("warning={n}")));
+    let gpu = llama_cpp_2::list_llama_ggml_backend_devices()
+        .into_iter()
+        .find(|d| offload != LlamaOffload::Cpu && d.backend.to_lowercase() != "cpu");
+    DeviceRecord {
+        backend: Backend::LlamaCpp(offload).to_string(),
+        name: match &gpu {
+            Some(d) => format!("{} (llama.cpp {})", d.description, d.backend),
+            None => "host CPU (llama.cpp ggml-cpu)".into(),
+        },
+        api: match offload {
+            LlamaOffload::Cpu => "host".into(),
+            other => other.as_str().into(),
+        },
+        device_type: if gpu.is_some() { "gpu" } else { "cpu" }.into(),
+        driver: "llama.cpp (llama-cpp-2 0.1.160)".into(),
+        driver_info: info,
+        index: gpu.map(|d| d.index),
+        details,
+    }
+}
+
+/// `capbench list backends`: compiled in, initialises, and (for the GPU
+/// offloads) has a GPU device.
+pub fn probe() -> BackendStatus {
+    let b = Backend::LlamaCpp(LlamaOffload::Cpu);
+    let status = |usable: bool, note: String| BackendStatus {
+        backend: b.family().into(),
+        compiled_in: true,
+        usable,
+        note,
+        devices: vec![],
+    };
+    match backend(LlamaOffload::Cpu) {
+        Err(e) => status(false, e.to_string()),
+        Ok(lb) => {
+            let info = system_info();
+            let mut note = format!("llama.cpp CPU: {info}");
+            if let Some(w) = simd_note(&info) {
+                note = format!("{note}; {w}");
+            }
+            if lb.supports_gpu_offload() {
+                note.push_str("; GPU offload available");
+            }
+            let mut s = status(true, note);
+            s.devices.push(record(LlamaOffload::Cpu, 0));
+            s
+        }
+    }
+}
