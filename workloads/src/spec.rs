@@ -137,7 +137,9 @@ pub const ATTENTION_VERSION: u32 = 1;
 pub const TRAIN_VERSION: u32 = 1;
 /// 2: one sequence of a dense GQA model decodes on the CPU through the
 /// fused f32 step (`models::fused`): f16/bf16 activations stay in f32.
-pub const DECODE_VERSION: u32 = 2;
+/// 3: its prompt runs through the fused prefill too (f32 activations, q8_0
+/// activation rows for q4_0/q8_0 weights), no longer candle's forward.
+pub const DECODE_VERSION: u32 = 3;
 pub const QUALITY_VERSION: u32 = 1;
 /// Held-out sequences a train-quality run's eval loss is measured on.
 pub const EVAL_SEQUENCES: usize = 16;

@@ -466,8 +466,46 @@ pub fn memory_need_bytes(spec: &WorkloadSpec) -> Option<f64> {
             } else {
                 0.0
             };
-            Some(prepare.max(weights + repack + depth_cache + prefill.max(last_step)))
+            // One sequence of a dense GQA model runs the fused path
+            // (`models::fused`) instead of candle's forward.
+            let fused =
+                *batch == 1 && cfg.mla.is_none() && (0..cfg.n_layers).all(|l| !cfg.layer(l).moe);
+            let run = if fused {
+                fused_decode_bytes(&cfg, *prompt, ctx0 + gen_tokens)
+            } else {
+                prefill.max(last_step)
+            };
+            Some(prepare.max(weights + repack + depth_cache + run))
         }
         _ => None,
     }
+}
+
+/// What the fused path (`models::fused`, one sequence) holds beside the
+/// weights while it runs `prompt` tokens and steps up to `cap` positions:
+/// its f32 KV cache of `cap` positions, the step's vectors, the prefill
+/// block's rows (up to `BLOCK_TOKENS` tokens) with their q8_0 copy, one
+/// attention-score block per pool thread, and GEMM slabs on the calling
+/// thread (float weights) and on every pool thread (attention per head).
+fn fused_decode_bytes(cfg: &ModelConfig, prompt: usize, cap: usize) -> f64 {
+    use super::memory::{gemm_pool_threads, gemm_slabs};
+    let (c, hd) = (cfg.d_model as f64, cfg.head_dim as f64);
+    let max = |f: fn(&crate::models::config::LayerDims) -> usize| {
+        (0..cfg.n_layers)
+            .map(|l| f(&cfg.layer(l)))
+            .max()
+            .unwrap_or(0) as f64
+    };
+    let (heads, kv, ffn) = (max(|d| d.n_heads), max(|d| d.n_kv_heads), max(|d| d.ffn));
+    let capf = cap as f64;
+    let cache = cfg.kv_elems_per_token() as f64 * capf * 4.0;
+    let step = (2.0 * c + 2.0 * heads * hd + 2.0 * kv * hd + 2.0 * ffn + heads * capf) * 4.0
+        + cfg.vocab as f64 * 4.0
+        + hd / 2.0 * 8.0;
+    let t = prompt.min(crate::models::fused::BLOCK_TOKENS) as f64;
+    let block = t * (2.0 * c + 3.0 * heads * hd + 2.0 * kv * hd + 2.0 * ffn) * 4.0
+        + t * hd / 2.0 * 8.0
+        + t * c.max(ffn).max(heads * hd) * 34.0 / 32.0;
+    let scores = gemm_pool_threads() * t * capf * 4.0;
+    cache + step + block + scores + gemm_slabs(true, true)
 }

@@ -13,6 +13,9 @@
 use candle_core::{CpuStorage, DType, Device, Result, Storage, Tensor};
 use rayon::prelude::*;
 
+mod prefill;
+pub use prefill::BLOCK_TOKENS;
+
 use super::matvec::{Weights, dot, matvec};
 use super::model::{Attn, Cache, Ffn, LayerCache, Model};
 use super::ops::Lin;
@@ -31,6 +34,9 @@ pub struct FusedDecoder {
     /// Attention runs its heads on threads from this many multiply-adds
     /// (context × heads × head_dim) up; below, rayon's cost exceeds the work.
     par_attention_from: usize,
+    /// Prompt tokens per prefill block (`prefill::BLOCK_TOKENS`; tests
+    /// shrink it to cross block boundaries).
+    block_tokens: usize,
     layers: Vec<LayerPlan>,
     final_norm: Vec<f32>,
 }
@@ -53,6 +59,8 @@ pub struct FusedState {
     up: Vec<f32>,
     rope: Vec<(f32, f32)>,
     pub logits: Vec<f32>,
+    /// The prompt's buffers (`prefill`), empty until it runs.
+    block: prefill::BlockScratch,
 }
 
 fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
@@ -183,6 +191,7 @@ impl FusedDecoder {
         Ok(Some(FusedDecoder {
             model: model.clone(),
             par_attention_from: 1 << 17,
+            block_tokens: prefill::BLOCK_TOKENS,
             layers,
             final_norm: host_f32(&model.final_norm)?,
         }))
@@ -216,6 +225,7 @@ impl FusedDecoder {
             up: vec![0.0; max_ffn],
             rope: vec![(1.0, 0.0); hd / 2],
             logits: vec![0.0; cfg.vocab],
+            block: Default::default(),
         };
         for (plan, lc) in self.layers.iter().zip(&cache.layers) {
             let mut k = vec![0.0; plan.n_kv * cap * hd];
@@ -336,6 +346,12 @@ impl FusedDecoder {
             st.x.iter_mut().zip(&st.h).for_each(|(x, o)| *x += o);
         }
         st.len += 1;
+        self.logits(st)
+    }
+
+    /// The final norm and the LM head of the residual `st.x`.
+    fn logits(&self, st: &mut FusedState) -> Result<()> {
+        let (cfg, c) = (&self.model.cfg, self.model.cfg.d_model);
         rms_norm(&st.x, &self.final_norm, cfg.norm_eps, &mut st.h);
         match &self.model.lm_head {
             Some(head) => lin_matvec(head, &st.h, &mut st.logits),
@@ -419,6 +435,69 @@ mod tests {
                     let (want, got) = both(&m, par, 3);
                     let d = max_rel(&want, &got);
                     assert!(d <= tol, "{} {format:?} par={par}: {d}", cfg.name);
+                }
+            }
+        }
+    }
+
+    /// The fused prefill after a context from candle's cache gives
+    /// candle's logits for the prompt's last position and leaves the cache
+    /// that candle's steps continue from: one block, and blocks of three
+    /// (a ragged last block); every format within the step test's bounds.
+    #[test]
+    fn fused_prefill_matches_candle() {
+        let dev = Device::Cpu;
+        let mut gguf_like = shape("dense-tiny").unwrap();
+        gguf_like.rope_interleaved = true;
+        gguf_like.tied_embeddings = false;
+        let (depth, prompt, steps) = (3, 7, 2);
+        for cfg in [
+            shape("dense-tiny").unwrap(),
+            shape("openelm-tiny").unwrap(),
+            gguf_like,
+        ] {
+            for (format, tol) in [
+                (WeightFormat::Float(DType::F32), 1e-5),
+                (WeightFormat::Q8_0, 1e-4),
+                (WeightFormat::Q4_0, 1e-4),
+                (WeightFormat::Float(DType::F16), 2e-2),
+                (WeightFormat::Float(DType::BF16), 1e-1),
+            ] {
+                let m = Model::generated(&cfg, 7, &dev, format).unwrap();
+                let toks = tokens(depth + prompt + steps, m.cfg.vocab);
+                let row = |t: &[u32]| Tensor::new(t, &dev).unwrap().unsqueeze(0).unwrap();
+                let host = |l: Tensor| -> Vec<f32> {
+                    let l = l.squeeze(0).unwrap().to_dtype(DType::F32).unwrap();
+                    l.get(l.dim(0).unwrap() - 1).unwrap().to_vec1().unwrap()
+                };
+                let mut cache = Cache::new(m.cfg.n_layers);
+                m.forward(&row(&toks[..depth]), Some(&mut cache)).unwrap();
+                let context = cache.clone();
+                let mut want = vec![host(
+                    m.forward(&row(&toks[depth..depth + prompt]), Some(&mut cache))
+                        .unwrap(),
+                )];
+                for i in depth + prompt..toks.len() {
+                    want.push(host(
+                        m.forward(&row(&toks[i..=i]), Some(&mut cache)).unwrap(),
+                    ));
+                }
+                for block in [prefill::BLOCK_TOKENS, 3] {
+                    let mut f = FusedDecoder::new(&m).unwrap().unwrap();
+                    f.block_tokens = block;
+                    let mut st = f.start(&context, toks.len()).unwrap();
+                    assert!(f.prefill(&mut st, &[]).is_err(), "an empty prompt");
+                    f.prefill(&mut st, &toks[depth..depth + prompt]).unwrap();
+                    let mut got = vec![st.logits.clone()];
+                    for &t in &toks[depth + prompt..] {
+                        f.step(&mut st, t).unwrap();
+                        got.push(st.logits.clone());
+                    }
+                    let d = max_rel(&want, &got);
+                    assert!(d <= tol, "{} {format:?} block {block}: {d}", cfg.name);
+                    let mut st = f.start(&context, depth + prompt - 1).unwrap();
+                    let e = f.prefill(&mut st, &toks[depth..depth + prompt]);
+                    assert!(e.is_err(), "a prompt past the cache is refused");
                 }
             }
         }

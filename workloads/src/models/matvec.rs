@@ -105,7 +105,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     dot_f32(path(), a, b)
 }
 
-fn dot_f16(p: Path, w: &[f16], x: &[f32]) -> f32 {
+pub(super) fn dot_f16(p: Path, w: &[f16], x: &[f32]) -> f32 {
     match p {
         // SAFETY: a SIMD path is only chosen (or tested) where detected.
         #[cfg(target_arch = "x86_64")]
@@ -116,7 +116,7 @@ fn dot_f16(p: Path, w: &[f16], x: &[f32]) -> f32 {
     }
 }
 
-fn dot_bf16(p: Path, w: &[bf16], x: &[f32]) -> f32 {
+pub(super) fn dot_bf16(p: Path, w: &[bf16], x: &[f32]) -> f32 {
     match p {
         // SAFETY: as in `dot_f16`.
         #[cfg(target_arch = "x86_64")]
@@ -127,7 +127,7 @@ fn dot_bf16(p: Path, w: &[bf16], x: &[f32]) -> f32 {
     }
 }
 
-fn dot_f32(p: Path, w: &[f32], x: &[f32]) -> f32 {
+pub(super) fn dot_f32(p: Path, w: &[f32], x: &[f32]) -> f32 {
     match p {
         // SAFETY: as in `dot_f16`.
         #[cfg(target_arch = "x86_64")]

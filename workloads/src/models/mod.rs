@@ -3,7 +3,9 @@
 
 pub mod cache;
 pub mod config;
+mod fgemm;
 pub mod fused;
+pub mod gemm;
 pub mod gguf;
 pub mod matvec;
 pub mod model;
@@ -11,6 +13,8 @@ pub mod ops;
 pub mod params;
 pub mod q4;
 pub mod q8;
+mod qact;
+mod qgemm;
 
 pub use config::{Family, ModelConfig, shape, shapes};
 pub use model::{Cache, Model, WeightFormat};

@@ -18,16 +18,14 @@
 use half::f16;
 use rayon::prelude::*;
 
-pub const BLOCK: usize = 32;
-/// Blocks interleaved together: one 32-bit lane per block in a 512-bit
-/// register (two 256-bit halves on AVX2).
-pub const GROUP: usize = 16;
+pub(super) use super::qact::{ActQ8, GROUP_ACT_BYTES, quantize_act};
+pub use super::qact::{ActRows, BLOCK, GROUP, Q4Path, path};
+use super::qgemm::{Kind, Packed, gemm_on};
+
 /// Packed nibbles of a group: 4 vectors of 64 bytes.
 const GROUP_NIBBLE_BYTES: usize = GROUP * BLOCK / 2;
 /// A group in memory: its nibbles, then its 16 f16 scales.
 const GROUP_BYTES: usize = GROUP_NIBBLE_BYTES + GROUP * 2;
-/// q8 activations of a group: 8 vectors of 64 bytes.
-pub(super) const GROUP_ACT_BYTES: usize = GROUP * BLOCK;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BlockQ4 {
@@ -50,17 +48,6 @@ pub struct Q4Matrix {
     pub cols: usize,
     groups: usize,
     data: Vec<u8>,
-}
-
-/// One activation row quantized to q8_0 in the groups' interleaved order.
-/// Shared with `q8`, whose groups interleave the same way.
-pub(super) struct ActQ8 {
-    /// Group g, vector k (0..8), lane j: elements 4k..4k+4 of block 16g + j.
-    pub(super) qs: Vec<i8>,
-    /// Per-block scale (rounded to f16 as ggml stores it); 0 for padding.
-    pub(super) d: Vec<f32>,
-    /// Per-block 8·Σqs: the −8 offset of the nibbles, taken out once.
-    pub(super) sum8: Vec<i32>,
 }
 
 /// ggml's reference q4_0 rounding: the largest-magnitude value maps to −8.
@@ -97,32 +84,6 @@ fn pack_group(blocks: &[BlockQ4], dst: &mut [u8]) {
         dst[GROUP_NIBBLE_BYTES + 2 * j..GROUP_NIBBLE_BYTES + 2 * j + 2]
             .copy_from_slice(&b.d.to_le_bytes());
     }
-}
-
-pub(super) fn quantize_act(x: &[f32], groups: usize) -> ActQ8 {
-    let mut a = ActQ8 {
-        qs: vec![0; groups * GROUP_ACT_BYTES],
-        d: vec![0.0; groups * GROUP],
-        sum8: vec![0; groups * GROUP],
-    };
-    for (i, blk) in x.chunks_exact(BLOCK).enumerate() {
-        let amax = blk.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        // ggml stores the q8_0 scale as f16; rounding it the same way keeps
-        // our products identical to ggml's (and candle's) for the same weights.
-        let d = f16::from_f32(amax / 127.0).to_f32();
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        let (g, j) = (i / GROUP, i % GROUP);
-        let base = g * GROUP_ACT_BYTES + 4 * j;
-        let mut sum = 0i32;
-        for (e, v) in blk.iter().enumerate() {
-            let q = (v * id).round() as i8;
-            sum += q as i32;
-            a.qs[base + 64 * (e / 4) + e % 4] = q;
-        }
-        a.d[i] = d;
-        a.sum8[i] = 8 * sum;
-    }
-    a
 }
 
 impl Q4Matrix {
@@ -203,103 +164,52 @@ impl Q4Matrix {
     /// y = W·x for one activation row, into `y` (rows long): the decode
     /// step's form, with no output allocation.
     pub fn matvec(&self, x: &[f32], y: &mut [f32]) {
-        let a = quantize_act(x, self.groups);
+        let acts = quantize_act(x);
+        let a = acts.row(0);
         let row_bytes = self.row_bytes();
         let chunk = 64;
         y.par_chunks_mut(chunk)
             .zip(self.data.par_chunks(chunk * row_bytes))
             .for_each(|(ys, w)| {
                 for (y, row) in ys.iter_mut().zip(w.chunks_exact(row_bytes)) {
-                    *y = dot(row, &a);
+                    *y = dot(row, a);
                 }
             });
+    }
+
+    /// The matrix for `qgemm`.
+    pub(super) fn packed(&self) -> Packed<'_> {
+        Packed {
+            kind: Kind::Q4,
+            data: &self.data,
+            rows: self.rows,
+            dot: dot_on,
+        }
+    }
+
+    /// out[i·ldo + r] = W[r]·a[i] for every activation row of `a`
+    /// (quantized from rows of `cols`): prefill's form.
+    pub fn matmul_into(&self, a: &ActRows, out: &mut [f32], ldo: usize) {
+        gemm_on(path(), self.packed(), a, out, ldo)
     }
 
     /// y = W·x for each row of `xs` ((m, cols) row-major) → (m, rows).
     pub fn matmul(&self, xs: &[f32], m: usize) -> Vec<f32> {
-        let acts: Vec<ActQ8> = xs
-            .par_chunks_exact(self.cols)
-            .take(m)
-            .map(|x| quantize_act(x, self.groups))
-            .collect();
-        let row_bytes = self.row_bytes();
-        // Weight rows outermost, so each row is read from memory once and
-        // reused from L1 for all m inputs (prefill, batch); (rows, m) here.
-        // Inputs go four at a time where the path can: each group of the
-        // row is unpacked once for the four (prefill is compute-bound).
-        let four = path() == Q4Path::Avx512Vnni;
-        let chunk = 64;
-        let mut out_t = vec![0.0f32; self.rows * m];
-        out_t
-            .par_chunks_mut(chunk * m)
-            .zip(self.data.par_chunks(chunk * row_bytes))
-            .for_each(|(o, w)| {
-                for (ys, row) in o.chunks_exact_mut(m).zip(w.chunks_exact(row_bytes)) {
-                    let mut done = 0;
-                    if four {
-                        for (y4, a4) in ys.chunks_exact_mut(4).zip(acts.chunks_exact(4)) {
-                            // SAFETY: `path` detected AVX-512 VNNI.
-                            #[cfg(target_arch = "x86_64")]
-                            y4.copy_from_slice(&unsafe { dot4_avx512(row, a4) });
-                            done += 4;
-                        }
-                    }
-                    for (y, a) in ys[done..].iter_mut().zip(&acts[done..]) {
-                        *y = dot(row, a);
-                    }
-                }
-            });
-        if m == 1 {
-            return out_t;
-        }
+        let mut a = ActRows::default();
+        a.quantize(&xs[..m * self.cols], self.cols);
         let mut out = vec![0.0f32; m * self.rows];
-        for (r, ys) in out_t.chunks_exact(m).enumerate() {
-            for (i, y) in ys.iter().enumerate() {
-                out[i * self.rows + r] = *y;
-            }
-        }
+        self.matmul_into(&a, &mut out, self.rows);
         out
     }
 }
 
-/// The dot-product path in use: the widest this CPU offers, unless
-/// `CAPBENCH_Q4_KERNEL=avx2|scalar` asks for a narrower one (to compare
-/// paths on one machine; recorded nowhere else, so only for development).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Q4Path {
-    Avx512Vnni,
-    Avx2,
-    Scalar,
-}
-
-pub fn path() -> Q4Path {
-    static PATH: std::sync::OnceLock<Q4Path> = std::sync::OnceLock::new();
-    *PATH.get_or_init(|| {
-        let asked = std::env::var("CAPBENCH_Q4_KERNEL").unwrap_or_default();
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::is_x86_feature_detected as has;
-            let avx2 = has!("avx2") && has!("fma") && has!("f16c");
-            let avx512 = avx2 && has!("avx512f") && has!("avx512bw") && has!("avx512vnni");
-            match asked.as_str() {
-                "scalar" => Q4Path::Scalar,
-                "avx2" if avx2 => Q4Path::Avx2,
-                _ if avx512 => Q4Path::Avx512Vnni,
-                _ if avx2 => Q4Path::Avx2,
-                _ => Q4Path::Scalar,
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = asked;
-            Q4Path::Scalar
-        }
-    })
-}
-
 /// One packed weight row against one activation row.
-fn dot(row: &[u8], a: &ActQ8) -> f32 {
-    match path() {
+fn dot(row: &[u8], a: ActQ8) -> f32 {
+    dot_on(path(), row, a)
+}
+
+fn dot_on(p: Q4Path, row: &[u8], a: ActQ8) -> f32 {
+    match p {
         // SAFETY: `path` only returns a SIMD path whose features it detected.
         #[cfg(target_arch = "x86_64")]
         Q4Path::Avx512Vnni => unsafe { dot_avx512(row, a) },
@@ -309,7 +219,7 @@ fn dot(row: &[u8], a: &ActQ8) -> f32 {
     }
 }
 
-fn dot_scalar(row: &[u8], a: &ActQ8) -> f32 {
+fn dot_scalar(row: &[u8], a: ActQ8) -> f32 {
     let mut total = 0.0f32;
     for (g, (w, x)) in row
         .chunks_exact(GROUP_BYTES)
@@ -338,7 +248,7 @@ fn dot_scalar(row: &[u8], a: &ActQ8) -> f32 {
 /// widened once per half.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_avx2(row: &[u8], a: &ActQ8) -> f32 {
+unsafe fn dot_avx2(row: &[u8], a: ActQ8) -> f32 {
     use std::arch::x86_64::*;
     let mask = _mm256_set1_epi8(0x0F);
     let ones = _mm256_set1_epi16(1);
@@ -386,7 +296,7 @@ unsafe fn dot_avx2(row: &[u8], a: &ActQ8) -> f32 {
 /// products (two accumulators, so the chains overlap), one scale step.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn dot_avx512(row: &[u8], a: &ActQ8) -> f32 {
+unsafe fn dot_avx512(row: &[u8], a: ActQ8) -> f32 {
     use std::arch::x86_64::*;
     let mask = _mm512_set1_epi8(0x0F);
     let mut acc = _mm512_setzero_ps();
@@ -425,55 +335,6 @@ unsafe fn dot_avx512(row: &[u8], a: &ActQ8) -> f32 {
     _mm512_reduce_add_ps(acc)
 }
 
-/// `dot_avx512` for four activation rows at once: the group's nibbles are
-/// unpacked and its scales converted once, then each row takes its eight
-/// dot products (two chains per row, eight chains in flight).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn dot4_avx512(row: &[u8], a: &[ActQ8]) -> [f32; 4] {
-    use std::arch::x86_64::*;
-    assert!(
-        a.len() == 4
-            && a.iter()
-                .all(|a| a.qs.len() * GROUP_BYTES == row.len() * GROUP_ACT_BYTES)
-    );
-    let mask = _mm512_set1_epi8(0x0F);
-    let mut acc = [_mm512_setzero_ps(); 4];
-    for g in 0..row.len() / GROUP_BYTES {
-        // SAFETY: group g lies inside `row` and every activation row's qs
-        // (lengths asserted above); blocks g·16.. exist in d and sum8.
-        unsafe {
-            let w = row.as_ptr().add(g * GROUP_BYTES);
-            let mut lo = [_mm512_setzero_si512(); 4];
-            let mut hi = [_mm512_setzero_si512(); 4];
-            for v in 0..4 {
-                let packed = _mm512_loadu_si512(w.add(64 * v) as *const __m512i);
-                lo[v] = _mm512_and_si512(packed, mask);
-                hi[v] = _mm512_and_si512(_mm512_srli_epi16(packed, 4), mask);
-            }
-            let dw = _mm512_cvtph_ps(_mm256_loadu_si256(
-                w.add(GROUP_NIBBLE_BYTES) as *const __m256i
-            ));
-            let i = g * GROUP;
-            for (acc, a) in acc.iter_mut().zip(a) {
-                let x = a.qs.as_ptr().add(g * GROUP_ACT_BYTES);
-                let (mut d0, mut d1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
-                for v in 0..4 {
-                    let xlo = _mm512_loadu_si512(x.add(64 * v) as *const __m512i);
-                    let xhi = _mm512_loadu_si512(x.add(64 * (4 + v)) as *const __m512i);
-                    d0 = _mm512_dpbusd_epi32(d0, lo[v], xlo);
-                    d1 = _mm512_dpbusd_epi32(d1, hi[v], xhi);
-                }
-                let s8 = _mm512_loadu_si512(a.sum8.as_ptr().add(i) as *const __m512i);
-                let dot = _mm512_sub_epi32(_mm512_add_epi32(d0, d1), s8);
-                let scale = _mm512_mul_ps(dw, _mm512_loadu_ps(a.d.as_ptr().add(i)));
-                *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, *acc);
-            }
-        }
-    }
-    acc.map(|v| _mm512_reduce_add_ps(v))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,9 +362,10 @@ mod tests {
             let q = Q4Matrix::quantize(&w, rows, cols).unwrap();
             let y = q.matmul(&x, m);
             for i in 0..m {
-                let xq = quantize_act(&x[i * cols..(i + 1) * cols], q.groups);
+                let xq = quantize_act(&x[i * cols..(i + 1) * cols]);
+                let xq = xq.row(0);
                 for r in 0..rows {
-                    let s = dot_scalar(row(&q, r), &xq);
+                    let s = dot_scalar(row(&q, r), xq);
                     let got = y[i * q.rows + r];
                     assert!((s - got).abs() <= 1e-3 * s.abs().max(1.0), "{s} vs {got}");
                     let exact: f32 = (0..cols).map(|c| w[r * cols + c] * x[i * cols + c]).sum();
@@ -517,11 +379,11 @@ mod tests {
                     {
                         use std::arch::is_x86_feature_detected as has;
                         if has!("avx2") && has!("fma") && has!("f16c") {
-                            let v = unsafe { dot_avx2(row(&q, r), &xq) };
+                            let v = unsafe { dot_avx2(row(&q, r), xq) };
                             assert!((v - s).abs() <= 1e-3 * s.abs().max(1.0), "avx2 {v} vs {s}");
                         }
                         if has!("avx512f") && has!("avx512bw") && has!("avx512vnni") {
-                            let v = unsafe { dot_avx512(row(&q, r), &xq) };
+                            let v = unsafe { dot_avx512(row(&q, r), xq) };
                             assert!(
                                 (v - s).abs() <= 1e-3 * s.abs().max(1.0),
                                 "avx512 {v} vs {s}"

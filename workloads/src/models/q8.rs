@@ -11,7 +11,8 @@
 use half::f16;
 use rayon::prelude::*;
 
-use super::q4::{ActQ8, BLOCK, GROUP, GROUP_ACT_BYTES, Q4Path, path, quantize_act};
+use super::qact::{ActQ8, ActRows, BLOCK, GROUP, GROUP_ACT_BYTES, Q4Path, path, quantize_act};
+use super::qgemm::{Kind, Packed, gemm_on};
 
 /// A group in memory: 8 vectors of 64 biased bytes, then 16 f16 scales.
 const GROUP_BYTES: usize = GROUP * BLOCK + GROUP * 2;
@@ -109,50 +110,50 @@ impl Q8Matrix {
 
     /// y = W·x for one activation row, into `y` (rows long).
     pub fn matvec(&self, x: &[f32], y: &mut [f32]) {
-        let a = quantize_act(x, self.groups);
+        let acts = quantize_act(x);
+        let a = acts.row(0);
         let row_bytes = self.row_bytes();
         y.par_chunks_mut(64)
             .zip(self.data.par_chunks(64 * row_bytes))
             .for_each(|(ys, w)| {
                 for (y, row) in ys.iter_mut().zip(w.chunks_exact(row_bytes)) {
-                    *y = dot(row, &a);
+                    *y = dot(row, a);
                 }
             });
     }
 
-    /// y = W·x for each row of `xs` ((m, cols) row-major) → (m, rows).
-    /// Weight rows outermost (as `q4`): each is read from memory once and
-    /// reused from L1 for all m inputs.
-    pub fn matmul(&self, xs: &[f32], m: usize) -> Vec<f32> {
-        let acts: Vec<ActQ8> = xs
-            .par_chunks_exact(self.cols)
-            .take(m)
-            .map(|x| quantize_act(x, self.groups))
-            .collect();
-        let row_bytes = self.row_bytes();
-        let mut out_t = vec![0.0f32; self.rows * m];
-        out_t
-            .par_chunks_mut(64 * m)
-            .zip(self.data.par_chunks(64 * row_bytes))
-            .for_each(|(o, w)| {
-                for (ys, row) in o.chunks_exact_mut(m).zip(w.chunks_exact(row_bytes)) {
-                    for (y, a) in ys.iter_mut().zip(&acts) {
-                        *y = dot(row, a);
-                    }
-                }
-            });
-        let mut out = vec![0.0f32; m * self.rows];
-        for (r, ys) in out_t.chunks_exact(m).enumerate() {
-            for (i, y) in ys.iter().enumerate() {
-                out[i * self.rows + r] = *y;
-            }
+    /// The matrix for `qgemm`.
+    pub(super) fn packed(&self) -> Packed<'_> {
+        Packed {
+            kind: Kind::Q8,
+            data: &self.data,
+            rows: self.rows,
+            dot: dot_on,
         }
+    }
+
+    /// out[i·ldo + r] = W[r]·a[i] for every activation row of `a`
+    /// (quantized from rows of `cols`): prefill's form.
+    pub fn matmul_into(&self, a: &ActRows, out: &mut [f32], ldo: usize) {
+        gemm_on(path(), self.packed(), a, out, ldo)
+    }
+
+    /// y = W·x for each row of `xs` ((m, cols) row-major) → (m, rows).
+    pub fn matmul(&self, xs: &[f32], m: usize) -> Vec<f32> {
+        let mut a = ActRows::default();
+        a.quantize(&xs[..m * self.cols], self.cols);
+        let mut out = vec![0.0f32; m * self.rows];
+        self.matmul_into(&a, &mut out, self.rows);
         out
     }
 }
 
-fn dot(row: &[u8], a: &ActQ8) -> f32 {
-    match path() {
+fn dot(row: &[u8], a: ActQ8) -> f32 {
+    dot_on(path(), row, a)
+}
+
+fn dot_on(p: Q4Path, row: &[u8], a: ActQ8) -> f32 {
+    match p {
         // SAFETY: `path` only returns a SIMD path whose features it detected.
         #[cfg(target_arch = "x86_64")]
         Q4Path::Avx512Vnni => unsafe { dot_avx512(row, a) },
@@ -162,7 +163,7 @@ fn dot(row: &[u8], a: &ActQ8) -> f32 {
     }
 }
 
-fn dot_scalar(row: &[u8], a: &ActQ8) -> f32 {
+fn dot_scalar(row: &[u8], a: ActQ8) -> f32 {
     let mut total = 0.0f32;
     for (g, (w, x)) in row
         .chunks_exact(GROUP_BYTES)
@@ -187,7 +188,7 @@ fn dot_scalar(row: &[u8], a: &ActQ8) -> f32 {
 /// block (`sum8` is 8·Σx), one scale step.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn dot_avx512(row: &[u8], a: &ActQ8) -> f32 {
+unsafe fn dot_avx512(row: &[u8], a: ActQ8) -> f32 {
     use std::arch::x86_64::*;
     let mut acc = _mm512_setzero_ps();
     for (g, (w, x)) in row
@@ -225,7 +226,7 @@ unsafe fn dot_avx512(row: &[u8], a: &ActQ8) -> f32 {
 /// activations (|w| ≤ 128, so a pair of products stays below 2^15).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_avx2(row: &[u8], a: &ActQ8) -> f32 {
+unsafe fn dot_avx2(row: &[u8], a: ActQ8) -> f32 {
     use std::arch::x86_64::*;
     let bias = _mm256_set1_epi8(-128);
     let ones = _mm256_set1_epi16(1);
@@ -303,9 +304,10 @@ mod tests {
                 q.matmul(&[x.clone(), x.clone()].concat(), 2),
                 [y.clone(), y.clone()].concat()
             );
-            let xq = quantize_act(&x, q.groups);
+            let xq = quantize_act(&x);
+            let xq = xq.row(0);
             for (r, got) in y.iter().enumerate() {
-                let s = dot_scalar(row(&q, r), &xq);
+                let s = dot_scalar(row(&q, r), xq);
                 assert!((s - got).abs() <= 1e-4 * s.abs().max(1.0), "{s} vs {got}");
                 let exact: f32 = (0..cols).map(|c| w[r * cols + c] * x[c]).sum();
                 let mag: f32 = (0..cols).map(|c| (w[r * cols + c] * x[c]).abs()).sum();
@@ -314,11 +316,11 @@ mod tests {
                 {
                     use std::arch::is_x86_feature_detected as has;
                     if has!("avx2") && has!("fma") && has!("f16c") {
-                        let v = unsafe { dot_avx2(row(&q, r), &xq) };
+                        let v = unsafe { dot_avx2(row(&q, r), xq) };
                         assert!((v - s).abs() <= 1e-4 * s.abs().max(1.0), "avx2 {v} vs {s}");
                     }
                     if has!("avx512f") && has!("avx512bw") && has!("avx512vnni") {
-                        let v = unsafe { dot_avx512(row(&q, r), &xq) };
+                        let v = unsafe { dot_avx512(row(&q, r), xq) };
                         assert!(
                             (v - s).abs() <= 1e-4 * s.abs().max(1.0),
                             "avx512 {v} vs {s}"
@@ -346,8 +348,9 @@ mod tests {
             .map(|i| if i % 2 == 0 { -1.0 } else { 1.0 })
             .collect();
         // Activations quantize to ±127 with d = 1/127: Σ = 16·(128 + 127)·127/127.
-        let xq = quantize_act(&x, q.groups);
-        let s = dot_scalar(row(&q, 0), &xq);
+        let xq = quantize_act(&x);
+        let xq = xq.row(0);
+        let s = dot_scalar(row(&q, 0), xq);
         let want = 16.0 * 255.0 * xq.d[0] * 127.0;
         assert!((s - want).abs() < 1e-3 * want, "{s} vs {want}");
         let mut y = [0.0];
@@ -355,7 +358,7 @@ mod tests {
         assert!((y[0] - s).abs() < 1e-3 * want, "{} vs {s}", y[0]);
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
-            let v = unsafe { dot_avx2(row(&q, 0), &xq) };
+            let v = unsafe { dot_avx2(row(&q, 0), xq) };
             assert!((v - s).abs() < 1e-3 * want, "avx2 {v} vs {s}");
         }
     }

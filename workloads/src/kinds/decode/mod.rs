@@ -37,8 +37,8 @@ pub struct Decode {
     model: Model,
     /// The synthetic model's weights as the cache hashed them.
     weights: Option<WeightsRecord>,
-    /// One sequence of a dense GQA model on the CPU decodes through the
-    /// fused step (`models::fused`); the prompt still runs on candle.
+    /// One sequence of a dense GQA model on the CPU runs the fused path
+    /// (`models::fused`): its prompt as a fused prefill, then fused steps.
     fused: Option<FusedDecoder>,
     /// Cache after the `depth` context tokens (cloned per iteration).
     depth_cache: Cache,
@@ -200,20 +200,15 @@ impl Decode {
         &self,
         mut keep: Option<&mut Vec<Vec<Vec<f32>>>>,
     ) -> candle_core::Result<(f64, Vec<f64>, Vec<Vec<u32>>)> {
+        if let Some(f) = &self.fused {
+            return self.generate_fused(f, keep);
+        }
         let mut cache = self.depth_cache.clone();
         let mut tokens: Vec<Vec<u32>> = vec![vec![]; self.batch];
         let t0 = Instant::now();
         let logits = self.model.forward_last(&self.prompt, Some(&mut cache))?;
         let mut next = greedy(&logits)?; // (B, 1)
         let host: Vec<Vec<u32>> = next.to_vec2()?; // also waits for the device
-        // The fused step's cache is filled from candle's before the clock
-        // stops: the prompt's cost includes handing its cache over.
-        let fused = match &self.fused {
-            Some(f) if self.gen_tokens > 0 => {
-                Some((f, f.start(&cache, cache.len + self.gen_tokens)?))
-            }
-            _ => None,
-        };
         let prefill_s = t0.elapsed().as_secs_f64();
         if let Some(k) = keep.as_mut() {
             k.push(last_rows(&logits)?);
@@ -222,20 +217,6 @@ impl Decode {
             tokens[b].push(row[0]);
         }
         let mut itl = Vec::with_capacity(self.gen_tokens);
-        if let Some((f, mut st)) = fused {
-            let mut tok = host[0][0];
-            for _ in 0..self.gen_tokens {
-                let ts = Instant::now();
-                f.step(&mut st, tok)?;
-                tok = argmax(&st.logits) as u32;
-                itl.push(ts.elapsed().as_secs_f64());
-                if let Some(k) = keep.as_mut() {
-                    k.push(vec![st.logits.clone()]);
-                }
-                tokens[0].push(tok);
-            }
-            return Ok((prefill_s, itl, tokens));
-        }
         for _ in 0..self.gen_tokens {
             let ts = Instant::now();
             let logits = self.model.forward_last(&next, Some(&mut cache))?;
@@ -250,6 +231,40 @@ impl Decode {
             }
         }
         Ok((prefill_s, itl, tokens))
+    }
+}
+
+impl Decode {
+    /// `generate` for one sequence on the fused path: the context's cache
+    /// handed over from candle's, the prompt as one fused prefill (its
+    /// time includes the handover), then the fused steps.
+    fn generate_fused(
+        &self,
+        f: &FusedDecoder,
+        mut keep: Option<&mut Vec<Vec<Vec<f32>>>>,
+    ) -> candle_core::Result<(f64, Vec<f64>, Vec<Vec<u32>>)> {
+        let t0 = Instant::now();
+        let cap = self.depth_cache.len + self.prompt_tokens.len() + self.gen_tokens;
+        let mut st = f.start(&self.depth_cache, cap)?;
+        f.prefill(&mut st, &self.prompt_tokens)?;
+        let mut tok = argmax(&st.logits) as u32;
+        let prefill_s = t0.elapsed().as_secs_f64();
+        if let Some(k) = keep.as_mut() {
+            k.push(vec![st.logits.clone()]);
+        }
+        let mut tokens = vec![tok];
+        let mut itl = Vec::with_capacity(self.gen_tokens);
+        for _ in 0..self.gen_tokens {
+            let ts = Instant::now();
+            f.step(&mut st, tok)?;
+            tok = argmax(&st.logits) as u32;
+            itl.push(ts.elapsed().as_secs_f64());
+            if let Some(k) = keep.as_mut() {
+                k.push(vec![st.logits.clone()]);
+            }
+            tokens.push(tok);
+        }
+        Ok((prefill_s, itl, vec![tokens]))
     }
 }
 
