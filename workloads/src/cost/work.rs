@@ -335,7 +335,9 @@ fn train_step_bytes(
 ///   context twice (the cache and its concatenated successor), the GEMM
 ///   slab of the calling thread (and the pool's for a large prompt), and
 ///   the larger of the attention moment (mask, three score tensors, four
-///   d-wide tensors per token) and the logits moment of the prompt.
+///   d-wide tensors per token) and the logits moment of the prompt; for
+///   one sequence of a dense GQA model, the fused path's buffers instead
+///   (`fused_decode_bytes`).
 ///
 /// Checked against the counting allocator's peak in
 /// harness/tests/caps_cli.rs; used by `list workloads` and by `fits / does
