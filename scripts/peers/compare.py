@@ -24,6 +24,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -126,6 +127,10 @@ def fingerprint(args):
 
 
 def main():
+    # wgpu's Vulkan loader, probed for the machine record, prints an error
+    # per probe without a runtime directory (a bare ssh or CI session); the
+    # other scripts export one the same way.
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp())
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--capbench", required=True)
