@@ -431,6 +431,15 @@ pub struct CompareArgs {
     /// failed exactly where the exit code is 1 (for CI test reports).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+
+    /// Engines side by side, e.g. cpu,llamacpp: each workload under the same
+    /// caps on backend BASE paired with itself on backend NEW — in one run
+    /// folder, or BASE's cases from the first folder and NEW's from the
+    /// second — with NEW/BASE and its CI per workload, as for two runs. A
+    /// comparison, not a gate: exit 0 (2 when no workload ran on both).
+    #[arg(long, value_name = "BASE,NEW", value_parser = parse_engine_pair,
+          conflicts_with_all = ["baseline", "calibration", "junit", "fail_on_incomparable"])]
+    pub engines: Option<(String, String)>,
 }
 
 #[derive(Debug, Args)]
@@ -532,6 +541,16 @@ pub struct WorkerArgs {
     /// Where to write the worker's result.
     #[arg(long)]
     pub result: PathBuf,
+}
+
+/// `--engines BASE,NEW`: two different backend names.
+fn parse_engine_pair(s: &str) -> Result<(String, String), String> {
+    match s.split(',').map(str::trim).collect::<Vec<_>>().as_slice() {
+        [a, b] if !a.is_empty() && !b.is_empty() && a != b => Ok((a.to_string(), b.to_string())),
+        _ => Err(format!(
+            "expected two different backends as BASE,NEW (e.g. cpu,llamacpp), got {s:?}"
+        )),
+    }
 }
 
 #[cfg(test)]

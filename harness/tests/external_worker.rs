@@ -102,6 +102,51 @@ fn a_protocol_worker_is_measured_like_any_backend() {
 }
 
 #[test]
+fn compare_engines_puts_two_backends_of_one_run_side_by_side() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = suite(tmp.path(), "ok");
+    let run_dir = tmp.path().join("run");
+    let out = capbench()
+        .args(["run", "--quiet", "--threads", "1", "--suite"])
+        .arg(&s)
+        .arg("--out")
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let compare = |engines: &str| {
+        capbench()
+            .args(["compare", "--engines", engines])
+            .arg(&run_dir)
+            .output()
+            .unwrap()
+    };
+    let out = compare("cpu,fake");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    // A comparison, not a gate: exit 0 whichever engine is faster.
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(text.contains("engines: fake against cpu"), "{text}");
+    assert!(
+        text.contains("kernel/gemm-f32-8@cpu→fake+threads=1"),
+        "{text}"
+    );
+    assert!(!text.contains("not in the"), "the pair matched: {text}");
+    // No workload on both: exit 2, naming the backends the run holds.
+    let out = compare("cpu,llamacpp");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("backends there: cpu, fake"),
+        "{}",
+        stderr(&out)
+    );
+    for bad in ["cpu", "cpu,cpu", ",fake"] {
+        let out = compare(bad);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(stderr(&out).contains("BASE,NEW"), "{bad}: {}", stderr(&out));
+    }
+}
+
+#[test]
 fn garbage_json_is_an_error_naming_the_protocol() {
     let (code, _, _, fake) = run_mode("garbage", &[]);
     assert_eq!(code, 1);

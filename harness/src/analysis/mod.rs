@@ -9,6 +9,7 @@ pub mod ceilings;
 pub mod changepoint;
 pub mod compare;
 pub mod energy;
+pub mod engines;
 pub mod fit;
 #[cfg(test)]
 pub mod fixtures;

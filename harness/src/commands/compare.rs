@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use crate::analysis::compare::{CompareOptions, Verdict, compare_runs};
+use crate::analysis::engines::{backends_in, engine_sides};
 use crate::baseline;
 use crate::cli::{CompareArgs, CompareFormat};
 use crate::error::HarnessError;
@@ -13,6 +14,9 @@ use crate::results::io::{load_run, parse_versioned};
 use super::exit_ok;
 
 pub fn run(a: &CompareArgs) -> Result<ExitCode, HarnessError> {
+    if let Some((base, new)) = &a.engines {
+        return engines(a, base, new);
+    }
     let (base, base_dir, base_path, new_path) = match (&a.baseline, a.runs.as_slice()) {
         (Some(name), [new]) => {
             let (dir, run, _) = baseline::load(&a.baselines_dir, name)?;
@@ -68,4 +72,50 @@ pub fn run(a: &CompareArgs) -> Result<ExitCode, HarnessError> {
     Ok(exit_ok(
         !(c.any_regressed() || (a.fail_on_incomparable && incomparable)),
     ))
+}
+
+/// `compare --engines BASE,NEW RUN [RUN2]`: engines side by side.
+fn engines(a: &CompareArgs, base: &str, new: &str) -> Result<ExitCode, HarnessError> {
+    let (first, second) = match a.runs.as_slice() {
+        [one] => (one, one),
+        [one, two] => (one, two),
+        _ => unreachable!("clap takes one or two run folders"),
+    };
+    let (run_a, run_b) = (load_run(first)?, load_run(second)?);
+    run_a.check_one_result_per_case(first)?;
+    run_b.check_one_result_per_case(second)?;
+    let Some((b, n)) = engine_sides(&run_a, &run_b, base, new) else {
+        let mut seen = backends_in(&run_a);
+        seen.extend(backends_in(&run_b));
+        seen.sort();
+        seen.dedup();
+        return Err(HarnessError::usage(format!(
+            "no workload under the same caps ran on both {base} and {new} in {}; backends there: {} \
+             (run one suite with --backend {base},{new}, or pass the two runs' folders)",
+            if first == second {
+                first.display().to_string()
+            } else {
+                format!("{} and {}", first.display(), second.display())
+            },
+            seen.join(", ")
+        )));
+    };
+    let opts = CompareOptions {
+        threshold: a.threshold,
+        allow_machine_mismatch: a.allow_machine_mismatch,
+        calibration: None,
+    };
+    let mut c = compare_runs(&b, &n, &opts);
+    c.headline = format!(
+        "engines: {new} against {base} (ratio = {new}'s rate / {base}'s; improved = {new} faster, \
+         regressed = {new} slower) — {}",
+        c.headline
+    );
+    let text = match a.format {
+        CompareFormat::Text => report_compare::text(&c),
+        CompareFormat::Md => report_compare::markdown(&c),
+        CompareFormat::Json => report_compare::json(&c),
+    };
+    println!("{text}");
+    Ok(exit_ok(true))
 }
