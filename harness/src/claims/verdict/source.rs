@@ -197,9 +197,16 @@ pub(super) fn projection_source(
                     "only as far as the roof at 100 % goes: a smaller model's efficiency can be far lower (per-op overhead), so the band's lower end is open"
                 }
             };
+            // A nearer size refused as a measurement error is said, so
+            // that a reader sees why the source is not the one expected.
+            let skipped = if why.is_empty() {
+                String::new()
+            } else {
+                format!("; not used: {}", why.join("; "))
+            };
             Ok(Source {
                 note: Some(format!(
-                    "{} was not measured; the efficiency of {} (same family, format and batch; {} → {} parameters) is carried over {bound}",
+                    "{} was not measured; the efficiency of {} (same family, format and batch; {} → {} parameters) is carried over {bound}{skipped}",
                     claim.workload.name,
                     f.label(),
                     p(&f.case.workload.spec),

@@ -553,3 +553,29 @@ fn a_source_above_its_roof_is_refused_and_the_reason_given() {
     let why = v.expectations[0].reason.as_deref().unwrap_or_default();
     assert!(why.contains("MBU 1.300 > 1"), "{why}");
 }
+
+#[test]
+fn a_nearer_size_above_its_roof_is_named_when_another_is_used() {
+    let mut near = machine_run_of("m1", true, "decode/dense-small/f32");
+    near.run.cases[0].metrics.insert("mbu".into(), 1.3);
+    let runs = vec![machine_run("m1", true), near];
+    let v = verdict(
+        &claim(
+            "decode/llama-3.2-1b/f32",
+            "profile = \"fast\"",
+            &["tokens_per_s >= 0.001".into()],
+        ),
+        &runs,
+    );
+    assert_eq!(v.verdict, ClaimVerdictKind::SupportedProjected, "{v:#?}");
+    let note = v
+        .assumptions
+        .iter()
+        .find(|a| a.contains("was not measured"))
+        .expect("the source's note");
+    assert!(note.contains("decode/dense-tiny/f32"), "{note}");
+    assert!(
+        note.contains("not used: decode/dense-small/f32") && note.contains("MBU 1.300 > 1"),
+        "{note}"
+    );
+}
