@@ -66,27 +66,7 @@ def capbench(exe, workload, threads, repeat, out_dir, model=None):
     case = json.loads((out_dir / "cases.jsonl").read_text().splitlines()[0])
     if case["status"] != "ok":
         raise SystemExit(f"{workload}: capbench case status {case['status']}")
-    if workload.startswith("decode/"):
-        return generation_rate(case), "generation_tokens_per_s"
     return case["headline"]["value"], case["headline"]["metric"]
-
-
-def generation_rate(case):
-    """Tokens/s of the generated tokens alone, as llama-bench's tg counts
-    them: capbench's decode headline also counts the prompt's prefill in
-    each iteration's time (4-11 % of it for p16g64 on 1B models). The
-    median over every timed iteration of every process of G / (iteration
-    time - its prefill time)."""
-    rates = []
-    for p in case["processes"]:
-        w = p.get("worker") or {}
-        tokens = (w.get("work_per_iter") or {}).get("tokens")
-        walls = w.get("samples_wall_s") or []
-        prefills = (w.get("extra_samples") or {}).get("prefill_s") or []
-        if not tokens or len(walls) != len(prefills):
-            raise SystemExit(f"{case['id']}: no per-iteration prefill times to separate")
-        rates += [tokens / (t - pf) for t, pf in zip(walls, prefills)]
-    return statistics.median(rates)
 
 
 def torch_train(python, script, threads, dtype, steps):
@@ -164,15 +144,9 @@ def main():
     ap.add_argument("--formats", default="q4_0,q8_0,f16")
     ap.add_argument("--train-dtypes", default="f32")
     ap.add_argument("--skip", default="", help="comma list of: decode,prefill,train")
-    ap.add_argument("--retable", action="store_true",
-                    help="measure nothing: recompute capbench's decode figures from --out's "
-                         "runs/ (generation only) and rewrite results.json and table.md")
     args = ap.parse_args()
 
     out = Path(args.out)
-    if args.retable:
-        retable(out)
-        return
     (out / "models").mkdir(parents=True, exist_ok=True)
     (out / "runs").mkdir(exist_ok=True)
     skip = set(filter(None, args.skip.split(",")))
@@ -233,27 +207,6 @@ def main():
     write_table(out, results)
 
 
-def retable(out):
-    """Decode rows of an earlier run, capbench's side recomputed from its
-    run folders as generation-only rates (the definition `capbench()` now
-    uses); the peer's figures and every other row are kept as measured."""
-    results = json.loads((out / "results.json").read_text())
-    for p in results["pairs"]:
-        if p["kind"] != "decode":
-            continue
-        _, model, fmt = [x.strip() for x in p["row"].split(",")]
-        for r, rnd in enumerate(p["rounds"]):
-            run = out / "runs" / f"decode-{model}-{fmt}-{r}" / "cases.jsonl"
-            case = json.loads(run.read_text().splitlines()[0])
-            rnd["capbench_headline_with_prompt"] = case["headline"]["value"]
-            rnd["capbench"] = generation_rate(case)
-            rnd["ratio"] = rnd["capbench"] / rnd["peer"]
-    results["retabled"] = ("decode rows: capbench's figure is the generation-only rate "
-                           "from runs/ (scripts/peers/compare.py --retable)")
-    (out / "results.json").write_text(json.dumps(results, indent=1))
-    write_table(out, results)
-
-
 def write_table(out, results):
     fp = results["fingerprint"]
     lines = ["# capbench against llama.cpp and PyTorch, interleaved", "",
@@ -262,8 +215,7 @@ def write_table(out, results):
         lines.append(f"| {k} | {v} |")
     lines += ["", f"Each row: {len(results['pairs'][0]['rounds']) if results['pairs'] else 0} "
               "rounds, peer and capbench back to back in each (order alternating); "
-              "tokens/s; ratio = capbench / peer per round. Decode: capbench's tokens/s "
-              "of the 64 generated tokens, its 16-token prompt excluded, as tg64 counts.", "",
+              "tokens/s; ratio = capbench / peer per round.", "",
               "| work | peer | peer tok/s | capbench tok/s | ratio per round | ratio (geo. mean) |",
               "|---|---|---|---|---|---|"]
     for p in results["pairs"]:
