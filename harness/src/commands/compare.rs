@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use crate::analysis::compare::{CompareOptions, Verdict, compare_runs};
+use crate::analysis::compare::{CompareOptions, Comparison, Verdict, compare_runs};
 use crate::analysis::engines::{backends_in, engine_sides};
 use crate::baseline;
 use crate::cli::{CompareArgs, CompareFormat};
@@ -56,12 +56,7 @@ pub fn run(a: &CompareArgs) -> Result<ExitCode, HarnessError> {
         calibration,
     };
     let c = compare_runs(&base, &new, &opts);
-    let text = match a.format {
-        CompareFormat::Text => report_compare::text(&c),
-        CompareFormat::Md => report_compare::markdown(&c),
-        CompareFormat::Json => report_compare::json(&c),
-    };
-    println!("{text}");
+    print(&c, a.format);
     if let Some(path) = &a.junit {
         crate::report::junit::write(
             path,
@@ -81,12 +76,20 @@ fn engines(a: &CompareArgs, base: &str, new: &str) -> Result<ExitCode, HarnessEr
         [one, two] => (one, two),
         _ => unreachable!("clap takes one or two run folders"),
     };
-    let (run_a, run_b) = (load_run(first)?, load_run(second)?);
+    // One folder is read once and plays both sides.
+    let run_a = load_run(first)?;
     run_a.check_one_result_per_case(first)?;
-    run_b.check_one_result_per_case(second)?;
-    let Some((b, n)) = engine_sides(&run_a, &run_b, base, new) else {
+    let loaded_b;
+    let run_b = if first == second {
+        &run_a
+    } else {
+        loaded_b = load_run(second)?;
+        loaded_b.check_one_result_per_case(second)?;
+        &loaded_b
+    };
+    let Some((b, n)) = engine_sides(&run_a, run_b, base, new) else {
         let mut seen = backends_in(&run_a);
-        seen.extend(backends_in(&run_b));
+        seen.extend(backends_in(run_b));
         seen.sort();
         seen.dedup();
         return Err(HarnessError::usage(format!(
@@ -111,11 +114,16 @@ fn engines(a: &CompareArgs, base: &str, new: &str) -> Result<ExitCode, HarnessEr
          regressed = {new} slower) — {}",
         c.headline
     );
-    let text = match a.format {
-        CompareFormat::Text => report_compare::text(&c),
-        CompareFormat::Md => report_compare::markdown(&c),
-        CompareFormat::Json => report_compare::json(&c),
+    print(&c, a.format);
+    Ok(exit_ok(true))
+}
+
+/// Prints a comparison in the format asked for.
+fn print(c: &Comparison, format: CompareFormat) {
+    let text = match format {
+        CompareFormat::Text => report_compare::text(c),
+        CompareFormat::Md => report_compare::markdown(c),
+        CompareFormat::Json => report_compare::json(c),
     };
     println!("{text}");
-    Ok(exit_ok(true))
 }
