@@ -65,5 +65,46 @@ fn q4_matvec(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, gemm, q4_matvec);
+/// f16 matrix × vector at the decode shapes of tinyllama-1.1b and
+/// llama-3.2-1b (attention 2048², FFN 5632 and 8192 wide, both directions,
+/// and the LM heads), throughput in weight bytes. Each iteration walks
+/// enough copies of the matrix to pass 256 MiB, so the rate is the one
+/// decode sees from memory, not from the last-level cache.
+fn f16_matvec(c: &mut Criterion) {
+    use capbench_workloads::models::matvec::{Weights, matvec};
+    use half::f16;
+    let mut group = c.benchmark_group("f16-matvec/cpu");
+    group.sample_size(20);
+    for (rows, cols) in [
+        (2048, 2048),
+        (5632, 2048),
+        (2048, 5632),
+        (8192, 2048),
+        (2048, 8192),
+        (32000, 2048),
+        (128256, 2048),
+    ] {
+        let copies = (256usize << 20).div_ceil(rows * cols * 2).max(1);
+        let ws: Vec<Vec<f16>> = (0..copies)
+            .map(|k| {
+                (0..rows * cols)
+                    .map(|i| f16::from_f32((((i + k) * 2654435761) % 2001) as f32 / 1000.0 - 1.0))
+                    .collect()
+            })
+            .collect();
+        let x: Vec<f32> = (0..cols).map(|i| (i % 13) as f32 / 6.0 - 1.0).collect();
+        let mut y = vec![0f32; rows];
+        group.throughput(Throughput::Bytes((copies * rows * cols * 2) as u64));
+        group.bench_function(format!("{rows}x{cols}"), |b| {
+            b.iter(|| {
+                for w in &ws {
+                    matvec(Weights::F16(w), cols, &x, &mut y);
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, gemm, q4_matvec, f16_matvec);
 criterion_main!(benches);
