@@ -175,3 +175,46 @@ target_ci_rel = 0.5
     assert_eq!(status("mem=48MiB"), "oom", "{}", stderr(&out));
     assert_eq!(status("mem=1GiB"), "ok", "{}", stderr(&out));
 }
+
+/// A synthetic model is exported for llama.cpp once per run, into the run's
+/// model cache (never into the system's temporary folder): the second
+/// process reads the same file, proves it by hash and is not verified again;
+/// the export goes with the run's scratch folder.
+#[cfg(feature = "llamacpp")]
+#[test]
+fn llamacpp_exports_each_model_once_per_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sys_tmp = tmp.path().join("tmp");
+    std::fs::create_dir(&sys_tmp).unwrap();
+    let dir = tmp.path().join("run");
+    let out = capbench()
+        .env("TMPDIR", &sys_tmp)
+        .args(["run", "--quiet", "--threads", "1", "--backend", "llamacpp"])
+        .args(["--workload", "decode/dense-tiny/q8_0/p8g4", "--repeat", "2"])
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = read_json(&dir.join("run.json"));
+    let case = &run["cases"][0];
+    assert_eq!(case["status"], "ok", "{}", case["status_detail"]);
+    let ps = case["processes"].as_array().unwrap();
+    let (p0, p1) = (&ps[0]["worker"], &ps[1]["worker"]);
+    assert_eq!(p0["weights"]["cache"], "built", "{}", p0["weights"]);
+    assert!(
+        p0["weights"]["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with(".llama.gguf"),
+        "{}",
+        p0["weights"]
+    );
+    assert_eq!(p1["weights"]["cache"], "hit", "{}", p1["weights"]);
+    assert_eq!(p1["weights"]["sha256"], p0["weights"]["sha256"]);
+    assert_eq!(p0["verification"]["passed"], true);
+    assert_eq!(p1["verified_by_process"], 0);
+    assert!(!dir.join(".work").exists());
+    let left: Vec<_> = std::fs::read_dir(&sys_tmp).unwrap().collect();
+    assert!(left.is_empty(), "left in the temporary folder: {left:?}");
+}

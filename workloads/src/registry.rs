@@ -86,7 +86,13 @@ pub fn prepare_with(
     }
     #[cfg(feature = "llamacpp")]
     if let (Backend::LlamaCpp(offload), Typed::Decode(p)) = (*backend, spec.params.typed()) {
-        return decode::llamacpp::prepare(spec, &p, offload, opts.model_file.as_deref());
+        return decode::llamacpp::prepare(
+            spec,
+            &p,
+            offload,
+            opts.model_file.as_deref(),
+            opts.model_cache.as_deref(),
+        );
     }
     // The one match on the kinds: each gets its own parameters.
     match spec.params.typed() {

@@ -452,5 +452,7 @@ pub fn load_or_build(
     Ok((model, WeightsRecord::hashed(sha, cache, detail)))
 }
 
+pub mod export;
+
 #[cfg(test)]
 mod tests;

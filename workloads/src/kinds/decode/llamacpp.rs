@@ -17,7 +17,7 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 
 use super::{Reference, argmax, iter_report, sample_tokens};
-use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
+use crate::api::{IterReport, PreparedWorkload, WeightsRecord, WorkPerIter};
 use crate::backend::{Backend, DeviceRecord, llamacpp};
 use crate::device::LlamaOffload;
 use crate::error::{Result, WorkloadError};
@@ -49,6 +49,8 @@ pub struct LlamaDecode {
     format: WeightFmt,
     file: Option<GgufFile>,
     _scratch: Option<ScratchFile>,
+    /// The exported file's hash and cache record (synthetic models).
+    weights: Option<WeightsRecord>,
     depth_tokens: Vec<u32>,
     prompt_tokens: Vec<u32>,
     batch: usize,
@@ -69,7 +71,8 @@ fn failed(op: &'static str, e: impl std::fmt::Display) -> WorkloadError {
 
 /// Writes the synthetic model as the GGUF llama.cpp reads (the exporter of
 /// `capbench export-gguf`), in a folder of its own under the system's
-/// temporary directory; removed when the case ends.
+/// temporary directory; removed when the case ends. Only where the model
+/// cache cannot be used: a run's workers share the cache's one export.
 fn export_scratch(cfg: &ModelConfig, seed: u64, format: WeightFmt) -> Result<ScratchFile> {
     let dir = std::env::temp_dir().join(format!(
         "capbench-llamacpp-{}-{}",
@@ -99,8 +102,10 @@ pub fn prepare(
     p: &DecodeParams,
     offload: LlamaOffload,
     model_file: Option<&Path>,
+    model_cache: Option<&Path>,
 ) -> Result<Box<dyn PreparedWorkload>> {
     let backend = Backend::LlamaCpp(offload);
+    let mut weights = None;
     let (file, scratch, cfg, path, work) = if p.model == GGUF_MODEL {
         let path = model_file.ok_or_else(|| WorkloadError::Unsupported {
             workload: spec.name.clone(),
@@ -126,9 +131,26 @@ pub fn prepare(
         (Some(f), None, cfg, path.to_path_buf(), work)
     } else {
         let cfg = crate::models::shape(&p.model).expect("validated model name");
-        let s = export_scratch(&cfg, spec.seed, p.format)?;
-        let path = s.0.clone();
-        (None, Some(s), cfg, path, crate::cost::work::of(spec))
+        let key = super::cache_key(spec).expect("a synthetic decode model");
+        let cached = model_cache.map(|dir| crate::models::cache::export::exported(&key, dir));
+        let (path, scratch) = match cached {
+            Some(Ok((path, w))) => {
+                weights = Some(w);
+                (path, None)
+            }
+            other => {
+                if let Some(Err(why)) = other {
+                    weights = Some(WeightsRecord {
+                        sha256: None,
+                        cache: "uncached".into(),
+                        detail: why,
+                    });
+                }
+                let s = export_scratch(&cfg, spec.seed, p.format)?;
+                (s.0.clone(), Some(s))
+            }
+        };
+        (None, scratch, cfg, path, crate::cost::work::of(spec))
     };
     // One case per worker process: the model lives as long as the process,
     // so the context can borrow it for 'static.
@@ -172,6 +194,7 @@ pub fn prepare(
         format: p.format,
         file,
         _scratch: scratch,
+        weights,
         depth_tokens,
         prompt_tokens,
         batch: p.batch,
@@ -313,6 +336,10 @@ impl PreparedWorkload for LlamaDecode {
 
     fn work(&self) -> WorkPerIter {
         self.work
+    }
+
+    fn weights(&self) -> Option<WeightsRecord> {
+        self.weights.clone()
     }
 
     fn device(&self) -> DeviceRecord {
