@@ -29,14 +29,7 @@ fn main() -> ExitCode {
         Command::Ab(a) => commands::ab::run(&a),
         Command::History(c) => commands::history::run(c),
         Command::ExportGguf(a) => commands::export_gguf::run(&a),
-        Command::Worker(a) => {
-            // The worker's main thread computes beside the pool's threads,
-            // as llama.cpp's and PyTorch's callers do (no hand-off per
-            // parallel product). Only here: the thread must live as long as
-            // the pool, which a worker process's main thread does.
-            capbench_workloads::backend::candle::join_thread_pool();
-            capbench::worker::run(&a.job, &a.result).map(|_| ExitCode::SUCCESS)
-        }
+        Command::Worker(a) => capbench::worker::run(&a.job, &a.result).map(|_| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {
         eprintln!("capbench: error: {e}");

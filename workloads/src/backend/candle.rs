@@ -101,22 +101,6 @@ pub fn default_threads() -> usize {
     candle_core::utils::get_num_threads()
 }
 
-/// Makes the calling thread one of the `default_threads()` threads of the
-/// global rayon pool; call it first thing in a worker process, before any
-/// parallel work. Otherwise the pool has its own threads and the caller
-/// hands each parallel product to them and sleeps until they finish: a
-/// wake-up and a hand-back per product, about 18 µs here against 4 µs with
-/// the caller in the pool (a fork-join of 16 small chunks, 2 threads,
-/// interleaved) — and a decode token runs 113-155 of them. `false` when the
-/// pool was already built (then it is used as it is).
-pub fn join_thread_pool() -> bool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(default_threads())
-        .use_current_thread()
-        .build_global()
-        .is_ok()
-}
-
 /// The `work`, `device` and `timer` of a `PreparedWorkload` on candle that
 /// keeps its `work` and `backend` and returns from `run_iter` after a device
 /// sync: the same three methods in every such kind, written once.
