@@ -77,8 +77,8 @@ pub fn matvec(w: Weights, cols: usize, x: &[f32], y: &mut [f32]) {
 /// Rows wider than this (16 KiB of f32 activations, half of L1) go four at
 /// a time. One row at a time re-reads such an `x` from L2 for every weight
 /// row, and the 8192-wide down projection of llama-3.2-1b streamed its f16
-/// weights at 16-22 GB/s where 2048-wide matrices reach 26-32; four rows
-/// sharing each activation load reached 26-32 there too. Narrower rows stay
+/// weights at 16-22 GB/s where 2048-wide matrices reach 25-35; four rows
+/// sharing each activation load reached 25-32 there. Narrower rows stay
 /// one at a time: four concurrent row streams were slower at 2048 wide
 /// (both measured interleaved, best of 12, 2 threads).
 const WIDE: usize = 4096;
