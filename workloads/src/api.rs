@@ -107,6 +107,15 @@ impl WeightsRecord {
             detail,
         }
     }
+
+    /// A model built without the cache, and why the cache was not used.
+    pub fn uncached(why: String) -> WeightsRecord {
+        WeightsRecord {
+            sha256: None,
+            cache: "uncached".into(),
+            detail: why,
+        }
+    }
 }
 
 /// Run-wide inputs a workload may use.

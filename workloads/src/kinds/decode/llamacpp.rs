@@ -140,11 +140,7 @@ pub fn prepare(
             }
             other => {
                 if let Some(Err(why)) = other {
-                    weights = Some(WeightsRecord {
-                        sha256: None,
-                        cache: "uncached".into(),
-                        detail: why,
-                    });
+                    weights = Some(WeightsRecord::uncached(why));
                 }
                 let s = export_scratch(&cfg, spec.seed, p.format)?;
                 (s.0.clone(), Some(s))

@@ -102,11 +102,7 @@ pub fn prepare(
             }
             other => {
                 if let Some(Err(why)) = other {
-                    weights = Some(WeightsRecord {
-                        sha256: None,
-                        cache: "uncached".into(),
-                        detail: why,
-                    });
+                    weights = Some(WeightsRecord::uncached(why));
                 }
                 // Tensor by tensor: a 7B model in q4_0 never exists in f32 at once.
                 Model::generated(&cfg, spec.seed, &device, weight_format(*format))
