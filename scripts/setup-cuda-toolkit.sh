@@ -35,7 +35,9 @@ if [ ! -x "$venv/bin/nvcc-ok" ] || [ ! -x "$(find_root 2>/dev/null)/bin/nvcc" ];
             exit 1
         fi
     fi
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "$spec" >&2
+    # --no-cache-dir: the wheels are about 1 GB; a second copy in pip's cache
+    # is what filled a CI machine's disk.
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-cache-dir "$spec" >&2
     root=$(find_root)
     [ -x "$root/bin/nvcc" ] || { echo "error: no nvcc at $root/bin after installing $spec" >&2; exit 1; }
     # A marker written only after a whole install, so an interrupted one is redone.

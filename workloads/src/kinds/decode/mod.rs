@@ -606,9 +606,9 @@ mod tests {
     /// format is not the file's.
     #[test]
     fn decodes_a_gguf_file() {
-        let dir = std::env::temp_dir().join(format!("capbench-decode-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("tiny-q4_0.gguf");
+        // A scratch folder removed on drop, so no run of this test leaves one behind.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny-q4_0.gguf");
         let cfg = crate::models::shape("dense-tiny").unwrap();
         crate::models::gguf::export(&cfg, 5, WeightFmt::Q4_0, &path).unwrap();
         let spec = WorkloadSpec::parse("decode/gguf/q4_0/p8g4b2d4").unwrap();
@@ -631,6 +631,5 @@ mod tests {
         assert!(e.to_string().contains("stored as q4_0"), "{e}");
         let e = prepare_on_cpu(&spec, None).err().unwrap();
         assert!(e.to_string().contains("--model"), "{e}");
-        std::fs::remove_file(&path).unwrap();
     }
 }
