@@ -106,5 +106,57 @@ fn f16_matvec(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, gemm, q4_matvec, f16_matvec);
+/// The training executor's weight products at `dense-small`'s shapes
+/// (512 tokens, d_model 512, FFN 1408, vocab 8192), f32 `gemm` beside the
+/// bf16 products (`models::bgemm`, this machine's path), in each of the
+/// three layouts a step uses: forward (x · Wᵀ), backward to the input
+/// (dy · W) and to the weight (dyᵀ · x). Throughput in flops.
+fn train_products(c: &mut Criterion) {
+    use capbench_workloads::models::{bgemm, gemm};
+    eprintln!("bf16 products here: {}", bgemm::path());
+    let mut group = c.benchmark_group("train-gemm/cpu");
+    let n = 512;
+    for (inp, out) in [(512, 512), (512, 1408), (1408, 512), (512, 8192)] {
+        let fill = |len: usize, s: usize| -> Vec<f32> {
+            (0..len)
+                .map(|i| (((i + s) * 2654435761) % 2001) as f32 / 1000.0 - 1.0)
+                .collect()
+        };
+        let (x, w, dy) = (fill(n * inp, 1), fill(out * inp, 2), fill(n * out, 3));
+        let mut y = vec![0f32; n * out.max(inp) + out * inp];
+        let cases = [
+            (
+                "fwd",
+                (n, out, inp),
+                gemm::View::rows(&x, inp),
+                gemm::View::rows(&w, inp).t(),
+            ),
+            (
+                "bwd-x",
+                (n, inp, out),
+                gemm::View::rows(&dy, out),
+                gemm::View::rows(&w, inp),
+            ),
+            (
+                "bwd-w",
+                (out, inp, n),
+                gemm::View::rows(&dy, out).t(),
+                gemm::View::rows(&x, inp),
+            ),
+        ];
+        for (what, dims, a, b) in cases {
+            group.throughput(Throughput::Elements((2 * dims.0 * dims.1 * dims.2) as u64));
+            let id = format!("{what}-{inp}x{out}");
+            group.bench_function(format!("f32/{id}"), |bch| {
+                bch.iter(|| gemm::matmul(dims, a, b, &mut y, 0, dims.1, false, true))
+            });
+            group.bench_function(format!("bf16/{id}"), |bch| {
+                bch.iter(|| bgemm::matmul_bf16(dims, a, b, &mut y, 0, dims.1, false, true))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, gemm, q4_matvec, f16_matvec, train_products);
 criterion_main!(benches);

@@ -200,7 +200,7 @@ pub fn catalog() -> Vec<CatalogEntry> {
             kind: "train",
             version: crate::spec::TRAIN_VERSION,
             backends: "cpu, cuda, metal; wgpu: f32",
-            description: "forward, cross-entropy, backward, AdamW on a fixed batch of the synthetic Markov corpus; verified against CPU f64 (loss, every gradient); tokens/s, loss",
+            description: "forward, cross-entropy, backward, AdamW on a fixed batch of the synthetic Markov corpus; verified against CPU f64 (loss, every gradient); tokens/s, loss. bf16: weight products in bf16 with f32 sums on the CPU executor (version 2), all-bf16 graph on candle",
             example: "train-step/dense-tiny/f32",
             harness_test: false,
         },

@@ -135,6 +135,11 @@ pub const STREAM_VERSION: u32 = 1;
 pub const READ_VERSION: u32 = 1;
 pub const ATTENTION_VERSION: u32 = 1;
 pub const TRAIN_VERSION: u32 = 1;
+/// `train-step/<model>/bf16`: 2 — on the CPU the GQA families run on
+/// capbench's executor, bf16 weight products (bf16 operands, f32 sums) with
+/// norms, attention, softmax and AdamW in f32, no longer candle's all-bf16
+/// graph. f32 steps are unchanged and keep `TRAIN_VERSION`.
+pub const TRAIN_BF16_VERSION: u32 = 2;
 /// 2: one sequence of a dense GQA model decodes on the CPU through the
 /// fused f32 step (`models::fused`): f16/bf16 activations stay in f32.
 /// 3: its prompt runs through the fused prefill too (f32 activations, q8_0
@@ -233,7 +238,11 @@ impl WorkloadSpec {
             return Ok(WorkloadSpec {
                 name: name.to_string(),
                 kind: "train".into(),
-                version: TRAIN_VERSION,
+                version: if dtype == DType::Bf16 {
+                    TRAIN_BF16_VERSION
+                } else {
+                    TRAIN_VERSION
+                },
                 seed: DEFAULT_SEED,
                 params: Params::Train {
                     model: model.into(),

@@ -212,6 +212,27 @@ fn executor_buffer_bytes(cfg: &ModelConfig, b: usize, t: usize) -> f64 {
     4.0 * (layers + shared) as f64
 }
 
+/// The bf16 products' operand scratch (`models::bgemm`) over a step of
+/// `n` tokens: the largest a and the largest b of its weight products,
+/// each forward, backward-to-input and backward-to-weight.
+fn bf16_scratch_bytes(cfg: &ModelConfig, n: usize) -> f64 {
+    let (c, hd) = (cfg.d_model, cfg.head_dim);
+    let mut linears = vec![(c, cfg.vocab)];
+    for l in 0..cfg.n_layers {
+        let ld = cfg.layer(l);
+        let (q, kv) = (ld.n_heads * hd, ld.n_kv_heads * hd);
+        linears.extend([(c, q), (c, kv), (q, c), (c, ld.ffn), (ld.ffn, c)]);
+    }
+    let (mut a, mut b) = (0, 0);
+    for (inp, out) in linears {
+        for (m, nn, k) in [(n, out, inp), (n, inp, out), (out, inp, n)] {
+            let (sa, sb) = crate::models::bgemm::scratch_bytes(m, nn, k);
+            (a, b) = (a.max(sa), b.max(sb));
+        }
+    }
+    (a + b) as f64
+}
+
 /// Token-proportional activation bytes the graph keeps for `tokens` tokens
 /// of `seq` (B·T) in dtype bytes `act`, plus the score tensors.
 fn graph_activation_bytes(cfg: &ModelConfig, batch: usize, seq: usize, act: f64) -> f64 {
@@ -353,12 +374,16 @@ pub fn memory_need_bytes(spec: &WorkloadSpec) -> Option<f64> {
         } => {
             let (cfg, p, _, step) = train_step_bytes(model, *dtype, *batch, *seq)?;
             let slabs = train_slabs(&cfg, batch * seq);
-            if *dtype == DType::F32 && cfg.mla.is_none() && cfg.moe.is_none() {
+            if cfg.mla.is_none() && cfg.moe.is_none() {
                 // capbench's CPU executor (backend/cpu): f32 weights,
                 // gradients and two moments (16 B/param) and its buffers;
                 // while preparing, candle's initial weights (4 B/param)
-                // are alive beside them, while stepping the GEMM slabs.
-                let bufs = executor_buffer_bytes(&cfg, *batch, *seq);
+                // are alive beside them, while stepping the GEMM slabs —
+                // for bf16 the bf16 products' operand scratch as well.
+                let mut bufs = executor_buffer_bytes(&cfg, *batch, *seq);
+                if *dtype == DType::Bf16 {
+                    bufs += bf16_scratch_bytes(&cfg, batch * seq);
+                }
                 return Some((p * 20.0).max(p * 16.0 + slabs) + bufs);
             }
             Some(step + slabs)

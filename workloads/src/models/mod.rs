@@ -1,6 +1,7 @@
 //! The model families, written once: configuration and shapes, the
 //! differentiable ops, and the transformer itself.
 
+pub mod bgemm;
 pub mod cache;
 pub mod config;
 mod fgemm;

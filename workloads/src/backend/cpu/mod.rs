@@ -12,53 +12,78 @@ pub mod train;
 
 pub use crate::models::gemm::{View, matmul, threads};
 
-/// Linear layer forward: y (n, out) (+)= x (n, inp) · Wᵀ, W (out, inp).
-pub fn linear(x: &[f32], w: &[f32], y: &mut [f32], n: usize, inp: usize, out: usize, acc: bool) {
-    matmul(
-        (n, out, inp),
-        View::rows(x, inp),
-        View::rows(w, inp).t(),
-        y,
-        0,
-        out,
-        acc,
-        true,
-    );
+/// The precision of the executor's weight products. Everything else —
+/// norms, RoPE, attention, softmax, cross-entropy, AdamW and the master
+/// weights — stays f32 either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compute {
+    F32,
+    /// bf16 operands, f32 sums (`models::bgemm`): the bf16 of mixed-precision
+    /// training.
+    Bf16,
 }
 
-/// dx (n, inp) (+)= dy (n, out) · W.
-pub fn linear_bwd_x(
-    dy: &[f32],
-    w: &[f32],
-    dx: &mut [f32],
-    n: usize,
-    inp: usize,
-    out: usize,
-    acc: bool,
-) {
-    matmul(
-        (n, inp, out),
-        View::rows(dy, out),
-        View::rows(w, inp),
-        dx,
-        0,
-        inp,
-        acc,
-        true,
-    );
-}
+impl Compute {
+    #[allow(clippy::too_many_arguments)]
+    fn matmul(
+        self,
+        dims: (usize, usize, usize),
+        a: View,
+        b: View,
+        c: &mut [f32],
+        ldc: usize,
+        acc: bool,
+    ) {
+        match self {
+            Compute::F32 => matmul(dims, a, b, c, 0, ldc, acc, true),
+            Compute::Bf16 => crate::models::bgemm::matmul_bf16(dims, a, b, c, 0, ldc, acc, true),
+        }
+    }
 
-/// dW (out, inp) = dyᵀ (out, n) · x (n, inp) (overwritten: each weight
-/// is used once per step).
-pub fn linear_bwd_w(dy: &[f32], x: &[f32], dw: &mut [f32], n: usize, inp: usize, out: usize) {
-    matmul(
-        (out, inp, n),
-        View::rows(dy, out).t(),
-        View::rows(x, inp),
-        dw,
-        0,
-        inp,
-        false,
-        true,
-    );
+    /// Linear layer forward: y (n, out) (+)= x (n, inp) · Wᵀ, W (out, inp).
+    #[allow(clippy::too_many_arguments)]
+    pub fn linear(
+        self,
+        x: &[f32],
+        w: &[f32],
+        y: &mut [f32],
+        n: usize,
+        inp: usize,
+        out: usize,
+        acc: bool,
+    ) {
+        let (a, b) = (View::rows(x, inp), View::rows(w, inp).t());
+        self.matmul((n, out, inp), a, b, y, out, acc);
+    }
+
+    /// dx (n, inp) (+)= dy (n, out) · W.
+    #[allow(clippy::too_many_arguments)]
+    pub fn linear_bwd_x(
+        self,
+        dy: &[f32],
+        w: &[f32],
+        dx: &mut [f32],
+        n: usize,
+        inp: usize,
+        out: usize,
+        acc: bool,
+    ) {
+        let (a, b) = (View::rows(dy, out), View::rows(w, inp));
+        self.matmul((n, inp, out), a, b, dx, inp, acc);
+    }
+
+    /// dW (out, inp) = dyᵀ (out, n) · x (n, inp) (overwritten: each weight
+    /// is used once per step).
+    pub fn linear_bwd_w(
+        self,
+        dy: &[f32],
+        x: &[f32],
+        dw: &mut [f32],
+        n: usize,
+        inp: usize,
+        out: usize,
+    ) {
+        let (a, b) = (View::rows(dy, out).t(), View::rows(x, inp));
+        self.matmul((out, inp, n), a, b, dw, inp, false);
+    }
 }

@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::attention::{self, BwdScratch, Shape};
 use super::kernels::{self as k, AdamW};
-use super::{View, linear, linear_bwd_w, linear_bwd_x, matmul};
+use super::{Compute, View, matmul};
 use crate::models::ops;
 
 fn rand_vec(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
@@ -90,32 +90,47 @@ fn matmul_matches_loops_for_strided_and_ragged_shapes() {
     }
 }
 
+/// Both precisions against autograd in f64; for bf16 the reference gets
+/// the operands rounded to bf16 first, so a product that skipped rounding
+/// one of them (or rounded a result) would miss by far more than 1e-5.
 #[test]
 fn linear_and_its_gradients_match_autograd() {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
-    for (n, inp, out) in [(7, 13, 5), (33, 64, 17), (1, 3, 1)] {
-        let (x, w, dy) = (
-            rand_vec(&mut rng, n * inp),
-            rand_vec(&mut rng, out * inp),
-            rand_vec(&mut rng, n * out),
-        );
-        let (xv, wv) = (var(&x, &[n, inp]), var(&w, &[out, inp]));
-        let y = xv.as_tensor().matmul(&wv.as_tensor().t().unwrap()).unwrap();
-        let dyt = Tensor::from_vec(dy.clone(), (n, out), &Device::Cpu).unwrap();
-        let loss = (y.clone() * dyt.to_dtype(DType::F64).unwrap())
-            .unwrap()
-            .sum_all()
-            .unwrap();
-        let g = loss.backward().unwrap();
-        let mut got = vec![0f32; n * out];
-        linear(&x, &w, &mut got, n, inp, out, false);
-        close(&got, &flat(&y), 1e-5, "y");
-        let mut dx = vec![0f32; n * inp];
-        linear_bwd_x(&dy, &w, &mut dx, n, inp, out, false);
-        close(&dx, &flat(g.get(xv.as_tensor()).unwrap()), 1e-5, "dx");
-        let mut dw = vec![9f32; out * inp];
-        linear_bwd_w(&dy, &x, &mut dw, n, inp, out);
-        close(&dw, &flat(g.get(wv.as_tensor()).unwrap()), 1e-5, "dw");
+    for compute in [Compute::F32, Compute::Bf16] {
+        let prec = |v: Vec<f32>| match compute {
+            Compute::F32 => v,
+            Compute::Bf16 => v
+                .into_iter()
+                .map(crate::models::bgemm::round_bf16)
+                .collect(),
+        };
+        for (n, inp, out) in [(7, 13, 5), (33, 64, 17), (1, 3, 1), (40, 96, 70)] {
+            let (x, w, dy) = (
+                rand_vec(&mut rng, n * inp),
+                rand_vec(&mut rng, out * inp),
+                rand_vec(&mut rng, n * out),
+            );
+            let (xr, wr, dyr) = (prec(x.clone()), prec(w.clone()), prec(dy.clone()));
+            let (xv, wv) = (var(&xr, &[n, inp]), var(&wr, &[out, inp]));
+            let y = xv.as_tensor().matmul(&wv.as_tensor().t().unwrap()).unwrap();
+            let dyt = Tensor::from_vec(dyr, (n, out), &Device::Cpu).unwrap();
+            let loss = (y.clone() * dyt.to_dtype(DType::F64).unwrap())
+                .unwrap()
+                .sum_all()
+                .unwrap();
+            let g = loss.backward().unwrap();
+            let mut got = vec![0f32; n * out];
+            compute.linear(&x, &w, &mut got, n, inp, out, false);
+            close(&got, &flat(&y), 1e-5, &format!("{compute:?} y"));
+            let mut dx = vec![0f32; n * inp];
+            compute.linear_bwd_x(&dy, &w, &mut dx, n, inp, out, false);
+            let want = flat(g.get(xv.as_tensor()).unwrap());
+            close(&dx, &want, 1e-5, &format!("{compute:?} dx"));
+            let mut dw = vec![9f32; out * inp];
+            compute.linear_bwd_w(&dy, &x, &mut dw, n, inp, out);
+            let want = flat(g.get(wv.as_tensor()).unwrap());
+            close(&dw, &want, 1e-5, &format!("{compute:?} dw"));
+        }
     }
 }
 

@@ -6,9 +6,9 @@
 
 use std::collections::HashMap;
 
+use super::Compute;
 use super::attention::{self, BwdScratch, Shape};
 use super::kernels::{self as k, AdamW};
-use super::{linear, linear_bwd_w, linear_bwd_x};
 use crate::models::ModelConfig;
 use crate::models::params::param_specs;
 
@@ -45,6 +45,7 @@ struct Grads {
 /// order, their gradients and AdamW moments, and every buffer of a step.
 pub struct Trainer {
     cfg: ModelConfig,
+    compute: Compute,
     b: usize,
     t: usize,
     pub names: Vec<String>,
@@ -70,12 +71,14 @@ impl Trainer {
     }
 
     /// A trainer for batch `b` × `t` tokens starting from `params` (named
-    /// values in any order; every parameter of `cfg` must be present).
+    /// values in any order; every parameter of `cfg` must be present), its
+    /// weight products in `compute`.
     pub fn new(
         cfg: &ModelConfig,
         b: usize,
         t: usize,
         mut params: HashMap<String, Vec<f32>>,
+        compute: Compute,
     ) -> Trainer {
         assert!(Trainer::supports(cfg), "unsupported model family");
         let specs = param_specs(cfg);
@@ -129,6 +132,7 @@ impl Trainer {
         };
         Trainer {
             cfg: cfg.clone(),
+            compute,
             b,
             t,
             index: names
@@ -195,7 +199,7 @@ impl Trainer {
         let w = &self.params[self.id("final_norm")];
         k::rmsnorm_fwd(last, w, &mut self.hf, &mut self.rstdf, c, eps);
         let head = &self.params[self.id(self.head_name())];
-        linear(
+        self.compute.linear(
             &self.hf,
             head,
             &mut self.logits,
@@ -213,38 +217,39 @@ impl Trainer {
         let eps = cfg.norm_eps as f32;
         let (qw, kw) = (ld.n_heads * hd, ld.n_kv_heads * hd);
         let s = shape(cfg, l, self.b, self.t);
+        let cp = self.compute;
         let pi = |name: &str| self.index[&format!("layers.{l}.{name}")];
         let w = |name: &str| &self.params[pi(name)];
         let (before, after) = self.xs.split_at_mut(l + 1);
         let (x_in, x_out) = (&before[l], &mut after[0]);
         let a = &mut self.layers[l];
         k::rmsnorm_fwd(x_in, w("attn_norm"), &mut a.h1, &mut a.rstd1, c, eps);
-        linear(&a.h1, w("wq"), &mut a.q, n, c, qw, false);
-        linear(&a.h1, w("wk"), &mut a.k, n, c, kw, false);
-        linear(&a.h1, w("wv"), &mut a.v, n, c, kw, false);
+        cp.linear(&a.h1, w("wq"), &mut a.q, n, c, qw, false);
+        cp.linear(&a.h1, w("wk"), &mut a.k, n, c, kw, false);
+        cp.linear(&a.h1, w("wv"), &mut a.v, n, c, kw, false);
         let tabs = (&self.rope.0[..], &self.rope.1[..]);
         k::rope(&mut a.q, tabs, self.t, ld.n_heads, hd, false);
         k::rope(&mut a.k, tabs, self.t, ld.n_kv_heads, hd, false);
         let o_heads = &mut self.o_heads[..n * qw];
         attention::forward(s, &a.q, &a.k, &a.v, &mut a.p, o_heads, &mut a.o);
         a.x_mid.copy_from_slice(x_in);
-        linear(&a.o, w("wo"), &mut a.x_mid, n, qw, c, true);
+        cp.linear(&a.o, w("wo"), &mut a.x_mid, n, qw, c, true);
         k::rmsnorm_fwd(&a.x_mid, w("ffn_norm"), &mut a.h2, &mut a.rstd2, c, eps);
-        linear(&a.h2, w("ffn.gate"), &mut a.g, n, c, ld.ffn, false);
-        linear(&a.h2, w("ffn.up"), &mut a.u, n, c, ld.ffn, false);
+        cp.linear(&a.h2, w("ffn.gate"), &mut a.g, n, c, ld.ffn, false);
+        cp.linear(&a.h2, w("ffn.up"), &mut a.u, n, c, ld.ffn, false);
         k::swiglu_fwd(&a.g, &a.u, &mut a.a);
         x_out.copy_from_slice(&a.x_mid);
-        linear(&a.a, w("ffn.down"), x_out, n, ld.ffn, c, true);
+        cp.linear(&a.a, w("ffn.down"), x_out, n, ld.ffn, c, true);
     }
 
     fn backward(&mut self, inputs: &[u32]) {
         let (c, n, v) = (self.cfg.d_model, self.b * self.t, self.cfg.vocab);
         let head = self.id(self.head_name());
         let fi = self.id("final_norm");
-        let wk = &mut self.work;
+        let (cp, wk) = (self.compute, &mut self.work);
         // logits now hold dlogits (cross_entropy wrote them in place).
-        linear_bwd_x(&self.logits, &self.params[head], &mut wk.dh, n, c, v, false);
-        linear_bwd_w(&self.logits, &self.hf, &mut self.grads[head], n, c, v);
+        cp.linear_bwd_x(&self.logits, &self.params[head], &mut wk.dh, n, c, v, false);
+        cp.linear_bwd_w(&self.logits, &self.hf, &mut self.grads[head], n, c, v);
         let last = &self.xs[self.cfg.n_layers];
         let (w, dw) = (&self.params[fi], &mut self.grads[fi]);
         k::rmsnorm_bwd(last, w, &self.rstdf, &wk.dh, &mut wk.dx, dw, c, false);
@@ -266,6 +271,7 @@ impl Trainer {
         let (c, n, hd) = (cfg.d_model, self.b * self.t, cfg.head_dim);
         let (qw, kw, f) = (ld.n_heads * hd, ld.n_kv_heads * hd, ld.ffn);
         let s = shape(cfg, l, self.b, self.t);
+        let cp = self.compute;
         let idx = |name: &str| self.index[&format!("layers.{l}.{name}")];
         let [gate, up, down, wq, wk_, wv, wo, n1, n2] = [
             "ffn.gate",
@@ -285,21 +291,21 @@ impl Trainer {
         let x_in = &self.xs[l];
         // FFN: x_out = x_mid + down(silu(gate(h2)) ⊙ up(h2)).
         let da = &mut wk.da[..n * f];
-        linear_bwd_x(&wk.dx, &p[down], da, n, f, c, false);
-        linear_bwd_w(&wk.dx, &a.a, &mut g[down], n, f, c);
+        cp.linear_bwd_x(&wk.dx, &p[down], da, n, f, c, false);
+        cp.linear_bwd_w(&wk.dx, &a.a, &mut g[down], n, f, c);
         k::swiglu_bwd(&mut a.g, &mut a.u, da);
         let (dg, du) = (&a.g, &a.u);
-        linear_bwd_x(dg, &p[gate], &mut wk.dh, n, c, f, false);
-        linear_bwd_x(du, &p[up], &mut wk.dh, n, c, f, true);
-        linear_bwd_w(dg, &a.h2, &mut g[gate], n, c, f);
-        linear_bwd_w(du, &a.h2, &mut g[up], n, c, f);
+        cp.linear_bwd_x(dg, &p[gate], &mut wk.dh, n, c, f, false);
+        cp.linear_bwd_x(du, &p[up], &mut wk.dh, n, c, f, true);
+        cp.linear_bwd_w(dg, &a.h2, &mut g[gate], n, c, f);
+        cp.linear_bwd_w(du, &a.h2, &mut g[up], n, c, f);
         k::rmsnorm_bwd(
             &a.x_mid, &p[n2], &a.rstd2, &wk.dh, &mut wk.dx, &mut g[n2], c, true,
         );
         // Attention: x_mid = x_in + wo(attn(rope(q), rope(k), v)).
         let d_o = &mut wk.d_o[..n * qw];
-        linear_bwd_x(&wk.dx, &p[wo], d_o, n, qw, c, false);
-        linear_bwd_w(&wk.dx, &a.o, &mut g[wo], n, qw, c);
+        cp.linear_bwd_x(&wk.dx, &p[wo], d_o, n, qw, c, false);
+        cp.linear_bwd_w(&wk.dx, &a.o, &mut g[wo], n, qw, c);
         let (dq, dk, dv) = (
             &mut wk.dq[..n * qw],
             &mut wk.dk[..n * kw],
@@ -318,12 +324,12 @@ impl Trainer {
         let tabs = (&self.rope.0[..], &self.rope.1[..]);
         k::rope(dq, tabs, self.t, ld.n_heads, hd, true);
         k::rope(dk, tabs, self.t, ld.n_kv_heads, hd, true);
-        linear_bwd_x(dq, &p[wq], &mut wk.dh, n, c, qw, false);
-        linear_bwd_x(dk, &p[wk_], &mut wk.dh, n, c, kw, true);
-        linear_bwd_x(dv, &p[wv], &mut wk.dh, n, c, kw, true);
-        linear_bwd_w(dq, &a.h1, &mut g[wq], n, c, qw);
-        linear_bwd_w(dk, &a.h1, &mut g[wk_], n, c, kw);
-        linear_bwd_w(dv, &a.h1, &mut g[wv], n, c, kw);
+        cp.linear_bwd_x(dq, &p[wq], &mut wk.dh, n, c, qw, false);
+        cp.linear_bwd_x(dk, &p[wk_], &mut wk.dh, n, c, kw, true);
+        cp.linear_bwd_x(dv, &p[wv], &mut wk.dh, n, c, kw, true);
+        cp.linear_bwd_w(dq, &a.h1, &mut g[wq], n, c, qw);
+        cp.linear_bwd_w(dk, &a.h1, &mut g[wk_], n, c, kw);
+        cp.linear_bwd_w(dv, &a.h1, &mut g[wv], n, c, kw);
         k::rmsnorm_bwd(
             x_in, &p[n1], &a.rstd1, &wk.dh, &mut wk.dx, &mut g[n1], c, true,
         );

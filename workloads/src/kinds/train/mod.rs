@@ -13,6 +13,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::api::{IterReport, PreparedWorkload, WorkPerIter};
+use crate::backend::cpu::Compute;
 use crate::backend::cpu::kernels::AdamW;
 use crate::backend::cpu::train::Trainer;
 use crate::backend::{Backend, candle as cb};
@@ -31,9 +32,11 @@ const BETA2: f64 = 0.95;
 const EPS: f64 = 1e-8;
 const WEIGHT_DECAY: f64 = 0.1;
 
-/// What runs the step. The CPU executor is ours (f32, GQA families);
-/// candle's autograd serves the rest (CUDA, Metal, bf16, MLA/MoE) and is
-/// the f64 reference of verification on every path.
+/// What runs the step. The CPU executor is ours (GQA families; f32, or
+/// bf16 weight products with f32 sums and everything else in f32); candle's
+/// autograd serves the rest (CUDA, Metal, MLA/MoE — bf16 there keeps its
+/// activations in bf16 too) and is the f64 reference of verification on
+/// every path.
 enum Engine {
     Candle {
         params: Params,
@@ -73,8 +76,8 @@ pub fn prepare_step(spec: &WorkloadSpec, p: &TrainParams, backend: &Backend) -> 
     prepare_on(spec, p, backend, false)
 }
 
-/// `executor`: run on capbench's CPU executor where it applies (CPU, f32,
-/// a GQA family; `cost::work::memory_need_bytes` predicts the same choice).
+/// `executor`: run on capbench's CPU executor where it applies (CPU, a GQA
+/// family; `cost::work::memory_need_bytes` predicts the same choice).
 fn prepare_on(
     spec: &WorkloadSpec,
     p: &TrainParams,
@@ -95,11 +98,7 @@ fn prepare_on(
         DType::Bf16 => CDType::BF16,
         _ => CDType::F32,
     };
-    let engine = if executor
-        && *backend == Backend::Cpu
-        && dtype == CDType::F32
-        && Trainer::supports(&cfg)
-    {
+    let engine = if executor && *backend == Backend::Cpu && Trainer::supports(&cfg) {
         let mut host = std::collections::HashMap::new();
         for (name, var) in &params.vars {
             let v: Vec<f32> = var
@@ -109,7 +108,12 @@ fn prepare_on(
                 .map_err(e("init weights"))?;
             host.insert(name.clone(), v);
         }
-        Engine::Cpu(Box::new(Trainer::new(&cfg, *batch, *seq, host)))
+        let compute = if dtype == CDType::BF16 {
+            Compute::Bf16
+        } else {
+            Compute::F32
+        };
+        Engine::Cpu(Box::new(Trainer::new(&cfg, *batch, *seq, host, compute)))
     } else {
         let moments = zero_moments(&params).map_err(e("optimizer state"))?;
         Engine::Candle { params, moments }
@@ -264,6 +268,12 @@ impl PreparedWorkload for TrainStep {
         );
         if matches!(self.engine, Engine::Cpu(_)) {
             v.note.push_str("; step by capbench's CPU executor");
+            if self.dtype == CDType::BF16 {
+                v.note.push_str(&format!(
+                    " (bf16 weight products: {}; the rest in f32)",
+                    crate::models::bgemm::path()
+                ));
+            }
         }
         Ok(v)
     }
@@ -322,21 +332,33 @@ mod tests {
         }
     }
 
-    /// The GQA families train on capbench's CPU executor in f32; MLA/MoE
-    /// and bf16 stay on candle. Either way verification is the same check.
+    /// The GQA families train on capbench's CPU executor in f32 and bf16;
+    /// MLA/MoE stay on candle. Either way verification is the same check,
+    /// and a bf16 step on the executor still lowers the loss.
     #[test]
-    fn the_cpu_executor_runs_the_gqa_families_in_f32() {
+    fn the_cpu_executor_runs_the_gqa_families() {
         for (name, ours) in [
             ("train-step/dense-tiny/f32", true),
             ("train-step/openelm-tiny/f32", true),
             ("train-step/moe-mla-tiny/f32", false),
-            ("train-step/dense-tiny/bf16", false),
+            ("train-step/dense-tiny/bf16", true),
+            ("train-step/openelm-tiny/bf16", true),
+            ("train-step/moe-mla-tiny/bf16", false),
         ] {
             let spec = WorkloadSpec::parse(name).unwrap();
             let mut w = crate::registry::prepare(&spec, &Backend::Cpu).unwrap();
             let v = w.verify().unwrap();
             assert!(v.passed, "{name}: {v:?}");
             assert_eq!(v.note.contains("capbench's CPU executor"), ours, "{name}");
+            let bf16_products = v.note.contains("bf16 weight products");
+            assert_eq!(
+                bf16_products,
+                ours && name.ends_with("bf16"),
+                "{name}: {}",
+                v.note
+            );
+            let losses: Vec<f64> = (0..6).map(|_| w.run_iter().unwrap().extras[0].1).collect();
+            assert!(losses[5] < losses[0], "{name}: {losses:?}");
         }
     }
 
