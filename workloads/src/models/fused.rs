@@ -10,15 +10,16 @@
 //! type, so the numbers move toward the f32 reference. Only the dense GQA
 //! families run here (dense, openelm); MLA and MoE keep candle's path.
 
-use candle_core::{CpuStorage, DType, Device, Result, Storage, Tensor};
+use candle_core::{DType, Result, Tensor};
 use rayon::prelude::*;
 
+mod lin;
 mod prefill;
+use lin::{lin_matvec, lin_matvec_many, with_weights};
 pub use prefill::BLOCK_TOKENS;
 
 use super::matvec::{Weights, dot, matvec};
 use super::model::{Attn, Cache, Ffn, LayerCache, Model};
-use super::ops::Lin;
 
 /// One layer's dimensions and its norms widened to f32 once.
 struct LayerPlan {
@@ -65,47 +66,6 @@ pub struct FusedState {
 
 fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
     t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()
-}
-
-/// A contiguous CPU tensor's elements in their stored type.
-fn with_weights<R>(t: &Tensor, f: impl FnOnce(Weights) -> R) -> Result<R> {
-    let (storage, layout) = t.storage_and_layout();
-    let (a, b) = layout
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg("fused decode: weight not contiguous".into()))?;
-    Ok(match &*storage {
-        Storage::Cpu(CpuStorage::F16(v)) => f(Weights::F16(&v[a..b])),
-        Storage::Cpu(CpuStorage::BF16(v)) => f(Weights::Bf16(&v[a..b])),
-        Storage::Cpu(CpuStorage::F32(v)) => f(Weights::F32(&v[a..b])),
-        _ => {
-            return Err(candle_core::Error::Msg(format!(
-                "fused decode: {:?} weight on {:?}",
-                t.dtype(),
-                t.device()
-            )));
-        }
-    })
-}
-
-/// y = W·x for a linear layer of any storage.
-fn lin_matvec(lin: &Lin, x: &[f32], y: &mut [f32]) -> Result<()> {
-    match lin {
-        Lin::Dense(w) => with_weights(w, |w| matvec(w, x.len(), x, y)),
-        Lin::Q4(q) => {
-            q.matvec(x, y);
-            Ok(())
-        }
-        Lin::Q8(q) => {
-            q.matvec(x, y);
-            Ok(())
-        }
-        Lin::Quant(_) | Lin::QuantRows(_) => {
-            let xt = Tensor::from_slice(x, (1, x.len()), &Device::Cpu)?;
-            let out: Vec<f32> = lin.forward(&xt)?.flatten_all()?.to_vec1()?;
-            y.copy_from_slice(&out);
-            Ok(())
-        }
-    }
 }
 
 /// RMSNorm in f32: x / sqrt(mean(x²) + eps) · w.
@@ -300,9 +260,7 @@ impl FusedDecoder {
                 &mut st.vn[..nkv * hd],
             );
             rms_norm(&st.x, &plan.attn_norm, cfg.norm_eps, &mut st.h);
-            lin_matvec(wq, &st.h, q)?;
-            lin_matvec(wk, &st.h, kn)?;
-            lin_matvec(wv, &st.h, vn)?;
+            lin_matvec_many(&[wq, wk, wv], &st.h, &mut [&mut *q, &mut *kn, &mut *vn])?;
             for head in q.chunks_exact_mut(hd) {
                 rope(head, &st.rope, cfg.rope_interleaved);
             }
@@ -339,8 +297,8 @@ impl FusedDecoder {
             st.x.iter_mut().zip(&st.h).for_each(|(x, o)| *x += o);
             rms_norm(&st.x, &plan.ffn_norm, cfg.norm_eps, &mut st.h);
             let f = cfg.layer(l).ffn;
-            lin_matvec(&e.gate, &st.h, &mut st.gate[..f])?;
-            lin_matvec(&e.up, &st.h, &mut st.up[..f])?;
+            let gate_up: &mut [&mut [f32]] = &mut [&mut st.gate[..f], &mut st.up[..f]];
+            lin_matvec_many(&[&e.gate, &e.up], &st.h, gate_up)?;
             silu_mul(&mut st.gate[..f], &st.up[..f]);
             lin_matvec(&e.down, &st.gate[..f], &mut st.h)?;
             st.x.iter_mut().zip(&st.h).for_each(|(x, o)| *x += o);
@@ -362,6 +320,8 @@ impl FusedDecoder {
 
 #[cfg(test)]
 mod tests {
+    use candle_core::Device;
+
     use super::*;
     use crate::models::{WeightFormat, shape};
 

@@ -93,9 +93,7 @@ pub fn matvec_on(p: Path, w: Weights, cols: usize, x: &[f32], y: &mut [f32]) {
         x.len()
     );
     let four = cols > WIDE && p != Path::Scalar;
-    // Enough chunks to balance two busy cores, few enough that rayon's
-    // per-task cost stays far below a chunk's memory time.
-    let chunk = (rows / 64).clamp(4, 256);
+    let chunk = chunk_rows(rows);
     y.par_chunks_mut(chunk).enumerate().for_each(|(i, ys)| {
         let r0 = i * chunk;
         let mut k = 0;
@@ -120,6 +118,40 @@ pub fn matvec_on(p: Path, w: Weights, cols: usize, x: &[f32], y: &mut [f32]) {
             };
         }
     });
+}
+
+/// Rows per parallel task for a matrix of `rows`: enough chunks to balance
+/// two busy cores, few enough that rayon's per-task cost stays far below a
+/// chunk's memory time.
+pub fn chunk_rows(rows: usize) -> usize {
+    (rows / 64).clamp(4, 256)
+}
+
+/// ys[k] = Σ_c w[r0 + k, c]·x[c] for the rows ys covers, on this thread:
+/// one task of `matvec_on`, and of a caller that runs several matrices in
+/// one parallel region.
+pub fn rows_into(p: Path, w: Weights, cols: usize, x: &[f32], r0: usize, ys: &mut [f32]) {
+    let mut k = 0;
+    if cols > WIDE && p != Path::Scalar {
+        for y4 in ys.chunks_exact_mut(4) {
+            let at = (r0 + k) * cols;
+            let y4: &mut [f32; 4] = y4.try_into().expect("four rows");
+            match w {
+                Weights::F16(w) => dot4_f16(p, &w[at..at + 4 * cols], x, y4),
+                Weights::Bf16(w) => dot4_bf16(p, &w[at..at + 4 * cols], x, y4),
+                Weights::F32(w) => dot4_f32(p, &w[at..at + 4 * cols], x, y4),
+            }
+            k += 4;
+        }
+    }
+    for (k, y) in ys.iter_mut().enumerate().skip(k) {
+        let at = (r0 + k) * cols;
+        *y = match w {
+            Weights::F16(w) => dot_f16(p, &w[at..at + cols], x),
+            Weights::Bf16(w) => dot_bf16(p, &w[at..at + cols], x),
+            Weights::F32(w) => dot_f32(p, &w[at..at + cols], x),
+        };
+    }
 }
 
 /// Σ a[i]·b[i] in f32 on the widest path: the attention's q·k and the

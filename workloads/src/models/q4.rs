@@ -18,7 +18,7 @@
 use half::f16;
 use rayon::prelude::*;
 
-pub(super) use super::qact::{ActQ8, GROUP_ACT_BYTES, quantize_act};
+pub(super) use super::qact::{ActQ8, GROUP_ACT_BYTES, MATVEC_CHUNK, quantize_act};
 pub use super::qact::{ActRows, BLOCK, GROUP, Q4Path, path};
 use super::qgemm::{Kind, Packed, gemm_on};
 
@@ -167,14 +167,23 @@ impl Q4Matrix {
         let acts = quantize_act(x);
         let a = acts.row(0);
         let row_bytes = self.row_bytes();
-        let chunk = 64;
-        y.par_chunks_mut(chunk)
-            .zip(self.data.par_chunks(chunk * row_bytes))
+        y.par_chunks_mut(MATVEC_CHUNK)
+            .zip(self.data.par_chunks(MATVEC_CHUNK * row_bytes))
             .for_each(|(ys, w)| {
                 for (y, row) in ys.iter_mut().zip(w.chunks_exact(row_bytes)) {
                     *y = dot(row, a);
                 }
             });
+    }
+
+    /// ys[k] = W[r0 + k]·a for the rows ys covers, on this thread: one task
+    /// of `matvec`, and of a caller running several matrices at once.
+    pub(crate) fn rows_into(&self, a: ActQ8, r0: usize, ys: &mut [f32]) {
+        let row_bytes = self.row_bytes();
+        let w = &self.data[r0 * row_bytes..][..ys.len() * row_bytes];
+        for (y, row) in ys.iter_mut().zip(w.chunks_exact(row_bytes)) {
+            *y = dot(row, a);
+        }
     }
 
     /// The matrix for `qgemm`.

@@ -11,7 +11,9 @@
 use half::f16;
 use rayon::prelude::*;
 
-use super::qact::{ActQ8, ActRows, BLOCK, GROUP, GROUP_ACT_BYTES, Q4Path, path, quantize_act};
+use super::qact::{
+    ActQ8, ActRows, BLOCK, GROUP, GROUP_ACT_BYTES, MATVEC_CHUNK, Q4Path, path, quantize_act,
+};
 use super::qgemm::{Kind, Packed, gemm_on};
 
 /// A group in memory: 8 vectors of 64 biased bytes, then 16 f16 scales.
@@ -113,13 +115,23 @@ impl Q8Matrix {
         let acts = quantize_act(x);
         let a = acts.row(0);
         let row_bytes = self.row_bytes();
-        y.par_chunks_mut(64)
-            .zip(self.data.par_chunks(64 * row_bytes))
+        y.par_chunks_mut(MATVEC_CHUNK)
+            .zip(self.data.par_chunks(MATVEC_CHUNK * row_bytes))
             .for_each(|(ys, w)| {
                 for (y, row) in ys.iter_mut().zip(w.chunks_exact(row_bytes)) {
                     *y = dot(row, a);
                 }
             });
+    }
+
+    /// ys[k] = W[r0 + k]·a for the rows ys covers, on this thread: one task
+    /// of `matvec`, and of a caller running several matrices at once.
+    pub(crate) fn rows_into(&self, a: ActQ8, r0: usize, ys: &mut [f32]) {
+        let row_bytes = self.row_bytes();
+        let w = &self.data[r0 * row_bytes..][..ys.len() * row_bytes];
+        for (y, row) in ys.iter_mut().zip(w.chunks_exact(row_bytes)) {
+            *y = dot(row, a);
+        }
     }
 
     /// The matrix for `qgemm`.

@@ -10,6 +10,8 @@ pub const BLOCK: usize = 32;
 /// Blocks interleaved together: one 32-bit lane per block in a 512-bit
 /// register (two 256-bit halves on AVX2).
 pub const GROUP: usize = 16;
+/// Rows per parallel task of a quantized matrix × vector.
+pub const MATVEC_CHUNK: usize = 64;
 /// q8 activations of a group: 8 vectors of 64 bytes.
 pub(crate) const GROUP_ACT_BYTES: usize = GROUP * BLOCK;
 
