@@ -158,5 +158,35 @@ fn train_products(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, gemm, q4_matvec, f16_matvec, train_products);
+/// The fused prefill's f16 weight products (`models::fgemm`) at the
+/// TinyLlama-1.1B shape's matrices for a 128-token prompt: 128 activation
+/// rows × (rows × cols) f16 weights. Throughput in flops.
+fn f16_gemm(c: &mut Criterion) {
+    use capbench_workloads::models::{fgemm, matvec::Weights};
+    use half::f16;
+    let mut group = c.benchmark_group("f16-gemm/cpu");
+    group.sample_size(20);
+    let m = 128;
+    for (rows, cols) in [(2048, 2048), (5632, 2048), (2048, 5632)] {
+        let w: Vec<f16> = (0..rows * cols)
+            .map(|i| f16::from_f32(((i * 2654435761) % 2001) as f32 / 1000.0 - 1.0))
+            .collect();
+        let x: Vec<f32> = (0..m * cols).map(|i| (i % 13) as f32 / 6.0 - 1.0).collect();
+        let mut y = vec![0f32; m * rows];
+        group.throughput(Throughput::Elements((2 * m * rows * cols) as u64));
+        group.bench_function(format!("{m}x{rows}x{cols}"), |b| {
+            b.iter(|| fgemm::matmul_into(Weights::F16(&w), cols, &x, &mut y, rows))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    gemm,
+    q4_matvec,
+    f16_matvec,
+    f16_gemm,
+    train_products
+);
 criterion_main!(benches);

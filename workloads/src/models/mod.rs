@@ -4,7 +4,7 @@
 pub mod bgemm;
 pub mod cache;
 pub mod config;
-mod fgemm;
+pub mod fgemm;
 pub mod fused;
 pub mod gemm;
 pub mod gguf;
