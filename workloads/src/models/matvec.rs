@@ -92,32 +92,10 @@ pub fn matvec_on(p: Path, w: Weights, cols: usize, x: &[f32], y: &mut [f32]) {
         w.len(),
         x.len()
     );
-    let four = cols > WIDE && p != Path::Scalar;
     let chunk = chunk_rows(rows);
-    y.par_chunks_mut(chunk).enumerate().for_each(|(i, ys)| {
-        let r0 = i * chunk;
-        let mut k = 0;
-        if four {
-            for y4 in ys.chunks_exact_mut(4) {
-                let at = (r0 + k) * cols;
-                let y4: &mut [f32; 4] = y4.try_into().expect("four rows");
-                match w {
-                    Weights::F16(w) => dot4_f16(p, &w[at..at + 4 * cols], x, y4),
-                    Weights::Bf16(w) => dot4_bf16(p, &w[at..at + 4 * cols], x, y4),
-                    Weights::F32(w) => dot4_f32(p, &w[at..at + 4 * cols], x, y4),
-                }
-                k += 4;
-            }
-        }
-        for (k, y) in ys.iter_mut().enumerate().skip(k) {
-            let at = (r0 + k) * cols;
-            *y = match w {
-                Weights::F16(w) => dot_f16(p, &w[at..at + cols], x),
-                Weights::Bf16(w) => dot_bf16(p, &w[at..at + cols], x),
-                Weights::F32(w) => dot_f32(p, &w[at..at + cols], x),
-            };
-        }
-    });
+    y.par_chunks_mut(chunk)
+        .enumerate()
+        .for_each(|(i, ys)| rows_into(p, w, cols, x, i * chunk, ys));
 }
 
 /// Rows per parallel task for a matrix of `rows`: enough chunks to balance

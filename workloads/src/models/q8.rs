@@ -114,14 +114,9 @@ impl Q8Matrix {
     pub fn matvec(&self, x: &[f32], y: &mut [f32]) {
         let acts = quantize_act(x);
         let a = acts.row(0);
-        let row_bytes = self.row_bytes();
         y.par_chunks_mut(MATVEC_CHUNK)
-            .zip(self.data.par_chunks(MATVEC_CHUNK * row_bytes))
-            .for_each(|(ys, w)| {
-                for (y, row) in ys.iter_mut().zip(w.chunks_exact(row_bytes)) {
-                    *y = dot(row, a);
-                }
-            });
+            .enumerate()
+            .for_each(|(i, ys)| self.rows_into(a, i * MATVEC_CHUNK, ys));
     }
 
     /// ys[k] = W[r0 + k]·a for the rows ys covers, on this thread: one task
