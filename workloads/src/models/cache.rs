@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use candle_core::quantized::gguf_file::{self, Content, Value};
-use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::quantized::{GgmlDType, GgmlType, QMatMul, QStorage, QTensor, QuantizedType};
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use super::config::ModelConfig;
 use super::model::{Model, TensorSource, WeightFormat, lin};
 use super::ops::Lin;
-use super::params::{ParamSpec, generate, param_specs};
+use super::params::{ParamSpec, draw_into, param_specs};
 use crate::api::WeightsRecord;
 use crate::formats::WeightFmt;
 
@@ -125,6 +125,43 @@ fn weights_sha256(lines: &[String]) -> String {
     hex(&h.finalize())
 }
 
+/// Elements per parallel task of `drawn_as` (a task draws 512 KiB of f32
+/// into a buffer of its own and stores them at once).
+const STORE_CHUNK: usize = 1 << 17;
+
+/// A parameter drawn from its seed and stored as `dtype`: what
+/// `QTensor::quantize` makes of `generate`'s f32 tensor, without the f32
+/// tensor — each task draws its blocks' elements (`draw_into`) and stores
+/// them, and a block is stored from its own 32 (or 1) values alone, so the
+/// bytes are the same (a test compares the two).
+fn drawn(spec: &ParamSpec, seed: u64, dtype: GgmlDType) -> candle_core::Result<QTensor> {
+    use candle_core::quantized::k_quants::{BlockQ4_0, BlockQ8_0};
+    let storage: Box<dyn QuantizedType> = match dtype {
+        GgmlDType::F32 => Box::new(drawn_as::<f32>(spec, seed)),
+        GgmlDType::F16 => Box::new(drawn_as::<half::f16>(spec, seed)),
+        GgmlDType::BF16 => Box::new(drawn_as::<half::bf16>(spec, seed)),
+        GgmlDType::Q8_0 => Box::new(drawn_as::<BlockQ8_0>(spec, seed)),
+        GgmlDType::Q4_0 => Box::new(drawn_as::<BlockQ4_0>(spec, seed)),
+        other => candle_core::bail!("{}: no stored form {other:?}", spec.name),
+    };
+    QTensor::new(QStorage::Cpu(storage), spec.shape.as_slice())
+}
+
+fn drawn_as<T: GgmlType + Send + Sync>(spec: &ParamSpec, seed: u64) -> Vec<T> {
+    let n: usize = spec.shape.iter().product();
+    let mut blocks = super::zeroed::filled(n / T::BLCK_SIZE, T::zeros());
+    let per = STORE_CHUNK / T::BLCK_SIZE;
+    blocks
+        .par_chunks_mut(per)
+        .enumerate()
+        .for_each_init(Vec::new, |xs, (i, out)| {
+            xs.resize(out.len() * T::BLCK_SIZE, 0.0);
+            draw_into(spec, seed, i * per * T::BLCK_SIZE, xs);
+            T::from_float(xs, out);
+        });
+    blocks
+}
+
 const MANIFEST_HEAD: &str = "# capbench model cache manifest";
 
 /// Writes the entry for `key` into `dir`: the weights drawn from
@@ -137,8 +174,7 @@ pub(crate) fn write_entry(key: &CacheKey, weights_seed: u64, dir: &Path) -> Resu
     let tensors: Vec<(String, QTensor, String)> = specs
         .par_iter()
         .map(|s| -> candle_core::Result<(String, QTensor, String)> {
-            let t = generate(s, weights_seed, &Device::Cpu, DType::F32)?;
-            let q = QTensor::quantize(&t, stored_dtype(s, key.format))?;
+            let q = drawn(s, weights_seed, stored_dtype(s, key.format))?;
             let sha = hex(&Sha256::digest(q.data()?));
             Ok((s.name.clone(), q, sha))
         })
@@ -286,7 +322,7 @@ impl CachedSource {
         let dims = info.shape.dims().to_vec();
         let elems: usize = dims.iter().product();
         let bytes = elems / dtype.block_size() * dtype.type_size();
-        let mut data = vec![0u8; bytes];
+        let mut data = super::zeroed::filled(bytes, 0u8);
         {
             let mut r = self.reader.lock().expect("reader lock");
             r.seek(SeekFrom::Start(

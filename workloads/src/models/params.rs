@@ -4,6 +4,7 @@
 use candle_core::{DType, Device, Result, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use super::config::ModelConfig;
 
@@ -143,18 +144,48 @@ fn tensor_seed(seed: u64, name: &str) -> u64 {
     h
 }
 
-/// Generates one parameter's values (drawn in f32, then cast).
+/// Elements per parallel task of `generate` (1 MiB of f32: a task's
+/// draws stay in L2, and a 7B layer's largest matrix splits into 172).
+const DRAW_CHUNK: usize = 1 << 18;
+
+/// Generates one parameter's values (drawn in f32, then cast), in parallel
+/// chunks of the tensor's one stream: the values do not depend on the
+/// chunking or the thread count (`draw_into`).
 pub fn generate(spec: &ParamSpec, seed: u64, dev: &Device, dtype: DType) -> Result<Tensor> {
     let n: usize = spec.shape.iter().product();
-    let data: Vec<f32> = match spec.init {
-        InitKind::Ones => vec![1.0; n],
+    let mut data = super::zeroed::zeroed_f32(n);
+    data.par_chunks_mut(DRAW_CHUNK)
+        .enumerate()
+        .for_each(|(i, c)| draw_into(spec, seed, i * DRAW_CHUNK, c));
+    Tensor::from_vec(data, spec.shape.as_slice(), dev)?.to_dtype(dtype)
+}
+
+/// Elements `start..start + out.len()` of a parameter (row-major), exactly
+/// as drawing the whole tensor in order would give them: element i of a
+/// uniform parameter is what `rng.random_range(-a..a)` returns as the i-th
+/// draw of its stream — rand 0.9 takes one u32 word per f32 draw (23 bits
+/// into [1, 2), minus 1, times the width, plus the low end; no rejection),
+/// so the stream is entered at word i (`set_word_pos`) and read in bulk.
+/// A test holds this to `random_range` draw by draw.
+pub fn draw_into(spec: &ParamSpec, seed: u64, start: usize, out: &mut [f32]) {
+    match spec.init {
+        InitKind::Ones => out.fill(1.0),
         InitKind::Uniform(std) => {
             let mut rng = ChaCha8Rng::seed_from_u64(tensor_seed(seed, &spec.name));
+            rng.set_word_pos(start as u128);
             let a = (3.0f64.sqrt() * std) as f32;
-            (0..n).map(|_| rng.random_range(-a..a)).collect()
+            let (low, scale) = (-a, a - -a);
+            let mut words = [0u32; 1024];
+            for c in out.chunks_mut(words.len()) {
+                let w = &mut words[..c.len()];
+                rng.fill(w);
+                for (x, &u) in c.iter_mut().zip(w.iter()) {
+                    let one_two = f32::from_bits((u >> 9) | 0x3f80_0000);
+                    *x = (one_two - 1.0) * scale + low;
+                }
+            }
         }
-    };
-    Tensor::from_vec(data, spec.shape.as_slice(), dev)?.to_dtype(dtype)
+    }
 }
 
 /// All parameters as trainable Vars.
@@ -169,4 +200,57 @@ pub fn init(cfg: &ModelConfig, seed: u64, dev: &Device, dtype: DType) -> Result<
         })
         .collect::<Result<_>>()?;
     Ok(Params { vars })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The draws as `generate` made them before it was chunked: one
+    /// `random_range` after another from the tensor's stream.
+    fn in_order(spec: &ParamSpec, seed: u64) -> Vec<f32> {
+        let n: usize = spec.shape.iter().product();
+        let InitKind::Uniform(std) = spec.init else {
+            return vec![1.0; n];
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(tensor_seed(seed, &spec.name));
+        let a = (3.0f64.sqrt() * std) as f32;
+        (0..n).map(|_| rng.random_range(-a..a)).collect()
+    }
+
+    fn spec(rows: usize, cols: usize, init: InitKind) -> ParamSpec {
+        ParamSpec {
+            name: "layers.3.ffn.up".into(),
+            shape: vec![rows, cols],
+            init,
+        }
+    }
+
+    #[test]
+    fn chunked_draws_are_the_draws_in_order() {
+        // Crosses `DRAW_CHUNK` twice and ends on a ragged chunk; odd widths.
+        for (std, seed) in [(0.02, 7u64), (1.0 / 3.0, 0x5eed), (1e-3, u64::MAX)] {
+            let s = spec(2 * DRAW_CHUNK / 1000 + 3, 1000, InitKind::Uniform(std));
+            let want = in_order(&s, seed);
+            let got = generate(&s, seed, &Device::Cpu, DType::F32)
+                .and_then(|t| t.flatten_all()?.to_vec1::<f32>())
+                .unwrap();
+            assert_eq!(got.len(), want.len());
+            let first_diff = got
+                .iter()
+                .zip(&want)
+                .position(|(a, b)| a.to_bits() != b.to_bits());
+            assert_eq!(first_diff, None, "std {std} seed {seed}");
+            // Any window, entered mid-stream and mid-block of 16 words.
+            for (start, len) in [(0, 1), (1, 15), (15, 1), (1023, 1026), (1_234_5, 4099)] {
+                let mut out = vec![f32::NAN; len];
+                draw_into(&s, seed, start, &mut out);
+                assert_eq!(out, want[start..start + len], "window {start}+{len}");
+            }
+        }
+        let ones = spec(3, 5, InitKind::Ones);
+        let mut out = vec![0.0; 7];
+        draw_into(&ones, 1, 4, &mut out);
+        assert_eq!(out, vec![1.0; 7]);
+    }
 }

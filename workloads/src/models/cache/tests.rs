@@ -28,6 +28,35 @@ fn logits_bits(m: &Model) -> Vec<u32> {
         .collect()
 }
 
+/// The writer's chunked draw-and-store gives the bytes `QTensor::quantize`
+/// makes of the whole f32 tensor, in every stored form, across chunks.
+#[test]
+fn drawn_tensors_are_the_quantized_generated_tensors() {
+    use super::super::params::{InitKind, generate};
+    let spec = ParamSpec {
+        name: "layers.0.ffn.down".into(),
+        // 2.5 store chunks: two whole tasks and a ragged one.
+        shape: vec![5 * STORE_CHUNK / 2 / 96, 96],
+        init: InitKind::Uniform(0.05),
+    };
+    let whole = generate(&spec, 11, &Device::Cpu, DType::F32).unwrap();
+    for dt in [
+        GgmlDType::F32,
+        GgmlDType::F16,
+        GgmlDType::BF16,
+        GgmlDType::Q8_0,
+        GgmlDType::Q4_0,
+    ] {
+        let want = QTensor::quantize(&whole, dt).unwrap();
+        let got = drawn(&spec, 11, dt).unwrap();
+        assert_eq!(got.shape().dims(), want.shape().dims(), "{dt:?}");
+        assert!(
+            got.data().unwrap() == want.data().unwrap(),
+            "{dt:?}: bytes differ"
+        );
+    }
+}
+
 #[test]
 fn a_cached_model_is_the_generated_model_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
