@@ -492,18 +492,7 @@ impl Team<'_> {
         self.barrier.wait();
         // SAFETY: the heads were written before the barrier.
         let att = unsafe { b.att.all(nh * hd) };
-        let c = cfg.d_model;
-        self.products(
-            phase + 3,
-            &m[3..4],
-            att,
-            &mut own.acts,
-            own.me,
-            &[&b.out.prefix(c)],
-        );
-        // SAFETY: written before the barrier; rewritten only after the next.
-        let out = unsafe { b.out.all(c) };
-        own.x.iter_mut().zip(out).for_each(|(x, o)| *x += o);
+        self.add_product(phase + 3, m[3], att, own);
         rms_norm(&own.x, &plan.ffn_norm, eps, &mut own.h);
         // Gate and up rows together, and SwiGLU on the rows just made.
         let (gm, um) = (&m[4], &m[5]);
@@ -522,15 +511,17 @@ impl Team<'_> {
         self.barrier.wait();
         // SAFETY: written before the barrier.
         let gate = unsafe { b.gate.all(f) };
-        self.products(
-            phase + 5,
-            &m[6..7],
-            gate,
-            &mut own.acts,
-            own.me,
-            &[&b.out.prefix(c)],
-        );
-        let out = unsafe { b.out.all(c) };
+        self.add_product(phase + 5, m[6], gate, own);
+    }
+
+    /// x += W·input: the product's rows split across the team into the
+    /// shared output, then every thread adds all of it to its residual.
+    fn add_product(&self, phase: usize, w: Mat, input: &[f32], own: &mut Own) {
+        let out = self.bufs.out.prefix(own.x.len());
+        self.products(phase, &[w], input, &mut own.acts, own.me, &[&out]);
+        // SAFETY: written before the barrier that ends `products`;
+        // rewritten only after the next barrier.
+        let out = unsafe { out.all(own.x.len()) };
         own.x.iter_mut().zip(out).for_each(|(x, o)| *x += o);
     }
 }
