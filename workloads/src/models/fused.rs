@@ -411,19 +411,22 @@ impl Team<'_> {
         outs: &[&Shared],
     ) {
         Self::quantize(mats, x, acts);
-        let rows: Vec<usize> = outs.iter().map(|o| o.len()).collect();
-        let counts: Vec<usize> = mats.iter().zip(&rows).map(|(m, &r)| m.tasks(r)).collect();
-        for task in self.claims.take(phase, counts.iter().sum(), me) {
+        let jobs = || mats.iter().zip(outs);
+        let total = jobs().map(|(m, o)| m.tasks(o.len())).sum();
+        for task in self.claims.take(phase, total, me) {
             // Task numbers run through the matrices in order.
-            let (mut i, mut t) = (0, task);
-            while t >= counts[i] {
-                t -= counts[i];
-                i += 1;
+            let mut t = task;
+            for (m, o) in jobs() {
+                let k = m.tasks(o.len());
+                if t < k {
+                    let rs = m.task_rows(o.len(), t);
+                    // SAFETY: task t's rows are this thread's alone in this phase.
+                    let ys = unsafe { o.part(rs.clone()) };
+                    self.keep(m.rows_into(x, Some(acts), rs, ys));
+                    break;
+                }
+                t -= k;
             }
-            let rs = mats[i].task_rows(rows[i], t);
-            // SAFETY: task t's rows are this thread's alone in this phase.
-            let ys = unsafe { outs[i].part(rs.clone()) };
-            self.keep(mats[i].rows_into(x, Some(acts), rs, ys));
         }
         self.barrier.wait();
     }
