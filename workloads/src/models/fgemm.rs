@@ -1,8 +1,9 @@
 //! Products of f16/bf16/f32 weights with many activation rows (prefill).
-//! Half-precision weights go through a tile kernel of 4 weight rows × 4
-//! activation rows: each weight vector is widened to f32 in registers
-//! (F16C, or a shift for bf16) once for four activation rows and each
-//! activation vector feeds four weight rows, 16 f32 FMA chains in flight.
+//! Half-precision weights go through a register tile of several weight
+//! rows × a few activation rows (`tile_dims`): the activation vectors are
+//! loaded once per step and held, each weight vector is widened to f32 in
+//! registers (F16C, or a shift for bf16) once for all of them, and every
+//! (weight row, activation row) pair keeps its own f32 FMA chain.
 //! candle's path multiplied f16 activations by f16 weights (rounding every
 //! activation to f16) at 0.39× of llama.cpp's f16 prefill on the 1.1B
 //! shape; here the activations stay f32, the math of the fused decode step.
@@ -56,13 +57,14 @@ pub fn matmul_on(p: Path, w: Weights, cols: usize, x: &[f32], out: &mut [f32], l
             true,
         );
     }
+    let (wr, na_max) = tile_dims(p);
     // A task's weight rows (≤ 128 KiB of half floats) stay in L2 while
     // every activation tile passes; 8 tasks per thread or more.
     let tasks = 8 * rayon::current_num_threads();
     let chunk = ((128 << 10) / (2 * cols))
         .min(rows.div_ceil(tasks))
-        .max(4)
-        .next_multiple_of(4);
+        .max(wr)
+        .next_multiple_of(wr);
     let out = OutPtr(out.as_mut_ptr());
     (0..rows.div_ceil(chunk)).into_par_iter().for_each(|t| {
         let (r0, r1) = (t * chunk, ((t + 1) * chunk).min(rows));
@@ -70,32 +72,30 @@ pub fn matmul_on(p: Path, w: Weights, cols: usize, x: &[f32], out: &mut [f32], l
         // SAFETY: this task alone writes columns r0..r1 of the m rows, all
         // inside `out` (asserted above).
         let put = |i: usize, r: usize, v: f32| unsafe { *out.get().add(i * ldo + r) = v };
-        for i in (0..m).step_by(4) {
-            let na = (m - i).min(4);
+        for i in (0..m).step_by(na_max) {
+            let na = (m - i).min(na_max);
             let mut r = r0;
             while r < r1 {
+                // Whole tiles, then the rows left over one at a time.
+                let full = r + wr <= r1;
                 #[cfg(target_arch = "x86_64")]
-                if p != Path::Scalar && na == 4 && r + 4 <= r1 {
-                    let xs = [xr(i), xr(i + 1), xr(i + 2), xr(i + 3)];
+                if p != Path::Scalar {
+                    let tile = Tile { w, cols, r, i };
                     // SAFETY: a SIMD path is only chosen (or tested) where
                     // detected.
-                    let y = unsafe {
-                        match (w, p) {
-                            (Weights::F16(w), Path::Avx512) => simd::f16_512(rows4(w, r, cols), xs),
-                            (Weights::F16(w), _) => simd::f16_256(rows4(w, r, cols), xs),
-                            (Weights::Bf16(w), Path::Avx512) => {
-                                simd::bf16_512(rows4(w, r, cols), xs)
-                            }
-                            (Weights::Bf16(w), _) => simd::bf16_256(rows4(w, r, cols), xs),
-                            (Weights::F32(_), _) => unreachable!("handled above"),
-                        }
-                    };
-                    for (k, yk) in y.iter().enumerate() {
-                        for (j, v) in yk.iter().enumerate() {
-                            put(i + j, r + k, *v);
+                    unsafe {
+                        match (p, full, na) {
+                            (Path::Avx512, true, 3) => tile.run::<8, 3>(p, &xr, &put),
+                            (Path::Avx512, true, 2) => tile.run::<8, 2>(p, &xr, &put),
+                            (Path::Avx512, true, _) => tile.run::<8, 1>(p, &xr, &put),
+                            (Path::Avx512, false, 3) => tile.run::<1, 3>(p, &xr, &put),
+                            (_, true, 2) => tile.run::<6, 2>(p, &xr, &put),
+                            (_, true, _) => tile.run::<6, 1>(p, &xr, &put),
+                            (_, false, 2) => tile.run::<1, 2>(p, &xr, &put),
+                            (_, false, _) => tile.run::<1, 1>(p, &xr, &put),
                         }
                     }
-                    r += 4;
+                    r += if full { wr } else { 1 };
                     continue;
                 }
                 for j in 0..na {
@@ -112,9 +112,67 @@ pub fn matmul_on(p: Path, w: Weights, cols: usize, x: &[f32], out: &mut [f32], l
     });
 }
 
-/// Rows r..r+4 of a (·, cols) matrix.
-fn rows4<T>(w: &[T], r: usize, cols: usize) -> [&[T]; 4] {
-    [0, 1, 2, 3].map(|k| &w[(r + k) * cols..][..cols])
+/// (weight rows, activation rows) of a tile: WR·NA accumulators, NA
+/// activation vectors held while each weight row is widened once — all in
+/// registers (AVX-512 has 32: 24 + 3 + 1; AVX2 16: 12 + 2 + 1). Measured
+/// on `f16-gemm/cpu` (2026-12-07, 2 threads, AVX-512): 8 × 3 took 2.84,
+/// 7.75 and 7.03 ms where the earlier 4 × 4 took 2.99, 8.44 and 8.48;
+/// under AVX2, 6 × 2 took 4.49, 12.4 and 12.0 ms against 6.90, 19.0 and
+/// 17.9 (4 × 4 spilled).
+fn tile_dims(p: Path) -> (usize, usize) {
+    match p {
+        Path::Avx512 => (8, 3),
+        _ => (6, 2),
+    }
+}
+
+/// Where a tile sits: weight rows from `r`, activation rows from `i`.
+#[cfg(target_arch = "x86_64")]
+struct Tile<'w> {
+    w: Weights<'w>,
+    cols: usize,
+    r: usize,
+    i: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Tile<'_> {
+    /// Computes the WR × NA tile and writes it out.
+    ///
+    /// # Safety
+    /// `p` must be a detected SIMD path.
+    #[inline(always)]
+    unsafe fn run<'x, const WR: usize, const NA: usize>(
+        &self,
+        p: Path,
+        xr: &dyn Fn(usize) -> &'x [f32],
+        put: &dyn Fn(usize, usize, f32),
+    ) {
+        let (cols, r, i) = (self.cols, self.r, self.i);
+        let xs: [&[f32]; NA] = std::array::from_fn(|j| xr(i + j));
+        // SAFETY: the caller names a detected path.
+        let y = unsafe {
+            match (self.w, p) {
+                (Weights::F16(w), Path::Avx512) => simd::f16_512(rows_at::<_, WR>(w, r, cols), xs),
+                (Weights::F16(w), _) => simd::f16_256(rows_at::<_, WR>(w, r, cols), xs),
+                (Weights::Bf16(w), Path::Avx512) => {
+                    simd::bf16_512(rows_at::<_, WR>(w, r, cols), xs)
+                }
+                (Weights::Bf16(w), _) => simd::bf16_256(rows_at::<_, WR>(w, r, cols), xs),
+                (Weights::F32(_), _) => unreachable!("handled by the caller"),
+            }
+        };
+        for (k, yk) in y.iter().enumerate() {
+            for (j, v) in yk.iter().enumerate() {
+                put(i + j, r + k, *v);
+            }
+        }
+    }
+}
+
+/// Rows r..r+WR of a (·, cols) matrix.
+fn rows_at<T, const WR: usize>(w: &[T], r: usize, cols: usize) -> [&[T]; WR] {
+    std::array::from_fn(|k| &w[(r + k) * cols..][..cols])
 }
 
 /// One macro body per (width, weight type): the loader differs. The
@@ -128,27 +186,30 @@ mod simd {
         ($name:ident, $t:ty, $feat:literal, $w:expr, $v:ty, $zero:ident, $fma:ident,
          $loadx:ident, $loadw:ident, $reduce:ident) => {
             #[target_feature(enable = $feat)]
-            pub(super) unsafe fn $name(w: [&[$t]; 4], x: [&[f32]; 4]) -> [[f32; 4]; 4] {
+            pub(super) unsafe fn $name<const WR: usize, const NA: usize>(
+                w: [&[$t]; WR],
+                x: [&[f32]; NA],
+            ) -> [[f32; NA]; WR] {
                 let n = w[0].len();
                 assert!(w.iter().all(|w| w.len() == n) && x.iter().all(|x| x.len() == n));
-                let mut acc: [[$v; 4]; 4] = [[$zero(); 4]; 4];
+                let mut acc: [[$v; NA]; WR] = [[$zero(); NA]; WR];
                 let mut c = 0;
                 while c + $w <= n {
                     // SAFETY: c + width ≤ n, the length of every row.
                     unsafe {
-                        let wv = w.map(|w| $loadw(w.as_ptr().add(c)));
-                        for j in 0..4 {
-                            let xv = $loadx(x[j].as_ptr().add(c));
-                            for k in 0..4 {
-                                acc[k][j] = $fma(wv[k], xv, acc[k][j]);
+                        let xv: [$v; NA] = std::array::from_fn(|j| $loadx(x[j].as_ptr().add(c)));
+                        for k in 0..WR {
+                            let wv = $loadw(w[k].as_ptr().add(c));
+                            for j in 0..NA {
+                                acc[k][j] = $fma(wv, xv[j], acc[k][j]);
                             }
                         }
                     }
                     c += $w;
                 }
-                let mut out = [[0.0f32; 4]; 4];
-                for k in 0..4 {
-                    for j in 0..4 {
+                let mut out = [[0.0f32; NA]; WR];
+                for k in 0..WR {
+                    for j in 0..NA {
                         let mut s = $reduce(acc[k][j]);
                         for e in c..n {
                             s += f32::from(w[k][e]) * x[j][e];
