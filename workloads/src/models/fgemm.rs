@@ -84,13 +84,15 @@ pub fn matmul_on(p: Path, w: Weights, cols: usize, x: &[f32], out: &mut [f32], l
                     // SAFETY: a SIMD path is only chosen (or tested) where
                     // detected.
                     unsafe {
+                        // Tiles of `tile_dims`, fewer activation rows at
+                        // the end of m, one weight row at the end of a task.
                         match (p, full, na) {
-                            (Path::Avx512, true, 3) => tile.run::<8, 3>(p, &xr, &put),
-                            (Path::Avx512, true, 2) => tile.run::<8, 2>(p, &xr, &put),
-                            (Path::Avx512, true, _) => tile.run::<8, 1>(p, &xr, &put),
-                            (Path::Avx512, false, 3) => tile.run::<1, 3>(p, &xr, &put),
-                            (_, true, 2) => tile.run::<6, 2>(p, &xr, &put),
-                            (_, true, _) => tile.run::<6, 1>(p, &xr, &put),
+                            (Path::Avx512, true, A512) => tile.run::<W512, A512>(p, &xr, &put),
+                            (Path::Avx512, true, 2) => tile.run::<W512, 2>(p, &xr, &put),
+                            (Path::Avx512, true, _) => tile.run::<W512, 1>(p, &xr, &put),
+                            (Path::Avx512, false, A512) => tile.run::<1, A512>(p, &xr, &put),
+                            (_, true, A256) => tile.run::<W256, A256>(p, &xr, &put),
+                            (_, true, _) => tile.run::<W256, 1>(p, &xr, &put),
                             (_, false, 2) => tile.run::<1, 2>(p, &xr, &put),
                             (_, false, _) => tile.run::<1, 1>(p, &xr, &put),
                         }
@@ -121,10 +123,17 @@ pub fn matmul_on(p: Path, w: Weights, cols: usize, x: &[f32], out: &mut [f32], l
 /// 17.9 (4 × 4 spilled).
 fn tile_dims(p: Path) -> (usize, usize) {
     match p {
-        Path::Avx512 => (8, 3),
-        _ => (6, 2),
+        Path::Avx512 => (W512, A512),
+        _ => (W256, A256),
     }
 }
+
+// The dispatch in `matmul_on` names these as const generics and spells out
+// each smaller activation count (A512 = 3: 2 and 1; A256 = 2: 1).
+const W512: usize = 8;
+const A512: usize = 3;
+const W256: usize = 6;
+const A256: usize = 2;
 
 /// Where a tile sits: weight rows from `r`, activation rows from `i`.
 #[cfg(target_arch = "x86_64")]
