@@ -65,40 +65,68 @@ fn q4_matvec(c: &mut Criterion) {
     group.finish();
 }
 
+use capbench_workloads::models::matvec::{Weights, matvec};
+use capbench_workloads::models::zeroed::filled;
+
 /// f16 matrix × vector at the decode shapes of tinyllama-1.1b and
 /// llama-3.2-1b (attention 2048², FFN 5632 and 8192 wide, both directions,
 /// and the LM heads), throughput in weight bytes. Each iteration walks
 /// enough copies of the matrix to pass 256 MiB, so the rate is the one
 /// decode sees from memory, not from the last-level cache.
 fn f16_matvec(c: &mut Criterion) {
-    use capbench_workloads::models::matvec::{Weights, matvec};
     use half::f16;
-    let mut group = c.benchmark_group("f16-matvec/cpu");
+    dense_matvec(c, "f16-matvec/cpu", MATVEC_SHAPES, f16::from_f32, |w| {
+        Weights::F16(w)
+    });
+}
+
+/// As `f16_matvec`, f32 weights: the f32 decode format, and the tied LM
+/// head that exported llama-3.2-1b files keep in f32 (128256 × 2048, 1 GiB)
+/// next to quantized layers.
+fn f32_matvec(c: &mut Criterion) {
+    let shapes = [(2048, 2048), (5632, 2048), (128256, 2048)];
+    dense_matvec(c, "f32-matvec/cpu", &shapes, |v| v, |w| Weights::F32(w));
+}
+
+const MATVEC_SHAPES: &[(usize, usize)] = &[
+    (2048, 2048),
+    (5632, 2048),
+    (2048, 5632),
+    (8192, 2048),
+    (2048, 8192),
+    (32000, 2048),
+    (128256, 2048),
+];
+
+fn dense_matvec<T: Clone + Send + Sync>(
+    c: &mut Criterion,
+    name: &str,
+    shapes: &[(usize, usize)],
+    from: fn(f32) -> T,
+    wrap: for<'a> fn(&'a [T]) -> Weights<'a>,
+) {
+    let mut group = c.benchmark_group(name);
     group.sample_size(20);
-    for (rows, cols) in [
-        (2048, 2048),
-        (5632, 2048),
-        (2048, 5632),
-        (8192, 2048),
-        (2048, 8192),
-        (32000, 2048),
-        (128256, 2048),
-    ] {
-        let copies = (256usize << 20).div_ceil(rows * cols * 2).max(1);
-        let ws: Vec<Vec<f16>> = (0..copies)
+    let size = std::mem::size_of::<T>();
+    for &(rows, cols) in shapes {
+        let copies = (256usize << 20).div_ceil(rows * cols * size).max(1);
+        let ws: Vec<Vec<T>> = (0..copies)
             .map(|k| {
-                (0..rows * cols)
-                    .map(|i| f16::from_f32((((i + k) * 2654435761) % 2001) as f32 / 1000.0 - 1.0))
-                    .collect()
+                // As decode holds its weights: on huge pages (`rehomed`).
+                let mut v = filled(rows * cols, from(0.0));
+                for (i, e) in v.iter_mut().enumerate() {
+                    *e = from((((i + k) * 2654435761) % 2001) as f32 / 1000.0 - 1.0);
+                }
+                v
             })
             .collect();
         let x: Vec<f32> = (0..cols).map(|i| (i % 13) as f32 / 6.0 - 1.0).collect();
         let mut y = vec![0f32; rows];
-        group.throughput(Throughput::Bytes((copies * rows * cols * 2) as u64));
+        group.throughput(Throughput::Bytes((copies * rows * cols * size) as u64));
         group.bench_function(format!("{rows}x{cols}"), |b| {
             b.iter(|| {
                 for w in &ws {
-                    matvec(Weights::F16(w), cols, &x, &mut y);
+                    matvec(wrap(w), cols, &x, &mut y);
                 }
             })
         });
@@ -186,6 +214,7 @@ criterion_group!(
     gemm,
     q4_matvec,
     f16_matvec,
+    f32_matvec,
     f16_gemm,
     train_products
 );

@@ -16,7 +16,7 @@ pub mod q4;
 pub mod q8;
 mod qact;
 mod qgemm;
-pub(crate) mod zeroed;
+pub mod zeroed;
 
 pub use config::{Family, ModelConfig, shape, shapes};
 pub use model::{Cache, Model, WeightFormat};

@@ -172,6 +172,12 @@ pub trait TensorSource: Sync {
     fn lin(&self, name: &str, format: WeightFormat) -> Result<Lin> {
         lin(self.get(name)?, format)
     }
+    /// Whether the tensors are a training run's variables, which the model
+    /// must hold as they are (its gradients reach them); any other source's
+    /// large float weights are moved into huge-page-backed buffers.
+    fn trainable(&self) -> bool {
+        false
+    }
 }
 
 impl TensorSource for Params {
@@ -180,6 +186,9 @@ impl TensorSource for Params {
     }
     fn device(&self) -> &Device {
         self.vars[0].1.device()
+    }
+    fn trainable(&self) -> bool {
+        true
     }
 }
 
@@ -223,6 +232,15 @@ fn act_dtype(format: WeightFormat) -> DType {
     }
 }
 
+/// `lin` with a dense weight moved to huge pages (`zeroed::rehomed`)
+/// unless `src` is trainable.
+fn rehomed_lin(src: &dyn TensorSource, lin: Lin) -> Result<Lin> {
+    match lin {
+        Lin::Dense(t) if !src.trainable() => Ok(Lin::Dense(super::zeroed::rehomed(t)?)),
+        l => Ok(l),
+    }
+}
+
 /// Builds layer `l` from `src` in `format`.
 fn build_layer(
     cfg: &ModelConfig,
@@ -231,7 +249,7 @@ fn build_layer(
     src: &dyn TensorSource,
 ) -> Result<Layer> {
     let act = act_dtype(format);
-    let w = |n: &str| src.lin(n, format);
+    let w = |n: &str| rehomed_lin(src, src.lin(n, format)?);
     let small = |n: &str| src.get(n)?.to_dtype(act);
     let expert = |n: &str| -> Result<Expert> {
         Ok(Expert {
@@ -317,13 +335,16 @@ impl Model {
             .collect::<Result<Vec<_>>>()?;
         Ok(Model {
             cfg: cfg.clone(),
-            embed: src.get("embed")?.to_dtype(act)?,
+            embed: match src.get("embed")?.to_dtype(act)? {
+                e if src.trainable() => e,
+                e => super::zeroed::rehomed(e)?,
+            },
             layers,
             final_norm: src.get("final_norm")?.to_dtype(act)?,
             lm_head: if cfg.tied_embeddings {
                 None
             } else {
-                Some(src.lin("lm_head", format)?)
+                Some(rehomed_lin(src, src.lin("lm_head", format)?)?)
             },
             dtype: act,
             device: src.device().clone(),

@@ -95,7 +95,7 @@ impl Q4Matrix {
     fn pack(rows: usize, cols: usize, mut blocks: impl Iterator<Item = BlockQ4>) -> Q4Matrix {
         let nb = cols / BLOCK;
         let groups = nb.div_ceil(GROUP);
-        let mut data = vec![0u8; rows * groups * GROUP_BYTES];
+        let mut data = super::zeroed::filled(rows * groups * GROUP_BYTES, 0u8);
         let mut row = Vec::with_capacity(groups * GROUP);
         for dst in data.chunks_exact_mut(groups * GROUP_BYTES) {
             row.clear();

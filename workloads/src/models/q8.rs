@@ -56,7 +56,7 @@ impl Q8Matrix {
         let nb = cols / BLOCK;
         let groups = nb.div_ceil(GROUP);
         // Padding blocks: scale 0, every byte 128 (value 0).
-        let mut data = vec![128u8; rows * groups * GROUP_BYTES];
+        let mut data = super::zeroed::filled(rows * groups * GROUP_BYTES, 128u8);
         data.par_chunks_mut(groups * GROUP_BYTES)
             .enumerate()
             .for_each(|(r, dst)| {
