@@ -218,3 +218,89 @@ fn llamacpp_exports_each_model_once_per_run() {
     let left: Vec<_> = std::fs::read_dir(&sys_tmp).unwrap().collect();
     assert!(left.is_empty(), "left in the temporary folder: {left:?}");
 }
+
+/// A run of one decode case on `backend`, its cases and the process output.
+#[cfg(feature = "llamacpp")]
+fn decode_on(backend: &str, env: &[(&str, &str)]) -> (std::process::Output, serde_json::Value) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let out = capbench()
+        .envs(env.iter().copied())
+        .args(["run", "--quiet", "--threads", "1", "--repeat", "1"])
+        .args([
+            "--backend",
+            backend,
+            "--workload",
+            "decode/dense-tiny/q4_0/p8g4",
+        ])
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let cases = if dir.join("run.json").exists() {
+        read_json(&dir.join("run.json"))["cases"].clone()
+    } else {
+        serde_json::Value::Null
+    };
+    (out, cases)
+}
+
+/// Built without a GPU backend of llama.cpp, a GPU offload is refused
+/// before anything runs, with the feature that builds it.
+#[cfg(all(feature = "llamacpp", not(feature = "llamacpp-vulkan")))]
+#[test]
+fn llamacpp_vulkan_without_the_feature_says_how_to_build_it() {
+    let (out, _) = decode_on("llamacpp:vulkan", &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--features llamacpp-vulkan"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// With `--features llamacpp-vulkan`, `llamacpp:vulkan` offloads every
+/// layer to a Vulkan device and is verified against the reference before
+/// it is timed. ggml skips CPU-type devices unless they are named, so on a
+/// machine whose only device is Mesa's lavapipe the refusal says how to
+/// name it, and named it runs there, recorded as a CPU-type device.
+#[cfg(feature = "llamacpp-vulkan")]
+#[test]
+fn llamacpp_vulkan_runs_verified_where_a_vulkan_device_is() {
+    let list = capbench()
+        .env("GGML_VK_VISIBLE_DEVICES", "0")
+        .args(["list", "backends", "--json"])
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let offload = list.as_array().unwrap().iter().any(|b| {
+        b["backend"] == "llamacpp"
+            && b["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("GPU offload available"))
+    });
+    if !offload {
+        eprintln!("skipped: no Vulkan device here (scripts/setup-vulkan-sw.sh installs lavapipe)");
+        return;
+    }
+    let (out, cases) = decode_on("llamacpp:vulkan", &[("GGML_VK_VISIBLE_DEVICES", "0")]);
+    let c = cases
+        .as_array()
+        .and_then(|cs| cs.first())
+        .unwrap_or_else(|| panic!("no case: {}", stderr(&out)))
+        .clone();
+    assert_eq!(c["status"], "ok", "{c}");
+    assert_eq!(c["verification"]["passed"], true, "{c}");
+    assert_eq!(c["device"]["api"], "vulkan", "{c}");
+    let name = c["device"]["name"].as_str().unwrap().to_lowercase();
+    if name.contains("llvmpipe") {
+        assert_eq!(c["device"]["device_type"], "cpu", "{c}");
+        let (refused, _) = decode_on("llamacpp:vulkan", &[("GGML_VK_VISIBLE_DEVICES", "")]);
+        assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+        assert!(
+            stderr(&refused).contains("GGML_VK_VISIBLE_DEVICES=0"),
+            "{}",
+            stderr(&refused)
+        );
+    }
+}

@@ -52,11 +52,26 @@ pub fn check_usable(offload: LlamaOffload) -> Result<()> {
 }
 
 fn no_gpu(offload: LlamaOffload) -> WorkloadError {
-    unavailable(
-        offload,
+    let mut why =
         "this llama.cpp build has no GPU device here (no driver, or built without the GPU backend)"
-            .into(),
-    )
+            .to_string();
+    if offload == LlamaOffload::Vulkan {
+        // ggml-vulkan skips CPU-type devices unless they are named.
+        why.push_str(
+            "; a software Vulkan device (Mesa's lavapipe) is used only when named: \
+             GGML_VK_VISIBLE_DEVICES=0 (its index in `vulkaninfo --summary`)",
+        );
+    }
+    unavailable(offload, why)
+}
+
+/// Mesa's lavapipe, SwiftShader: Vulkan devices that run on the host CPU,
+/// which ggml reports as GPUs.
+fn software_vulkan(description: &str) -> bool {
+    let d = description.to_lowercase();
+    ["llvmpipe", "lavapipe", "swiftshader"]
+        .iter()
+        .any(|s| d.contains(s))
 }
 
 /// Opens a GGUF file on `offload`: every layer on the GPU for the GPU
@@ -119,6 +134,16 @@ pub fn record(offload: LlamaOffload, threads: usize) -> DeviceRecord {
     let gpu = llama_cpp_2::list_llama_ggml_backend_devices()
         .into_iter()
         .find(|d| offload != LlamaOffload::Cpu && d.backend.to_lowercase() != "cpu");
+    let software = gpu
+        .as_ref()
+        .is_some_and(|d| software_vulkan(&d.description));
+    if software {
+        details.push(
+            "software_device=a Vulkan device that runs on the host CPU: a correctness target, \
+             not a GPU figure"
+                .into(),
+        );
+    }
     DeviceRecord {
         backend: Backend::LlamaCpp(offload).to_string(),
         name: match &gpu {
@@ -129,7 +154,12 @@ pub fn record(offload: LlamaOffload, threads: usize) -> DeviceRecord {
             LlamaOffload::Cpu => "host".into(),
             other => other.as_str().into(),
         },
-        device_type: if gpu.is_some() { "gpu" } else { "cpu" }.into(),
+        device_type: if gpu.is_some() && !software {
+            "gpu"
+        } else {
+            "cpu"
+        }
+        .into(),
         driver: "llama.cpp (llama-cpp-2 0.1.160)".into(),
         driver_info: info,
         index: gpu.map(|d| d.index),
