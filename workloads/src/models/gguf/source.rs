@@ -40,6 +40,10 @@ impl TensorSource for GgufSource<'_> {
         &self.device
     }
 
+    fn rehome(&self) -> bool {
+        true
+    }
+
     fn lin(&self, name: &str, format: WeightFormat) -> candle_core::Result<Lin> {
         let q = self.qtensor(name)?;
         let float = matches!(q.dtype(), GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16);
