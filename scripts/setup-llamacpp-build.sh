@@ -14,13 +14,4 @@ if [ ${#need[@]} -eq 0 ]; then
     echo "setup-llamacpp-build: cmake, g++ and libclang are already here"
     exit 0
 fi
-if ! command -v apt-get >/dev/null; then
-    echo "setup-llamacpp-build: no apt-get here; install ${need[*]} with your package manager" >&2
-    exit 1
-fi
-SUDO=""
-if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-echo "setup-llamacpp-build: installed ${need[*]}"
+"$(dirname "$0")/apt-install.sh" setup-llamacpp-build "${need[@]}"

@@ -33,16 +33,7 @@ ls /usr/lib/x86_64-linux-gnu/libvulkan.so.1 >/dev/null 2>&1 || need+=(libvulkan1
 command -v glslc >/dev/null || need+=(glslc)
 [ -d /usr/include/spirv ] || need+=(spirv-headers)
 if [ ${#need[@]} -gt 0 ]; then
-    if ! command -v apt-get >/dev/null; then
-        say "no apt-get here; install ${need[*]} with your package manager"
-        exit 1
-    fi
-    SUDO=""
-    if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-    say "installed ${need[*]}"
+    "$(dirname "$0")/apt-install.sh" setup-vulkan-headers "${need[@]}"
 fi
 
 if [ ! -f "$DEST/include/vulkan/vulkan.hpp" ] || [ "$(cat "$DEST/VERSION" 2>/dev/null)" != "$VERSION" ]; then
