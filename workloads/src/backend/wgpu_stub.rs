@@ -1,7 +1,7 @@
 //! Stand-in for the wgpu engine when capbench is built without `--features wgpu`:
 //! every entry point answers with the rebuild hint, never a pretend result.
 
-use super::{Backend, BackendStatus, WgpuSelector};
+use super::{BackendStatus, WgpuSelector};
 use crate::error::{Result, WorkloadError};
 
 fn not_compiled() -> WorkloadError {
