@@ -273,11 +273,12 @@ fn llamacpp_vulkan_runs_verified_where_a_vulkan_device_is() {
         .output()
         .unwrap();
     let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    // The llamacpp entry lists a device per GPU offload that has one.
     let offload = list.as_array().unwrap().iter().any(|b| {
         b["backend"] == "llamacpp"
-            && b["note"]
-                .as_str()
-                .is_some_and(|n| n.contains("GPU offload available"))
+            && b["devices"]
+                .as_array()
+                .is_some_and(|ds| ds.iter().any(|d| d["backend"] == "llamacpp:vulkan"))
     });
     if !offload {
         eprintln!("skipped: no Vulkan device here (scripts/setup-vulkan-sw.sh installs lavapipe)");

@@ -102,10 +102,15 @@ pub fn run(a: &ListArgs) -> Result<ExitCode, HarnessError> {
                         b.note.clone(),
                     ]);
                     for d in &b.devices {
-                        let idx = d
-                            .index
-                            .map(|i| format!("{}:{i} ", b.backend))
-                            .unwrap_or_default();
+                        // The name `--backend` takes: the device's own
+                        // (`llamacpp:vulkan`), else family and index (`wgpu:1`).
+                        let idx = if d.backend.starts_with(&format!("{}:", b.backend)) {
+                            format!("{} ", d.backend)
+                        } else {
+                            d.index
+                                .map(|i| format!("{}:{i} ", b.backend))
+                                .unwrap_or_default()
+                        };
                         rows.push(vec![
                             String::new(),
                             String::new(),

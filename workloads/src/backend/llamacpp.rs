@@ -42,13 +42,33 @@ pub fn backend(offload: LlamaOffload) -> Result<&'static LlamaBackend> {
 }
 
 /// `Ok` when cases on `offload` can run here (llama.cpp initialises; a GPU
-/// offload has a GPU backend with a device).
+/// offload has a device of that GPU backend).
 pub fn check_usable(offload: LlamaOffload) -> Result<()> {
-    let b = backend(offload)?;
-    if offload != LlamaOffload::Cpu && !b.supports_gpu_offload() {
+    backend(offload)?;
+    if offload != LlamaOffload::Cpu && offload_device(offload).is_none() {
         return Err(no_gpu(offload));
     }
     Ok(())
+}
+
+/// The ggml backend names of each GPU offload, as ggml registers them.
+fn ggml_backend_names(offload: LlamaOffload) -> &'static [&'static str] {
+    match offload {
+        LlamaOffload::Cpu => &[],
+        LlamaOffload::Cuda => &["cuda"],
+        LlamaOffload::Vulkan => &["vulkan"],
+        LlamaOffload::Metal => &["mtl", "metal"],
+    }
+}
+
+/// The first device of `offload`'s own ggml backend. A build with two GPU
+/// backends (CUDA and Vulkan both see an NVIDIA card) must run
+/// `llamacpp:cuda` on the CUDA device, never on whichever comes first.
+fn offload_device(offload: LlamaOffload) -> Option<llama_cpp_2::LlamaBackendDevice> {
+    let names = ggml_backend_names(offload);
+    llama_cpp_2::list_llama_ggml_backend_devices()
+        .into_iter()
+        .find(|d| names.contains(&d.backend.to_lowercase().as_str()))
 }
 
 fn no_gpu(offload: LlamaOffload) -> WorkloadError {
@@ -79,12 +99,31 @@ fn software_vulkan(description: &str) -> bool {
 pub fn open_model(offload: LlamaOffload, path: &Path) -> Result<LlamaModel> {
     check_usable(offload)?;
     let b = backend(offload)?;
-    let layers = if offload == LlamaOffload::Cpu {
-        0
-    } else {
-        u32::MAX
+    let select = |params: LlamaModelParams, devices: &[usize], what: &str| {
+        params
+            .with_devices(devices)
+            .map_err(|e| WorkloadError::LlamaCpp {
+                op: "select the device",
+                message: format!("{what}: {e}"),
+            })
     };
-    let params = LlamaModelParams::default().with_n_gpu_layers(layers);
+    let params = match offload_device(offload) {
+        // An empty device list is llama.cpp's `--device none`: no GPU at
+        // all, so a build with a GPU backend cannot quietly move the
+        // prompt's large matmuls of a `llamacpp` (host CPU) case onto a GPU
+        // (llama.cpp's op offload does that for weights left on the host).
+        None => select(
+            LlamaModelParams::default().with_n_gpu_layers(0),
+            &[],
+            "host CPU",
+        )?,
+        // Every layer, on that one device only.
+        Some(d) => select(
+            LlamaModelParams::default().with_n_gpu_layers(u32::MAX),
+            &[d.index],
+            &format!("{} ({})", d.name, d.description),
+        )?,
+    };
     LlamaModel::load_from_file(b, path, &params).map_err(|e| WorkloadError::LlamaCpp {
         op: "load the model",
         message: format!("{}: {e}", path.display()),
@@ -131,9 +170,7 @@ pub fn record(offload: LlamaOffload, threads: usize) -> DeviceRecord {
         format!("system_info={info}"),
     ];
     details.extend(simd_note(&info).map(|n| format!("warning={n}")));
-    let gpu = llama_cpp_2::list_llama_ggml_backend_devices()
-        .into_iter()
-        .find(|d| offload != LlamaOffload::Cpu && d.backend.to_lowercase() != "cpu");
+    let gpu = offload_device(offload);
     let software = gpu
         .as_ref()
         .is_some_and(|d| software_vulkan(&d.description));
@@ -180,17 +217,29 @@ pub fn probe() -> BackendStatus {
     };
     match backend(LlamaOffload::Cpu) {
         Err(e) => status(false, e.to_string()),
-        Ok(lb) => {
+        Ok(_) => {
             let info = system_info();
             let mut note = format!("llama.cpp CPU: {info}");
             if let Some(w) = simd_note(&info) {
                 note = format!("{note}; {w}");
             }
-            if lb.supports_gpu_offload() {
-                note.push_str("; GPU offload available");
-            }
             let mut s = status(true, note);
             s.devices.push(record(LlamaOffload::Cpu, 0));
+            // Each GPU offload built in: its device (a row the parent reads
+            // from a CUDA worker, too), or why it has none here.
+            for offload in [
+                LlamaOffload::Cuda,
+                LlamaOffload::Vulkan,
+                LlamaOffload::Metal,
+            ] {
+                if !Backend::LlamaCpp(offload).compiled_in() {
+                    continue;
+                }
+                match check_usable(offload) {
+                    Ok(()) => s.devices.push(record(offload, 0)),
+                    Err(e) => s.note.push_str(&format!("; {e}")),
+                }
+            }
             s
         }
     }
