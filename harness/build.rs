@@ -37,13 +37,27 @@ fn main() {
 fn cuda_rpath() {
     println!("cargo:rerun-if-env-changed=CUDA_ROOT");
     let linux = std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux");
-    if !linux || std::env::var_os("CARGO_FEATURE_CUDA").is_none() {
+    let candle_cuda = std::env::var_os("CARGO_FEATURE_CUDA").is_some();
+    let llamacpp_cuda = std::env::var_os("CARGO_FEATURE_LLAMACPP_CUDA").is_some();
+    if !linux || !(candle_cuda || llamacpp_cuda) {
         return;
     }
-    if let Ok(root) = std::env::var("CUDA_ROOT") {
-        let lib = std::path::Path::new(&root).join("lib");
-        if lib.is_dir() {
-            println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
-        }
+    let Ok(root) = std::env::var("CUDA_ROOT") else {
+        return;
+    };
+    let lib = std::path::Path::new(&root).join("lib");
+    if !lib.is_dir() {
+        return;
+    }
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    // llama-cpp-sys-2 links cuBLAS statically on Linux (cublas_static,
+    // cublasLt_static, culibos), which NVIDIA's full toolkit ships and the
+    // PyPI wheels do not: there build-cuda.sh gives it empty stand-ins for
+    // those archives, and the real, shared cuBLAS is linked here instead
+    // (after every rlib, so llama.cpp's references find it).
+    if llamacpp_cuda && !lib.join("libcublas_static.a").exists() {
+        println!("cargo:rustc-link-search=native={}", lib.display());
+        println!("cargo:rustc-link-lib=dylib=cublas");
+        println!("cargo:rustc-link-lib=dylib=cublasLt");
     }
 }

@@ -120,6 +120,108 @@ fn cuda_without_a_driver_is_unavailable_and_the_rest_runs() {
     );
 }
 
+/// `llamacpp:cuda` links libcuda as candle's cuda does, so it too runs in
+/// the CUDA worker, and without a driver that worker is never started:
+/// `run` refuses the backend (exit 2) with the driver's answer, and `list
+/// backends` adds it to the llamacpp entry. Without a worker, the refusal
+/// names the feature to build.
+#[test]
+fn llamacpp_cuda_without_a_driver_is_refused_and_no_worker_starts() {
+    if !no_driver_here() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (worker, launched) = fake_worker(tmp.path());
+    let dir = tmp.path().join("run");
+    let run = |with_worker: bool| {
+        let mut cmd = capbench();
+        if with_worker {
+            cmd.env("CAPBENCH_CUDA_WORKER", &worker);
+        } else {
+            cmd.env_remove("CAPBENCH_CUDA_WORKER");
+        }
+        cmd.args([
+            "run",
+            "--backend",
+            "llamacpp:cuda",
+            "--workload",
+            "decode/dense-tiny/q8_0/p16g16",
+            "--repeat",
+            "1",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap()
+    };
+    let out = run(true);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no CUDA driver found"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.exists(), "a run folder was written: {}", stderr(&out));
+
+    let out = run(false);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("llamacpp-cuda"), "{}", stderr(&out));
+
+    let out = capbench()
+        .env("CAPBENCH_CUDA_WORKER", &worker)
+        .args(["list", "backends", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let llamacpp = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["backend"] == "llamacpp")
+        .unwrap();
+    let note = llamacpp["note"].as_str().unwrap();
+    assert!(
+        note.contains("llamacpp:cuda: no CUDA driver found"),
+        "{llamacpp}"
+    );
+    assert!(
+        !launched.exists(),
+        "the CUDA worker was started without a driver: {:?}",
+        std::fs::read_to_string(&launched)
+    );
+}
+
+/// A CUDA worker named as this very binary (or a `capbench-cuda` that
+/// lacks a backend and finds itself beside itself) is no worker: the
+/// backend is "not compiled in", never a `list backends` that starts itself
+/// again without end.
+#[test]
+fn this_binary_is_never_its_own_cuda_worker() {
+    let out = capbench()
+        .env("CAPBENCH_CUDA_WORKER", env!("CARGO_BIN_EXE_capbench"))
+        .args(["list", "backends", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cuda = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["backend"] == "cuda")
+        .unwrap();
+    if (capbench_workloads::Backend::Cuda { ordinal: 0 }).compiled_in() {
+        return;
+    }
+    assert_eq!(cuda["compiled_in"], false, "{cuda}");
+    assert!(
+        cuda["note"].as_str().unwrap().contains("--features cuda"),
+        "{cuda}"
+    );
+}
+
 /// scripts/gpu-check.sh with a prebuilt pair on a machine without the
 /// driver: it stops before any case with capbench's answer (exit 2), never
 /// starts the worker and writes no run folder.
@@ -207,6 +309,12 @@ fn build_cuda_script_checks_its_argument() {
         (&["70"][..], "compute capability 7.5 and newer"),
         (&["80", "90"][..], "one COMPUTE_CAP at most"),
         (&["--nope"][..], "unknown option '--nope'"),
+        (&["--llamacpp", "8.6"][..], "COMPUTE_CAP must be digits"),
+        (
+            &["--llamacpp-only", "80", "90"][..],
+            "one COMPUTE_CAP at most",
+        ),
+        (&["90", "--llamacpp"][..], "one COMPUTE_CAP at most"),
     ] {
         let out = run(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));

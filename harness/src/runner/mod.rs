@@ -447,20 +447,24 @@ fn external_launch(e: &crate::suite::ExternalBackend, builtin: &Path) -> WorkerE
     Ok(cmd)
 }
 
-/// This binary for every backend but cuda; for cuda, the CUDA worker, once
-/// the driver has answered (see `gpu`): without a driver the case is
-/// `unavailable`, never a worker that fails to load.
+/// This binary for every backend but those that link CUDA; for `cuda` and
+/// `llamacpp:cuda`, the CUDA worker, once the driver has answered (see
+/// `gpu`): without a driver the case is `unavailable`, never a worker that
+/// fails to load.
 fn worker_exe(this: &Path, backend: &str) -> WorkerExe {
-    use crate::gpu::{CudaUnready, cuda_ready};
+    use crate::gpu::{CudaUnready, cuda_ready, llamacpp_cuda_ready};
     use crate::results::Status;
-    match capbench_workloads::Backend::parse(backend) {
-        Ok(capbench_workloads::Backend::Cuda { ordinal }) => match cuda_ready(ordinal) {
-            Ok(w) => Ok(vec![w.exe(this).into(), "worker".into()]),
-            Err(CudaUnready::Unavailable(m)) => Err((Status::Unavailable, m)),
-            Err(CudaUnready::NotCompiled(m)) => Err((Status::Error, m)),
-        },
+    use capbench_workloads::{Backend, LlamaOffload};
+    let ready = match Backend::parse(backend) {
+        Ok(Backend::Cuda { ordinal }) => cuda_ready(ordinal),
+        Ok(Backend::LlamaCpp(LlamaOffload::Cuda)) => llamacpp_cuda_ready(),
         // The worker reports an unknown name in the case's record.
-        _ => Ok(vec![this.into(), "worker".into()]),
+        _ => return Ok(vec![this.into(), "worker".into()]),
+    };
+    match ready {
+        Ok(w) => Ok(vec![w.exe(this).into(), "worker".into()]),
+        Err(CudaUnready::Unavailable(m)) => Err((Status::Unavailable, m)),
+        Err(CudaUnready::NotCompiled(m)) => Err((Status::Error, m)),
     }
 }
 

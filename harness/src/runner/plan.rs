@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use capbench_workloads::backend::{Backend, candle, wgpu};
+use capbench_workloads::backend::{Backend, LlamaOffload, candle, wgpu};
 use capbench_workloads::registry::supports;
 
 use crate::caps::size::parse_bytes;
@@ -138,6 +138,24 @@ pub fn check_backend(b: &Backend) -> BackendCheck {
             },
             // The worker opens the device; the driver already answered.
             Ok(crate::gpu::CudaWorker::Separate(_)) => BackendCheck::Usable,
+        },
+        // llama.cpp's CUDA offload links libcuda too: in this binary when
+        // built in, else the CUDA worker says whether it has a device.
+        Backend::LlamaCpp(LlamaOffload::Cuda) => match crate::gpu::llamacpp_cuda_ready() {
+            Err(crate::gpu::CudaUnready::NotCompiled(m)) => BackendCheck::NotCompiled(m),
+            Err(crate::gpu::CudaUnready::Unavailable(m)) => unusable(m),
+            Ok(crate::gpu::CudaWorker::ThisBinary) => {
+                match capbench_workloads::backend::llamacpp::check_usable(LlamaOffload::Cuda) {
+                    Ok(()) => BackendCheck::Usable,
+                    Err(e) => unusable(e.to_string()),
+                }
+            }
+            Ok(crate::gpu::CudaWorker::Separate(exe)) => {
+                match crate::gpu::worker_llamacpp_cuda(&exe) {
+                    Ok(_) => BackendCheck::Usable,
+                    Err(m) => unusable(m),
+                }
+            }
         },
         other => {
             if let Err(e) = other.ensure_compiled() {
