@@ -2,13 +2,15 @@
 # One prepared command for a Linux machine with an NVIDIA GPU: builds
 # capbench with CUDA (scripts/build-cuda.sh, toolkit from PyPI) or takes a
 # prebuilt pair, then runs scripts/gpu-check.toml — the quick suite plus
-# decode of two real shapes — on `cuda` and `wgpu:vulkan`, and writes the
-# run folder with its report.
+# decode of two real shapes — on `cuda` and `wgpu:vulkan`, and on
+# `llamacpp:cuda` where capbench-cuda has llama.cpp's CUDA backend, and
+# writes the run folder with its report.
 #
 #   scripts/gpu-check.sh [OUT_DIR]       default results/local/gpu-check-<time>
 #
 #   CAPBENCH_BIN_DIR=DIR   use DIR/capbench and DIR/capbench-cuda (no build)
 #   CUDA_COMPUTE_CAP=90    build for this capability (default: nvidia-smi's)
+#   LLAMACPP=1             build with llama.cpp too (build-cuda.sh --llamacpp)
 #   BACKENDS=cuda          run only these backends
 #
 # Before any case runs, capbench itself checks that the CUDA driver loads
@@ -44,7 +46,11 @@ else
     nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv >&2 ||
         die "no NVIDIA GPU / driver here: nvidia-smi failed (its message is above)"
     cap="${CUDA_COMPUTE_CAP:-$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -n1 | tr -d ' .')}"
-    scripts/build-cuda.sh "$cap"
+    if [ "${LLAMACPP:-0}" = 1 ]; then
+        scripts/build-cuda.sh --llamacpp "$cap"
+    else
+        scripts/build-cuda.sh "$cap"
+    fi
     bin=target/release
 fi
 
@@ -74,7 +80,15 @@ sys.exit(0 if any(d.get("api") == "vulkan" and d.get("device_type") != "cpu" for
 ' <<<"$backends_json"; then
         backends=cuda,wgpu:vulkan
     else
-        echo "gpu-check: no Vulkan adapter on the GPU; running cuda only" >&2
+        echo "gpu-check: no Vulkan adapter on the GPU; not running wgpu:vulkan" >&2
+    fi
+    # llama.cpp on the same GPU, where the CUDA worker has it and sees it.
+    if python3 -c '
+import json, sys
+l = [b for b in json.load(sys.stdin) if b["backend"] == "llamacpp"][0]
+sys.exit(0 if any(d.get("backend") == "llamacpp:cuda" for d in l["devices"]) else 1)
+' <<<"$backends_json"; then
+        backends="$backends,llamacpp:cuda"
     fi
 fi
 
