@@ -350,6 +350,19 @@ impl CachedSource {
     }
 }
 
+impl CachedSource {
+    /// A float tensor from its stored bytes: on the CPU in a huge-page
+    /// advised buffer (`zeroed::from_le_bytes`; candle's `from_raw_buffer`
+    /// would copy them into a plain one), elsewhere straight to the device.
+    fn raw(&self, data: &[u8], dtype: DType, dims: &[usize]) -> candle_core::Result<Tensor> {
+        if self.device.is_cpu() {
+            super::zeroed::from_le_bytes(data, dtype, dims)
+        } else {
+            Tensor::from_raw_buffer(data, dtype, dims, &self.device)
+        }
+    }
+}
+
 impl TensorSource for CachedSource {
     fn get(&self, name: &str) -> candle_core::Result<Tensor> {
         let (dtype, dims, data) = self.read(name)?;
@@ -398,17 +411,9 @@ impl TensorSource for CachedSource {
                 } else {
                     DType::BF16
                 };
-                Ok(Lin::Dense(Tensor::from_raw_buffer(
-                    &data,
-                    dt,
-                    &dims,
-                    &self.device,
-                )?))
+                Ok(Lin::Dense(self.raw(&data, dt, &dims)?))
             }
-            (GgmlDType::F32, _) => lin(
-                Tensor::from_raw_buffer(&data, DType::F32, &dims, &self.device)?,
-                format,
-            ),
+            (GgmlDType::F32, _) => lin(self.raw(&data, DType::F32, &dims)?, format),
             _ => Err(candle_core::Error::Msg(format!(
                 "{name}: stored as {}, which a {format:?} model does not run",
                 dtype_name(dtype)

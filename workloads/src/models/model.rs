@@ -119,7 +119,7 @@ impl Cache {
 
 pub(crate) fn lin(t: Tensor, format: WeightFormat) -> Result<Lin> {
     let q = match format {
-        WeightFormat::Float(dt) => return Ok(Lin::Dense(t.to_dtype(dt)?)),
+        WeightFormat::Float(dt) => return Ok(Lin::Dense(super::zeroed::to_dtype(&t, dt)?)),
         WeightFormat::Q8_0 => GgmlDType::Q8_0,
         WeightFormat::Q4_0 => GgmlDType::Q4_0,
     };
@@ -176,9 +176,11 @@ pub trait TensorSource: Sync {
     /// huge-page-backed buffers (`zeroed::rehomed`, a copy at load). A GGUF
     /// file's tensors come from candle's plain buffers and are streamed by
     /// decode; a training run's variables must stay as they are (their
-    /// gradients reach them), and the seeded and cached sources are left
-    /// alone so that their load peak stays what the memory model predicts
-    /// (the copy held beside its original was +17 % on `dense-small`).
+    /// gradients reach them), and the seeded and cached sources make their
+    /// float weights in advised buffers in the first place (`lin`'s
+    /// `zeroed::to_dtype`, the cache's `zeroed::from_le_bytes`): a copy held
+    /// beside its original raised their load peak past what the memory
+    /// model predicts (+17 % on `dense-small`).
     fn rehome(&self) -> bool {
         false
     }
