@@ -47,6 +47,33 @@ fn no_driver_here() -> bool {
     }
 }
 
+/// `backend`'s entry of `capbench list backends --json`, with
+/// CAPBENCH_CUDA_WORKER set to `worker`.
+fn listed(worker: &Path, backend: &str) -> serde_json::Value {
+    let out = capbench()
+        .env("CAPBENCH_CUDA_WORKER", worker)
+        .args(["list", "backends", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["backend"] == backend)
+        .unwrap_or_else(|| panic!("no {backend} in {v}"))
+        .clone()
+}
+
+/// The fake worker's marker is absent: nothing started it.
+fn assert_never_started(launched: &Path) {
+    assert!(
+        !launched.exists(),
+        "the CUDA worker was started without a driver: {:?}",
+        std::fs::read_to_string(launched)
+    );
+}
+
 #[test]
 fn cuda_without_a_driver_is_unavailable_and_the_rest_runs() {
     if !no_driver_here() {
@@ -91,19 +118,7 @@ fn cuda_without_a_driver_is_unavailable_and_the_rest_runs() {
     assert_eq!(run["totals"]["by_status"]["unavailable"], 1);
 
     // `list backends` says the same, and never starts the worker.
-    let out = capbench()
-        .env("CAPBENCH_CUDA_WORKER", &worker)
-        .args(["list", "backends", "--json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let cuda = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["backend"] == "cuda")
-        .unwrap();
+    let cuda = listed(&worker, "cuda");
     assert_eq!(cuda["compiled_in"], true, "{cuda}");
     assert_eq!(cuda["usable"], false, "{cuda}");
     assert!(
@@ -113,11 +128,7 @@ fn cuda_without_a_driver_is_unavailable_and_the_rest_runs() {
             .contains("no CUDA driver found"),
         "{cuda}"
     );
-    assert!(
-        !launched.exists(),
-        "the CUDA worker was started without a driver: {:?}",
-        std::fs::read_to_string(&launched)
-    );
+    assert_never_started(&launched);
 }
 
 /// `llamacpp:cuda` links libcuda as candle's cuda does, so it too runs in
@@ -168,29 +179,13 @@ fn llamacpp_cuda_without_a_driver_is_refused_and_no_worker_starts() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("llamacpp-cuda"), "{}", stderr(&out));
 
-    let out = capbench()
-        .env("CAPBENCH_CUDA_WORKER", &worker)
-        .args(["list", "backends", "--json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let llamacpp = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["backend"] == "llamacpp")
-        .unwrap();
+    let llamacpp = listed(&worker, "llamacpp");
     let note = llamacpp["note"].as_str().unwrap();
     assert!(
         note.contains("llamacpp:cuda: no CUDA driver found"),
         "{llamacpp}"
     );
-    assert!(
-        !launched.exists(),
-        "the CUDA worker was started without a driver: {:?}",
-        std::fs::read_to_string(&launched)
-    );
+    assert_never_started(&launched);
 }
 
 /// A CUDA worker named as this very binary (or a `capbench-cuda` that
@@ -199,22 +194,10 @@ fn llamacpp_cuda_without_a_driver_is_refused_and_no_worker_starts() {
 /// again without end.
 #[test]
 fn this_binary_is_never_its_own_cuda_worker() {
-    let out = capbench()
-        .env("CAPBENCH_CUDA_WORKER", env!("CARGO_BIN_EXE_capbench"))
-        .args(["list", "backends", "--json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let cuda = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["backend"] == "cuda")
-        .unwrap();
     if (capbench_workloads::Backend::Cuda { ordinal: 0 }).compiled_in() {
         return;
     }
+    let cuda = listed(Path::new(env!("CARGO_BIN_EXE_capbench")), "cuda");
     assert_eq!(cuda["compiled_in"], false, "{cuda}");
     assert!(
         cuda["note"].as_str().unwrap().contains("--features cuda"),

@@ -238,8 +238,28 @@ pub fn worker_llamacpp_cuda(
         })
 }
 
-/// `<worker> list backends --json`, parsed.
+/// `<worker> list backends --json`, parsed — asked once per worker and
+/// process: `list backends` wants its cuda and its llamacpp:cuda entry, and
+/// a run checks the backend and then records the environment, and each ask
+/// starts the worker (which opens the driver, cuBLAS and llama.cpp).
 fn worker_backends(exe: &Path) -> Result<Vec<BackendStatus>, String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Answers = HashMap<PathBuf, Result<Vec<BackendStatus>, String>>;
+    static ASKED: OnceLock<Mutex<Answers>> = OnceLock::new();
+    let asked = ASKED.get_or_init(Default::default);
+    if let Some(a) = asked.lock().expect("lock").get(exe) {
+        return a.clone();
+    }
+    let answer = ask_worker(exe);
+    asked
+        .lock()
+        .expect("lock")
+        .insert(exe.to_path_buf(), answer.clone());
+    answer
+}
+
+fn ask_worker(exe: &Path) -> Result<Vec<BackendStatus>, String> {
     let out = Command::new(exe)
         .args(["list", "backends", "--json"])
         .output()
@@ -320,6 +340,23 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_is_asked_once_per_process() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let exe = worker_printing(tmp.path(), &listing(vec![device("llamacpp:cuda")]));
+        // The same worker, counting its starts.
+        let starts = tmp.path().join("starts");
+        let body = std::fs::read_to_string(&exe).unwrap();
+        let counted = body.replacen("cat ", &format!("echo >> '{}'\ncat ", starts.display()), 1);
+        std::fs::write(&exe, counted).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        worker_llamacpp_cuda(&exe).unwrap();
+        worker_llamacpp_cuda(&exe).unwrap();
+        assert!(separate_worker_status(&exe).is_err(), "it lists no cuda");
+        assert_eq!(std::fs::read_to_string(&starts).unwrap().lines().count(), 1);
+    }
+
+    #[test]
     fn a_worker_without_llamacpp_cuda_is_named_with_the_fix() {
         let tmp = tempfile::tempdir().unwrap();
         let exe = worker_printing(tmp.path(), &listing(vec![device("llamacpp")]));
@@ -328,7 +365,9 @@ mod tests {
         assert!(e.contains("llama.cpp CPU: AVX2 = 1"), "{e}");
         assert!(e.contains("scripts/build-cuda.sh --llamacpp"), "{e}");
 
-        let exe = worker_printing(tmp.path(), "not json");
+        // Another worker (answers are kept per worker and process).
+        let other = tempfile::tempdir().unwrap();
+        let exe = worker_printing(other.path(), "not json");
         let e = worker_llamacpp_cuda(&exe).unwrap_err();
         assert!(e.contains("printed no backend list"), "{e}");
     }
